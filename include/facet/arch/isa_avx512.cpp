@@ -1,0 +1,4 @@
+// facet kernels for AVX-512F. Compile with -mavx512f -mavx2 -mfma (the facet::facet CMake target does).
+#include "../kernels/kernel_set_impl.hpp"
+
+const facet::KernelSet& facet::kernel_set_avx512() { return simd::make_kernel_set<xsimd::avx512f>("avx512"); }

@@ -1,0 +1,4 @@
+// facet kernels for SSE4.1. Compile with -msse4.1 (the facet::facet CMake target does).
+#include "../kernels/kernel_set_impl.hpp"
+
+const facet::KernelSet& facet::kernel_set_sse41() { return simd::make_kernel_set<xsimd::sse4_1>("sse41"); }

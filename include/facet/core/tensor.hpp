@@ -1,0 +1,112 @@
+// facet: aligned storage and the feature-map layout every kernel works on.
+//
+// Layout: NHWC with a padded channel stride and a one-pixel zero ring.
+//  - Channels are innermost so a SIMD vector holds channels of one pixel: depthwise, pointwise and
+//    dense convs all vectorise over output channels, any stride works without shuffles, and the
+//    heads' outputs come out in the (row, col, anchor) order the decoder reads.
+//  - The channel stride is rounded up to kChannelAlign (16 floats = one AVX-512 vector = 64 bytes),
+//    a multiple of every vector width we target, so kernels never need channel tail loops. The
+//    padding lanes hold zeros (their weights and biases are zero).
+//  - A ring of one zero pixel around the map is the padding of every 3x3 conv, so the inner loops
+//    never test borders. Kernels write only the interior (all cstride lanes of it), so the ring
+//    stays zero for as long as the buffer keeps its shape.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <new>
+
+#include "error.hpp"
+
+namespace facet {
+
+constexpr int kChannelAlign = 16;      // floats; 64 bytes
+constexpr std::size_t kByteAlign = 64; // cache line and AVX-512 vector
+
+constexpr int round_up(int v, int m) { return (v + m - 1) / m * m; }
+
+struct AlignedDeleter {
+    void operator()(float* p) const noexcept { std::free(p); }
+};
+using AlignedFloats = std::unique_ptr<float[], AlignedDeleter>;
+
+// Zero-initialised, 64-byte aligned floats. Throws std::bad_alloc like new.
+inline AlignedFloats make_aligned_floats(std::size_t count) {
+    const std::size_t bytes = (count * sizeof(float) + kByteAlign - 1) / kByteAlign * kByteAlign;
+    void* p = std::aligned_alloc(kByteAlign, bytes == 0 ? kByteAlign : bytes);
+    if (!p) throw std::bad_alloc();
+    std::memset(p, 0, bytes == 0 ? kByteAlign : bytes);
+    return AlignedFloats(static_cast<float*>(p));
+}
+
+// A non-owning view of one feature map (batch 1). `data` points at pixel (0, 0), channel 0;
+// pixels (y, x) for y in [-1, h] and x in [-1, w] are addressable (the zero ring).
+struct FeatureMap {
+    float* data = nullptr;
+    int h = 0, w = 0, c = 0;     // logical size
+    int cstride = 0;             // floats between neighbouring pixels (>= c, multiple of 16 for outputs)
+    std::ptrdiff_t rstride = 0;  // floats between neighbouring rows
+
+    float* at(int y, int x) const { return data + y * rstride + static_cast<std::ptrdiff_t>(x) * cstride; }
+
+    // The channels [first, first + count) of this map, sharing its pixels: lets a conv write its
+    // output straight into a slice of a concatenation.
+    FeatureMap channels(int first, int count) const {
+        FeatureMap s = *this;
+        s.data = data + first;
+        s.c = count;
+        return s;
+    }
+};
+
+// Owns the storage of one FeatureMap, ring included.
+class FeatureBuffer {
+public:
+    FeatureBuffer() = default;
+    FeatureBuffer(int h, int w, int c) { resize(h, w, c); }
+
+    // Re-shapes to h x w x c with the channel stride rounded up to `channel_align` floats
+    // (kChannelAlign for anything a SIMD kernel writes; an input image may use 1). Reallocates,
+    // zeroed, only when the map needs more room than the buffer has; otherwise, if the shape
+    // changed, only the ring is zeroed: the producer overwrites every interior lane.
+    void resize(int h, int w, int c, int channel_align = kChannelAlign) {
+        const int cstride = round_up(c, channel_align);
+        const std::size_t need = static_cast<std::size_t>(h + 2) * static_cast<std::size_t>(w + 2) *
+                                 static_cast<std::size_t>(cstride);
+        const bool reshaped = h != map_.h || w != map_.w || cstride != map_.cstride;
+        if (need > capacity_) {
+            storage_ = make_aligned_floats(need);
+            capacity_ = need;
+        }
+        map_.h = h;
+        map_.w = w;
+        map_.c = c;
+        map_.cstride = cstride;
+        map_.rstride = static_cast<std::ptrdiff_t>(w + 2) * cstride;
+        map_.data = storage_.get() + map_.rstride + cstride;
+        if (reshaped) zero_ring();
+    }
+
+    const FeatureMap& map() const { return map_; }
+    std::size_t capacity_floats() const { return capacity_; }
+
+private:
+    void zero_ring() {
+        const std::size_t row_bytes = static_cast<std::size_t>(map_.rstride) * sizeof(float);
+        std::memset(map_.at(-1, -1), 0, row_bytes);
+        std::memset(map_.at(map_.h, -1), 0, row_bytes);
+        for (int y = 0; y < map_.h; ++y) {
+            std::memset(map_.at(y, -1), 0, static_cast<std::size_t>(map_.cstride) * sizeof(float));
+            std::memset(map_.at(y, map_.w), 0, static_cast<std::size_t>(map_.cstride) * sizeof(float));
+        }
+    }
+
+    AlignedFloats storage_;
+    std::size_t capacity_ = 0;
+    FeatureMap map_;
+};
+
+} // namespace facet

@@ -1,0 +1,174 @@
+// facet: images in memory, decoding (stb_image), PNG writing (stb_image_write) and resizing.
+//
+// stb is compiled into each translation unit that includes this header as static functions
+// (STB_IMAGE_STATIC), so dropping include/ into a project needs no extra .c file and cannot
+// clash with another copy of stb. Define FACET_USE_EXTERNAL_STB if your program already builds
+// the stb implementations itself.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../core/error.hpp"
+
+#ifndef FACET_USE_EXTERNAL_STB
+#ifndef FACET_STB_IMPLEMENTED
+#define FACET_STB_IMPLEMENTED
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBI_MAX_DIMENSIONS 16384
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#endif
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+#else
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+#endif
+
+namespace facet {
+
+// Limits on what facet decodes: larger images are refused before any pixel is allocated.
+constexpr int kMaxImageSide = 16384;
+constexpr long long kMaxImagePixels = 100'000'000;
+
+// 8-bit RGB, interleaved, row-major.
+struct Image {
+    int width = 0, height = 0;
+    std::vector<std::uint8_t> rgb;
+
+    Image() = default;
+    Image(int w, int h) : width(w), height(h), rgb(static_cast<std::size_t>(w) * h * 3, 0) {}
+    std::uint8_t* pixel(int x, int y) { return rgb.data() + (static_cast<std::size_t>(y) * width + x) * 3; }
+    const std::uint8_t* pixel(int x, int y) const { return rgb.data() + (static_cast<std::size_t>(y) * width + x) * 3; }
+};
+
+// Float image, `channels` interleaved (for resampling before a network).
+struct ImageF {
+    int width = 0, height = 0, channels = 0;
+    std::vector<float> data;
+
+    ImageF() = default;
+    ImageF(int w, int h, int c) : width(w), height(h), channels(c), data(static_cast<std::size_t>(w) * h * c, 0.0f) {}
+    float* pixel(int x, int y) { return data.data() + (static_cast<std::size_t>(y) * width + x) * channels; }
+    const float* pixel(int x, int y) const { return data.data() + (static_cast<std::size_t>(y) * width + x) * channels; }
+};
+
+inline void check_image_size(int w, int h, const std::string& what) {
+    if (w <= 0 || h <= 0) throw Error(what + ": empty image");
+    if (w > kMaxImageSide || h > kMaxImageSide || static_cast<long long>(w) * h > kMaxImagePixels)
+        throw Error(what + ": image is " + std::to_string(w) + "x" + std::to_string(h) + ", larger than facet's limit of " +
+                    std::to_string(kMaxImageSide) + " px a side and " + std::to_string(kMaxImagePixels) + " pixels");
+}
+
+// Decodes JPEG, PNG, BMP, ... to 8-bit RGB. Grey is replicated; alpha is dropped (composited on
+// nothing: detection looks at the colour channels only); 16-bit PNGs are reduced to 8 bits.
+inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std::string& name) {
+    if (size == 0) throw Error(name + ": empty file");
+    if (size > static_cast<std::size_t>(INT32_MAX)) throw Error(name + ": file too large");
+    int w = 0, h = 0, channels = 0;
+    if (!stbi_info_from_memory(bytes, static_cast<int>(size), &w, &h, &channels))
+        throw Error(name + ": not a readable image (" + stbi_failure_reason() + ")");
+    check_image_size(w, h, name);
+    unsigned char* pixels = stbi_load_from_memory(bytes, static_cast<int>(size), &w, &h, &channels, 3);
+    if (!pixels) throw Error(name + ": cannot decode image (" + stbi_failure_reason() + ")");
+    Image img;
+    img.width = w;
+    img.height = h;
+    img.rgb.assign(pixels, pixels + static_cast<std::size_t>(w) * h * 3);
+    stbi_image_free(pixels);
+    return img;
+}
+
+inline Image load_image(const std::string& path) {
+    FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) throw Error(path + ": cannot open image");
+    std::vector<std::uint8_t> bytes;
+    std::uint8_t buf[1 << 16];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+        bytes.insert(bytes.end(), buf, buf + n);
+        if (bytes.size() > (std::size_t(1) << 30)) {
+            std::fclose(f);
+            throw Error(path + ": image file larger than 1 GiB");
+        }
+    }
+    const bool read_error = std::ferror(f) != 0;
+    std::fclose(f);
+    if (read_error) throw Error(path + ": cannot read image");
+    return decode_image(bytes.data(), bytes.size(), path);
+}
+
+inline void write_png(const std::string& path, const Image& img) {
+    if (!stbi_write_png(path.c_str(), img.width, img.height, 3, img.rgb.data(), img.width * 3))
+        throw Error(path + ": cannot write PNG");
+}
+
+inline ImageF to_float(const Image& img) {
+    ImageF out(img.width, img.height, 3);
+    std::transform(img.rgb.begin(), img.rgb.end(), out.data.begin(), [](std::uint8_t v) { return static_cast<float>(v); });
+    return out;
+}
+
+// Bilinear resampling with pixel centres aligned (align_corners = false, as OpenCV's INTER_LINEAR
+// and PyTorch's bilinear), clamped at the edges. Meant for moderate scale changes (max_side).
+inline ImageF resize_bilinear(const ImageF& src, int out_w, int out_h) {
+    ImageF dst(out_w, out_h, src.channels);
+    const double sx = static_cast<double>(src.width) / out_w, sy = static_cast<double>(src.height) / out_h;
+    for (int y = 0; y < out_h; ++y) {
+        const double fy = std::max(0.0, (y + 0.5) * sy - 0.5);
+        const int y0 = std::min(static_cast<int>(fy), src.height - 1), y1 = std::min(y0 + 1, src.height - 1);
+        const float wy = static_cast<float>(fy - y0);
+        for (int x = 0; x < out_w; ++x) {
+            const double fx = std::max(0.0, (x + 0.5) * sx - 0.5);
+            const int x0 = std::min(static_cast<int>(fx), src.width - 1), x1 = std::min(x0 + 1, src.width - 1);
+            const float wx = static_cast<float>(fx - x0);
+            float* d = dst.pixel(x, y);
+            for (int c = 0; c < src.channels; ++c) {
+                const float top = src.pixel(x0, y0)[c] * (1 - wx) + src.pixel(x1, y0)[c] * wx;
+                const float bottom = src.pixel(x0, y1)[c] * (1 - wx) + src.pixel(x1, y1)[c] * wx;
+                d[c] = top * (1 - wy) + bottom * wy;
+            }
+        }
+    }
+    return dst;
+}
+
+// Area resampling: output pixel i is the mean of source pixels [floor(i*in/out), ceil((i+1)*in/out))
+// in each axis (PyTorch's adaptive_avg_pool2d / interpolate(mode="area")).
+inline ImageF resize_area(const ImageF& src, int out_w, int out_h) {
+    ImageF dst(out_w, out_h, src.channels);
+    auto span = [](int i, int in, int out) {
+        const long long lo = static_cast<long long>(i) * in / out;
+        const long long hi = (static_cast<long long>(i + 1) * in + out - 1) / out;
+        return std::pair<int, int>(static_cast<int>(lo), static_cast<int>(hi));
+    };
+    std::vector<double> acc(static_cast<std::size_t>(src.channels));
+    for (int y = 0; y < out_h; ++y) {
+        const auto [y0, y1] = span(y, src.height, out_h);
+        for (int x = 0; x < out_w; ++x) {
+            const auto [x0, x1] = span(x, src.width, out_w);
+            std::fill(acc.begin(), acc.end(), 0.0);
+            for (int sy = y0; sy < y1; ++sy)
+                for (int sx = x0; sx < x1; ++sx)
+                    for (int c = 0; c < src.channels; ++c) acc[c] += src.pixel(sx, sy)[c];
+            const double n = static_cast<double>(y1 - y0) * (x1 - x0);
+            for (int c = 0; c < src.channels; ++c) dst.pixel(x, y)[c] = static_cast<float>(acc[c] / n);
+        }
+    }
+    return dst;
+}
+
+} // namespace facet

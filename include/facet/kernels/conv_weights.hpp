@@ -1,0 +1,87 @@
+// facet: convolution weights repacked once, at load, into the layouts the SIMD kernels stream.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "../core/error.hpp"
+#include "../core/tensor.hpp"
+
+namespace facet {
+
+enum class Activation { none, relu, leaky_relu };
+
+// What a kernel applies to its accumulators before storing them (bias is always added).
+struct Epilogue {
+    Activation kind = Activation::none;
+    float slope = 0.0f; // leaky_relu only; 0 <= slope <= 1 so that max(x, slope * x) is exact
+
+    float apply(float x) const {
+        switch (kind) {
+        case Activation::relu: return x > 0.0f ? x : 0.0f;
+        case Activation::leaky_relu: return x > 0.0f ? x : x * slope;
+        case Activation::none: break;
+        }
+        return x;
+    }
+};
+
+// A dense k x k convolution (groups = 1), padding (k - 1) / 2.
+// weights: [k * k][cin][cout_pad], so for one tap and one input channel the output channels are one
+// contiguous, aligned run: the kernel broadcasts an input value and FMAs it into whole vectors.
+// Lanes cout..cout_pad-1 hold zero weights and bias, so padded output channels come out zero.
+struct PackedConv {
+    int cin = 0, cout = 0, cout_pad = 0, k = 0, stride = 1;
+    Epilogue epilogue;
+    AlignedFloats weights, bias;
+};
+
+// From PyTorch's [cout][cin][k][k] layout.
+inline PackedConv pack_conv(const float* w_oihw, const float* bias, int cout, int cin, int k, int stride,
+                            Epilogue epilogue) {
+    PackedConv p;
+    p.cin = cin;
+    p.cout = cout;
+    p.cout_pad = round_up(cout, kChannelAlign);
+    p.k = k;
+    p.stride = stride;
+    p.epilogue = epilogue;
+    p.weights = make_aligned_floats(static_cast<std::size_t>(k) * k * cin * p.cout_pad);
+    p.bias = make_aligned_floats(static_cast<std::size_t>(p.cout_pad));
+    for (int o = 0; o < cout; ++o) {
+        p.bias[o] = bias ? bias[o] : 0.0f;
+        for (int i = 0; i < cin; ++i)
+            for (int t = 0; t < k * k; ++t)
+                p.weights[(static_cast<std::size_t>(t) * cin + i) * p.cout_pad + o] =
+                    w_oihw[(static_cast<std::size_t>(o) * cin + i) * k * k + t];
+    }
+    return p;
+}
+
+// A depthwise 3 x 3 convolution, padding 1. weights: [9][c_pad], bias [c_pad].
+struct PackedDepthwise {
+    int c = 0, c_pad = 0, stride = 1;
+    Epilogue epilogue;
+    AlignedFloats weights, bias;
+};
+
+// From PyTorch's [c][1][3][3] layout.
+inline PackedDepthwise pack_depthwise(const float* w_c1hw, const float* bias, int c, int stride, Epilogue epilogue) {
+    PackedDepthwise p;
+    p.c = c;
+    p.c_pad = round_up(c, kChannelAlign);
+    p.stride = stride;
+    p.epilogue = epilogue;
+    p.weights = make_aligned_floats(static_cast<std::size_t>(9) * p.c_pad);
+    p.bias = make_aligned_floats(static_cast<std::size_t>(p.c_pad));
+    for (int ch = 0; ch < c; ++ch) {
+        p.bias[ch] = bias ? bias[ch] : 0.0f;
+        for (int t = 0; t < 9; ++t) p.weights[static_cast<std::size_t>(t) * p.c_pad + ch] = w_c1hw[ch * 9 + t];
+    }
+    return p;
+}
+
+// Output size of a conv with padding (k - 1) / 2, as PyTorch computes it.
+constexpr int conv_out_size(int in, int k, int stride) { return (in + 2 * ((k - 1) / 2) - k) / stride + 1; }
+
+} // namespace facet

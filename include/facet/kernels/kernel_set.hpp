@@ -1,0 +1,110 @@
+// facet: the table of SIMD kernels for one instruction set, and run-time choice among them.
+//
+// xsimd picks an instruction set from the compiler flags of each translation unit, so a header
+// cannot hold AVX-512 code for a program built for baseline x86-64. facet's kernels are templates
+// over the xsimd architecture; include/facet/arch/isa_{sse41,avx2,avx512}.cpp each instantiate
+// them once, compiled with their own flags (the CMake target facet::facet adds them to your
+// executable), and fill one KernelSet. At run time the best set the CPU supports is used, unless
+// the environment variable FACET_ISA (sse41, avx2, avx512) forces one, which is how the tests run
+// every compiled path on one machine.
+#pragma once
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <xsimd/config/xsimd_cpuid.hpp>
+
+#include "../core/error.hpp"
+#include "conv_weights.hpp"
+
+namespace facet {
+
+using ConvKernel = void (*)(const FeatureMap& in, const PackedConv& w, const FeatureMap& out, int threads);
+using DepthwiseKernel = void (*)(const FeatureMap& in, const PackedDepthwise& w, const FeatureMap& out, int threads);
+using UpsampleAddKernel = void (*)(const FeatureMap& coarse, const FeatureMap& fine, int threads);
+
+// Every kernel of one instruction set. The list is the single place that names the kernels; the
+// tests and benchmarks walk it (see FACET_FOR_EACH_CONV_KERNEL).
+struct KernelSet {
+    const char* isa;        // "sse41", "avx2", "avx512"
+    int vector_floats;      // floats per SIMD register
+    ConvKernel conv3x3_s1;  // dense 3x3, stride 1, pad 1
+    ConvKernel conv3x3_s2;  // dense 3x3, stride 2, pad 1
+    ConvKernel conv1x1;     // pointwise
+    DepthwiseKernel dwconv3x3_s1;
+    DepthwiseKernel dwconv3x3_s2;
+    UpsampleAddKernel upsample_nearest_add;
+
+    // The dense conv kernel for a packed layer's shape.
+    ConvKernel conv_for(const PackedConv& w) const {
+        if (w.k == 1 && w.stride == 1) return conv1x1;
+        if (w.k == 3 && w.stride == 1) return conv3x3_s1;
+        if (w.k == 3 && w.stride == 2) return conv3x3_s2;
+        throw Error("no conv kernel for k=" + std::to_string(w.k) + " stride=" + std::to_string(w.stride));
+    }
+    DepthwiseKernel dwconv_for(const PackedDepthwise& w) const {
+        if (w.stride == 1) return dwconv3x3_s1;
+        if (w.stride == 2) return dwconv3x3_s2;
+        throw Error("no depthwise kernel for stride=" + std::to_string(w.stride));
+    }
+};
+
+// Defined in include/facet/arch/isa_*.cpp, one per instruction set.
+const KernelSet& kernel_set_sse41();
+const KernelSet& kernel_set_avx2();
+const KernelSet& kernel_set_avx512();
+
+enum class Isa { sse41, avx2, avx512 };
+
+inline const char* isa_name(Isa isa) {
+    switch (isa) {
+    case Isa::sse41: return "sse41";
+    case Isa::avx2: return "avx2";
+    case Isa::avx512: return "avx512";
+    }
+    return "?";
+}
+
+inline bool cpu_supports(Isa isa) {
+    const auto cpu = xsimd::available_architectures();
+    switch (isa) {
+    case Isa::sse41: return cpu.sse4_1;
+    case Isa::avx2: return cpu.fma3_avx2;
+    case Isa::avx512: return cpu.avx512f;
+    }
+    return false;
+}
+
+inline const KernelSet& kernel_set(Isa isa) {
+    if (!cpu_supports(isa)) throw Error(std::string("this CPU does not support ") + isa_name(isa));
+    switch (isa) {
+    case Isa::sse41: return kernel_set_sse41();
+    case Isa::avx2: return kernel_set_avx2();
+    case Isa::avx512: return kernel_set_avx512();
+    }
+    throw Error("unknown instruction set");
+}
+
+// The instruction sets this CPU can run, best last.
+inline std::vector<Isa> supported_isas() {
+    std::vector<Isa> out;
+    for (Isa isa : {Isa::sse41, Isa::avx2, Isa::avx512})
+        if (cpu_supports(isa)) out.push_back(isa);
+    return out;
+}
+
+inline Isa parse_isa(const std::string& name) {
+    for (Isa isa : {Isa::sse41, Isa::avx2, Isa::avx512})
+        if (name == isa_name(isa)) return isa;
+    throw Error("unknown instruction set '" + name + "' (expected sse41, avx2 or avx512)");
+}
+
+// FACET_ISA if set, else the best the CPU supports. Resolved once per call; cheap.
+inline const KernelSet& default_kernel_set() {
+    if (const char* forced = std::getenv("FACET_ISA"); forced && *forced) return kernel_set(parse_isa(forced));
+    const auto isas = supported_isas();
+    if (isas.empty()) throw Error("facet needs at least SSE4.1");
+    return kernel_set(isas.back());
+}
+
+} // namespace facet

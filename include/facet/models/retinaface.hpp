@@ -1,0 +1,375 @@
+// facet: RetinaFace with the MobileNet-0.25 backbone (MODELS.md section 1).
+//
+// RetinaFaceModel holds the weights, repacked once at load for the kernels, and everything the
+// weight file's metadata says (anchors, strides, variances, input normalisation, activation of
+// every conv): no checkpoint-specific constant lives here. It is immutable and shared.
+// RetinaFace is a detector: a model plus the scratch memory of one call. One RetinaFace must not
+// be used by two threads at once; clone() gives another one sharing the weights, cheaply.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../core/tensor.hpp"
+#include "../io/image.hpp"
+#include "../io/weights.hpp"
+#include "../kernels/kernel_set.hpp"
+#include "../post/nms.hpp"
+#include "../post/priors.hpp"
+
+namespace facet {
+
+struct RetinaFaceOptions {
+    float score_threshold = 0.5f; // faces scoring at or below this are dropped
+    float nms_iou = 0.4f;         // greedy NMS overlap threshold
+    int top_k = 5000;             // candidates kept (best first) before NMS
+    int max_faces = 750;          // faces kept after NMS
+    int max_side = 640;           // shrink so the longer side is at most this before the network; 0: never
+    int threads = 1;              // OpenMP threads inside the kernels
+};
+
+// The network's outputs for one input, in prior order (level, row, column, anchor).
+struct RetinaFaceRaw {
+    int width = 0, height = 0;        // network input size
+    std::vector<float> loc;           // [priors][4] box deltas
+    std::vector<float> conf;          // [priors] face probability
+    std::vector<float> landms;        // [priors][10] landmark deltas
+};
+
+class RetinaFaceModel {
+public:
+    static constexpr int kLevels = 3;
+    static constexpr int kHeadChannels = 32; // per anchor pair: 2 x 2 logits | 2 x 4 box | 2 x 10 landmarks
+
+    explicit RetinaFaceModel(const WeightFile& file) { load(file); }
+    static std::shared_ptr<const RetinaFaceModel> from_file(const std::string& path) {
+        return std::make_shared<const RetinaFaceModel>(WeightFile::load(path));
+    }
+
+    const std::vector<int>& steps() const { return steps_; }
+    const std::vector<std::vector<float>>& min_sizes() const { return min_sizes_; }
+    int anchors_per_cell() const { return anchors_per_cell_; }
+    float variance_centre() const { return variances_[0]; }
+    float variance_size() const { return variances_[1]; }
+
+    struct DwBlock {
+        PackedDepthwise dw;
+        PackedConv pw;
+    };
+    struct ContextModule {
+        PackedConv conv3x3, conv5x5_1, conv5x5_2, conv7x7_2, conv7x7_3;
+    };
+
+    // Input normalisation: network channel c = (pixel[source[c]] - mean[c]) * scale[c].
+    std::array<int, 3> source_channel{};
+    std::array<float, 3> mean{}, scale{};
+    PackedConv stem;
+    std::vector<DwBlock> blocks;                 // backbone, in order
+    std::array<int, kLevels> stage_end{};        // index in `blocks` of each stage's last block
+    std::array<PackedConv, kLevels> fpn_output;  // lateral 1x1
+    std::array<PackedConv, kLevels - 1> fpn_merge;
+    std::array<ContextModule, kLevels> context;
+    std::array<PackedConv, kLevels> heads;       // class | box | landmark heads fused into one 1x1
+
+private:
+    void load(const WeightFile& f);
+
+    std::vector<int> steps_;
+    std::vector<std::vector<float>> min_sizes_;
+    std::array<float, 2> variances_{};
+    int anchors_per_cell_ = 0;
+};
+
+namespace detail {
+
+inline Epilogue read_activation(const WeightFile& f, const std::string& layer) {
+    return f.read_metadata("activation of " + layer, [&](const json::Value& m) {
+        const json::Value& a = m["retinaface"]["activations"][layer];
+        const std::string& kind = a["kind"].string();
+        if (kind == "relu") return Epilogue{Activation::relu, 0.0f};
+        if (kind == "none") return Epilogue{Activation::none, 0.0f};
+        if (kind == "leaky_relu") {
+            const double slope = a["slope"].number();
+            if (!(slope >= 0.0 && slope <= 1.0)) throw Error("leaky_relu slope must be in [0, 1]");
+            return Epilogue{Activation::leaky_relu, static_cast<float>(slope)};
+        }
+        throw Error("unknown activation kind '" + kind + "'");
+    });
+}
+
+// A conv stored as `<name>.weight` [cout][cin/groups][k][k] and `<name>.bias` [cout].
+inline PackedConv load_conv(const WeightFile& f, const std::string& name, int cin, int cout, int k, int stride,
+                            Epilogue epilogue) {
+    const WeightTensor& w = f.tensor(name + ".weight", {cout, cin, k, k});
+    const WeightTensor& b = f.tensor(name + ".bias", {cout});
+    return pack_conv(w.data, b.data, cout, cin, k, stride, epilogue);
+}
+
+inline PackedConv load_conv(const WeightFile& f, const std::string& name, int cin, int cout, int k, int stride) {
+    return load_conv(f, name, cin, cout, k, stride, read_activation(f, name));
+}
+
+} // namespace detail
+
+inline void RetinaFaceModel::load(const WeightFile& f) {
+    using detail::load_conv;
+    using detail::read_activation;
+    f.expect_model("retinaface");
+    f.read_metadata("retinaface", [&](const json::Value& m) {
+        const json::Value& r = m["retinaface"];
+        if (r["backbone"].string() != "mobilenet0.25")
+            throw Error("backbone '" + r["backbone"].string() + "' is not supported (mobilenet0.25 is)");
+        for (const auto& s : r["steps"].array()) steps_.push_back(static_cast<int>(s.number()));
+        for (const auto& level : r["min_sizes"].array()) {
+            min_sizes_.emplace_back();
+            for (const auto& s : level.array()) min_sizes_.back().push_back(static_cast<float>(s.number()));
+        }
+        if (steps_.size() != kLevels || min_sizes_.size() != kLevels)
+            throw Error("steps and min_sizes must have 3 levels (this backbone has 3)");
+        for (int k = 0; k < kLevels; ++k)
+            if (steps_[k] != (8 << k)) throw Error("steps must be [8, 16, 32] (the backbone's strides)");
+        anchors_per_cell_ = static_cast<int>(min_sizes_[0].size());
+        for (const auto& level : min_sizes_)
+            if (static_cast<int>(level.size()) != 2) throw Error("the heads predict 2 anchors per cell");
+        variances_ = {static_cast<float>(r["variances"][0].number()), static_cast<float>(r["variances"][1].number())};
+
+        const json::Value& in = m["input"];
+        const std::string& color = in["color"].string();
+        if (color != "bgr" && color != "rgb") throw Error("input color must be 'bgr' or 'rgb'");
+        for (int c = 0; c < 3; ++c) {
+            source_channel[c] = color == "bgr" ? 2 - c : c;
+            mean[c] = static_cast<float>(in["mean"][c].number());
+            scale[c] = static_cast<float>(in["scale"][c].number());
+        }
+        return 0;
+    });
+
+    stem = load_conv(f, "body.stage1.0.0", 3, 8, 3, 2);
+    // MobileNetV1 x0.25: (in, out, stride) of every depthwise-separable block after the stem.
+    struct BlockShape { const char* stage; int index, cin, cout, stride; };
+    static const BlockShape shapes[] = {
+        {"stage1", 1, 8, 16, 1},    {"stage1", 2, 16, 32, 2},   {"stage1", 3, 32, 32, 1},
+        {"stage1", 4, 32, 64, 2},   {"stage1", 5, 64, 64, 1},   {"stage2", 0, 64, 128, 2},
+        {"stage2", 1, 128, 128, 1}, {"stage2", 2, 128, 128, 1}, {"stage2", 3, 128, 128, 1},
+        {"stage2", 4, 128, 128, 1}, {"stage2", 5, 128, 128, 1}, {"stage3", 0, 128, 256, 2},
+        {"stage3", 1, 256, 256, 1},
+    };
+    for (const BlockShape& s : shapes) {
+        const std::string prefix = std::string("body.") + s.stage + "." + std::to_string(s.index);
+        const WeightTensor& dw_w = f.tensor(prefix + ".0.weight", {s.cin, 1, 3, 3});
+        const WeightTensor& dw_b = f.tensor(prefix + ".0.bias", {s.cin});
+        blocks.push_back({pack_depthwise(dw_w.data, dw_b.data, s.cin, s.stride, read_activation(f, prefix + ".0")),
+                          load_conv(f, prefix + ".3", s.cin, s.cout, 1, 1)});
+    }
+    stage_end = {4, 10, 12};
+
+    const int stage_channels[kLevels] = {64, 128, 256};
+    for (int k = 0; k < kLevels; ++k) {
+        const std::string n = std::to_string(k + 1);
+        fpn_output[k] = load_conv(f, "fpn.output" + n, stage_channels[k], 64, 1, 1);
+        if (k < kLevels - 1) fpn_merge[k] = load_conv(f, "fpn.merge" + n, 64, 64, 3, 1);
+
+        // The context module's final ReLU follows a concat of three branches that have no
+        // activation of their own, so it is fused into each branch's epilogue.
+        const std::string ssh = "ssh" + n;
+        const Epilogue out = read_activation(f, ssh + ".out");
+        for (const char* branch : {".conv3X3", ".conv5X5_2", ".conv7x7_3"})
+            if (read_activation(f, ssh + branch).kind != Activation::none)
+                throw Error(f.path() + ": " + ssh + branch + " must have no activation (the module's own follows the concat)");
+        ContextModule& c = context[k];
+        c.conv3x3 = load_conv(f, ssh + ".conv3X3", 64, 32, 3, 1, out);
+        c.conv5x5_1 = load_conv(f, ssh + ".conv5X5_1", 64, 16, 3, 1);
+        c.conv5x5_2 = load_conv(f, ssh + ".conv5X5_2", 16, 16, 3, 1, out);
+        c.conv7x7_2 = load_conv(f, ssh + ".conv7X7_2", 16, 16, 3, 1);
+        c.conv7x7_3 = load_conv(f, ssh + ".conv7x7_3", 16, 16, 3, 1, out);
+
+        // Heads: stack the three 1x1 convs' output channels (2 x 2 + 2 x 4 + 2 x 10 = 32) so one
+        // pointwise pass computes them all.
+        std::vector<float> w(static_cast<std::size_t>(kHeadChannels) * 64), b(kHeadChannels);
+        int row = 0;
+        for (auto [head, per_anchor] : {std::pair<const char*, int>{"ClassHead", 2}, {"BboxHead", 4}, {"LandmarkHead", 10}}) {
+            const std::string name = std::string(head) + "." + std::to_string(k) + ".conv1x1";
+            const int cout = per_anchor * anchors_per_cell_;
+            const WeightTensor& hw = f.tensor(name + ".weight", {cout, 64, 1, 1});
+            const WeightTensor& hb = f.tensor(name + ".bias", {cout});
+            std::copy(hw.data, hw.data + hw.count, w.begin() + static_cast<std::ptrdiff_t>(row) * 64);
+            std::copy(hb.data, hb.data + hb.count, b.begin() + row);
+            row += cout;
+        }
+        heads[k] = pack_conv(w.data(), b.data(), kHeadChannels, 64, 1, 1, Epilogue{});
+    }
+}
+
+class RetinaFace {
+public:
+    explicit RetinaFace(std::shared_ptr<const RetinaFaceModel> model, RetinaFaceOptions options = {},
+                        const KernelSet& kernels = default_kernel_set())
+        : model_(std::move(model)), options_(options), kernels_(&kernels) {}
+    explicit RetinaFace(const std::string& weight_path, RetinaFaceOptions options = {})
+        : RetinaFace(RetinaFaceModel::from_file(weight_path), options) {}
+
+    // Another detector on the same weights, with its own scratch memory (for another thread).
+    RetinaFace clone() const { return RetinaFace(model_, options_, *kernels_); }
+
+    RetinaFaceOptions& options() { return options_; }
+    const RetinaFaceOptions& options() const { return options_; }
+    const KernelSet& kernels() const { return *kernels_; }
+
+    // Faces in `image`, best first.
+    std::vector<Face> detect(const Image& image) {
+        check_image_size(image.width, image.height, "input");
+        const double shrink = options_.max_side > 0 ? std::min(1.0, static_cast<double>(options_.max_side) /
+                                                                        std::max(image.width, image.height))
+                                                    : 1.0;
+        const int net_w = std::max(1, static_cast<int>(std::lround(image.width * shrink)));
+        const int net_h = std::max(1, static_cast<int>(std::lround(image.height * shrink)));
+        if (net_w == image.width && net_h == image.height) set_input(to_float(image));
+        else set_input(resize_bilinear(to_float(image), net_w, net_h));
+        run_network();
+        return decode(static_cast<float>(image.width), static_cast<float>(image.height));
+    }
+
+    // The raw network outputs for an image fed at its own size (no max_side): for parity tests.
+    RetinaFaceRaw forward_raw(const Image& image) {
+        check_image_size(image.width, image.height, "input");
+        set_input(to_float(image));
+        run_network();
+        RetinaFaceRaw raw;
+        raw.width = image.width;
+        raw.height = image.height;
+        for_each_prior([&](const Prior&, const float* logits, const float* box, const float* landmarks) {
+            raw.conf.push_back(face_probability(logits));
+            raw.loc.insert(raw.loc.end(), box, box + 4);
+            raw.landms.insert(raw.landms.end(), landmarks, landmarks + 10);
+        });
+        return raw;
+    }
+
+private:
+    static float face_probability(const float* logits) { return 1.0f / (1.0f + std::exp(logits[0] - logits[1])); }
+
+    // Normalises the RGB float image into the network's input map (colour order, mean, scale).
+    void set_input(const ImageF& rgb) {
+        input_.resize(rgb.height, rgb.width, 3, 1);
+        const FeatureMap& in = input_.map();
+        const RetinaFaceModel& m = *model_;
+        for (int y = 0; y < rgb.height; ++y)
+            for (int x = 0; x < rgb.width; ++x) {
+                const float* p = rgb.pixel(x, y);
+                float* d = in.at(y, x);
+                for (int c = 0; c < 3; ++c) d[c] = (p[m.source_channel[c]] - m.mean[c]) * m.scale[c];
+            }
+    }
+
+    // Runs `w` on `in` into `out`, sized here from the conv's shape.
+    void conv(const PackedConv& w, const FeatureMap& in, FeatureBuffer& out) {
+        out.resize(conv_out_size(in.h, w.k, w.stride), conv_out_size(in.w, w.k, w.stride), w.cout);
+        kernels_->conv_for(w)(in, w, out.map(), options_.threads);
+    }
+    void conv_into(const PackedConv& w, const FeatureMap& in, const FeatureMap& out_slice) {
+        kernels_->conv_for(w)(in, w, out_slice, options_.threads);
+    }
+
+    void run_network() {
+        const RetinaFaceModel& m = *model_;
+        const int threads = options_.threads;
+        // The backbone alternates two buffers: a block's depthwise writes ping_[1], its pointwise
+        // ping_[0] (whose old content, the block's input, has been consumed by then).
+        conv(m.stem, input_.map(), ping_[0]);
+        const FeatureMap* x = &ping_[0].map();
+        int level = 0;
+        for (std::size_t b = 0; b < m.blocks.size(); ++b) {
+            const auto& block = m.blocks[b];
+            FeatureBuffer& dw_out = ping_[1];
+            dw_out.resize(conv_out_size(x->h, 3, block.dw.stride), conv_out_size(x->w, 3, block.dw.stride), block.dw.c);
+            kernels_->dwconv_for(block.dw)(*x, block.dw, dw_out.map(), threads);
+            // A stage's last output feeds the FPN and must outlive the ping-pong buffers.
+            const bool stage_end = level < RetinaFaceModel::kLevels && static_cast<int>(b) == m.stage_end[level];
+            FeatureBuffer& pw_out = stage_end ? stage_[level++] : ping_[0];
+            conv(block.pw, dw_out.map(), pw_out);
+            x = &pw_out.map();
+        }
+        // FPN: lateral 1x1s, then top-down: o2 = merge2(o2 + up(o3)), o1 = merge1(o1 + up(o2)).
+        for (int k = 0; k < RetinaFaceModel::kLevels; ++k) conv(m.fpn_output[k], stage_[k].map(), lateral_[k]);
+        const FeatureMap* coarser = &lateral_[2].map();
+        for (int k = RetinaFaceModel::kLevels - 2; k >= 0; --k) {
+            kernels_->upsample_nearest_add(*coarser, lateral_[k].map(), threads);
+            conv(m.fpn_merge[k], lateral_[k].map(), merged_[k]);
+            coarser = &merged_[k].map();
+        }
+        const FeatureMap* features[RetinaFaceModel::kLevels] = {&merged_[0].map(), &merged_[1].map(), &lateral_[2].map()};
+        // Context modules write their three branches into slices of one 64-channel map.
+        for (int k = 0; k < RetinaFaceModel::kLevels; ++k) {
+            const auto& c = m.context[k];
+            const FeatureMap& f = *features[k];
+            context_[k].resize(f.h, f.w, 64);
+            const FeatureMap& out = context_[k].map();
+            conv_into(c.conv3x3, f, out.channels(0, 32));
+            conv(c.conv5x5_1, f, context_t_);
+            conv_into(c.conv5x5_2, context_t_.map(), out.channels(32, 16));
+            conv(c.conv7x7_2, context_t_.map(), context_u_);
+            conv_into(c.conv7x7_3, context_u_.map(), out.channels(48, 16));
+            conv(m.heads[k], out, heads_[k]);
+        }
+    }
+
+    // Calls fn(prior, logits[2], box[4], landmarks[10]) for every prior, in output order.
+    template <class Fn>
+    void for_each_prior(Fn&& fn) {
+        const RetinaFaceModel& m = *model_;
+        const FeatureMap& in = input_.map();
+        if (priors_h_ != in.h || priors_w_ != in.w) {
+            priors_ = make_priors(in.h, in.w, m.steps(), m.min_sizes());
+            priors_h_ = in.h;
+            priors_w_ = in.w;
+        }
+        const int anchors = m.anchors_per_cell();
+        std::size_t index = 0;
+        for (int k = 0; k < RetinaFaceModel::kLevels; ++k) {
+            const FeatureMap& h = heads_[k].map();
+            for (int y = 0; y < h.h; ++y)
+                for (int x = 0; x < h.w; ++x) {
+                    const float* o = h.at(y, x);
+                    for (int a = 0; a < anchors; ++a)
+                        fn(priors_[index++], o + 2 * a, o + 2 * anchors + 4 * a, o + 6 * anchors + 10 * a);
+                }
+        }
+    }
+
+    std::vector<Face> decode(float image_w, float image_h) {
+        const RetinaFaceModel& m = *model_;
+        std::vector<Face> candidates;
+        for_each_prior([&](const Prior& p, const float* logits, const float* box, const float* landmarks) {
+            const float score = face_probability(logits);
+            if (!(score > options_.score_threshold)) return;
+            Face face;
+            face.score = score;
+            const auto b = decode_box(p, box, m.variance_centre(), m.variance_size());
+            face.box = {b[0] * image_w, b[1] * image_h, b[2] * image_w, b[3] * image_h};
+            for (int n = 0; n < 5; ++n) {
+                const auto l = decode_landmark(p, landmarks, n, m.variance_centre());
+                face.landmarks[n] = {l[0] * image_w, l[1] * image_h};
+            }
+            candidates.push_back(face);
+        });
+        std::stable_sort(candidates.begin(), candidates.end(), [](const Face& a, const Face& b) { return a.score > b.score; });
+        if (candidates.size() > static_cast<std::size_t>(std::max(0, options_.top_k)))
+            candidates.resize(static_cast<std::size_t>(std::max(0, options_.top_k)));
+        return nms(std::move(candidates), options_.nms_iou, NmsRule{1.0f, false},
+                   static_cast<std::size_t>(std::max(0, options_.max_faces)));
+    }
+
+    std::shared_ptr<const RetinaFaceModel> model_;
+    RetinaFaceOptions options_;
+    const KernelSet* kernels_;
+    // Scratch memory, sized at the first call for an input size and reused after.
+    FeatureBuffer input_, ping_[2], context_t_, context_u_;
+    FeatureBuffer stage_[RetinaFaceModel::kLevels], lateral_[RetinaFaceModel::kLevels];
+    FeatureBuffer merged_[RetinaFaceModel::kLevels - 1], context_[RetinaFaceModel::kLevels], heads_[RetinaFaceModel::kLevels];
+    std::vector<Prior> priors_;
+    int priors_h_ = -1, priors_w_ = -1;
+};
+
+} // namespace facet

@@ -1,0 +1,16 @@
+// facet: what a detector returns.
+#pragma once
+#include <array>
+#include <vector>
+
+namespace facet {
+
+// One detected face, in input-image pixels. Landmarks: left eye, right eye, nose, left and right
+// mouth corners, as seen in the image.
+struct Face {
+    std::array<float, 4> box{};  // x1, y1, x2, y2
+    float score = 0.0f;
+    std::array<std::array<float, 2>, 5> landmarks{};
+};
+
+} // namespace facet

@@ -1,0 +1,167 @@
+// Every SIMD kernel, on every instruction set this CPU runs, against the scalar reference, over
+// odd channel counts (1, 3, 7, 17 ...), odd sizes (borders on every side) and both strides.
+#include <doctest/doctest.h>
+#include <facet/kernels/reference.hpp>
+
+#include <array>
+#include <vector>
+
+#include "test_util.hpp"
+
+using namespace facet;
+using facet::test::all_kernel_sets;
+
+namespace {
+
+constexpr double kTolerance = 1e-5;
+
+const Epilogue kEpilogues[] = {{Activation::none, 0.0f}, {Activation::relu, 0.0f}, {Activation::leaky_relu, 0.1f}};
+
+void check_dense_conv(int k, int stride, int cin, int cout, int h, int w, Epilogue epilogue, unsigned seed) {
+    FeatureBuffer in(h, w, cin);
+    test::fill_random(in.map(), seed);
+    const auto weights = test::random_floats(static_cast<std::size_t>(cout) * cin * k * k, seed + 1);
+    const auto bias = test::random_floats(static_cast<std::size_t>(cout), seed + 2);
+    const int oh = conv_out_size(h, k, stride), ow = conv_out_size(w, k, stride);
+    FeatureBuffer expected(oh, ow, cout);
+    ref::conv2d(in.map(), weights.data(), bias.data(), cout, k, stride, (k - 1) / 2, 1, epilogue, expected.map());
+    const PackedConv packed = pack_conv(weights.data(), bias.data(), cout, cin, k, stride, epilogue);
+    for (const KernelSet* ks : all_kernel_sets()) {
+        FeatureBuffer out(oh, ow, cout);
+        ks->conv_for(packed)(in.map(), packed, out.map(), 1);
+        CAPTURE(ks->isa);
+        CHECK(test::max_rel_error(out.map(), expected.map()) < kTolerance);
+        CHECK(test::padding_is_zero(out.map()));
+    }
+}
+
+void check_depthwise(int stride, int c, int h, int w, Epilogue epilogue, unsigned seed) {
+    FeatureBuffer in(h, w, c);
+    test::fill_random(in.map(), seed);
+    const auto weights = test::random_floats(static_cast<std::size_t>(c) * 9, seed + 1);
+    const auto bias = test::random_floats(static_cast<std::size_t>(c), seed + 2);
+    const int oh = conv_out_size(h, 3, stride), ow = conv_out_size(w, 3, stride);
+    FeatureBuffer expected(oh, ow, c);
+    ref::conv2d(in.map(), weights.data(), bias.data(), c, 3, stride, 1, c, epilogue, expected.map());
+    const PackedDepthwise packed = pack_depthwise(weights.data(), bias.data(), c, stride, epilogue);
+    for (const KernelSet* ks : all_kernel_sets()) {
+        FeatureBuffer out(oh, ow, c);
+        ks->dwconv_for(packed)(in.map(), packed, out.map(), 1);
+        CAPTURE(ks->isa);
+        CHECK(test::max_rel_error(out.map(), expected.map()) < kTolerance);
+        CHECK(test::padding_is_zero(out.map()));
+    }
+}
+
+} // namespace
+
+TEST_CASE("reference conv2d matches a hand-computed case") {
+    // 3x3 input 1..9, one 3x3 kernel of ones, pad 1: each output is the sum of its neighbourhood.
+    FeatureBuffer in(3, 3, 1);
+    for (int i = 0; i < 9; ++i) in.map().at(i / 3, i % 3)[0] = static_cast<float>(i + 1);
+    const float ones[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
+    const float bias = 0.5f;
+    FeatureBuffer out(3, 3, 1);
+    ref::conv2d(in.map(), ones, &bias, 1, 3, 1, 1, 1, {}, out.map());
+    const float expected[9] = {12, 21, 16, 27, 45, 33, 24, 39, 28};
+    for (int i = 0; i < 9; ++i) CHECK(out.map().at(i / 3, i % 3)[0] == doctest::Approx(expected[i] + 0.5f));
+    // Stride 2 keeps the corners; leaky ReLU scales negatives.
+    FeatureBuffer out2(2, 2, 1);
+    const float minus = -100.0f;
+    ref::conv2d(in.map(), ones, &minus, 1, 3, 2, 1, 1, {Activation::leaky_relu, 0.1f}, out2.map());
+    CHECK(out2.map().at(0, 0)[0] == doctest::Approx((12 - 100) * 0.1));
+    CHECK(out2.map().at(1, 1)[0] == doctest::Approx((28 - 100) * 0.1));
+}
+
+TEST_CASE("conv3x3 stride 1 and 2: SIMD matches reference on odd sizes") {
+    unsigned seed = 1;
+    for (int stride : {1, 2})
+        for (int cin : {1, 3, 8, 17})
+            for (int cout : {1, 3, 7, 16, 17, 33, 64})
+                for (auto [h, w] : {std::pair<int, int>{1, 1}, {5, 7}, {8, 13}, {15, 6}}) {
+                    CAPTURE(stride); CAPTURE(cin); CAPTURE(cout); CAPTURE(h); CAPTURE(w);
+                    check_dense_conv(3, stride, cin, cout, h, w, kEpilogues[seed % 3], seed);
+                    seed += 3;
+                }
+}
+
+TEST_CASE("conv1x1 (pointwise): SIMD matches reference on odd sizes") {
+    unsigned seed = 100;
+    for (int cin : {1, 3, 7, 17, 64, 130})
+        for (int cout : {1, 3, 7, 17, 32, 64, 128, 129})
+            for (auto [h, w] : {std::pair<int, int>{1, 1}, {3, 7}, {4, 13}}) {
+                CAPTURE(cin); CAPTURE(cout); CAPTURE(h); CAPTURE(w);
+                check_dense_conv(1, 1, cin, cout, h, w, kEpilogues[seed % 3], seed);
+                seed += 3;
+            }
+}
+
+TEST_CASE("depthwise 3x3 stride 1 and 2: SIMD matches reference on odd sizes") {
+    unsigned seed = 500;
+    for (int stride : {1, 2})
+        for (int c : {1, 3, 7, 17, 32, 40})
+            for (auto [h, w] : {std::pair<int, int>{1, 1}, {2, 3}, {7, 5}, {9, 16}}) {
+                CAPTURE(stride); CAPTURE(c); CAPTURE(h); CAPTURE(w);
+                check_depthwise(stride, c, h, w, kEpilogues[seed % 3], seed);
+                seed += 3;
+            }
+}
+
+TEST_CASE("conv writes into a channel slice without touching the other channels") {
+    FeatureBuffer in(4, 5, 8);
+    test::fill_random(in.map(), 7);
+    const auto weights = test::random_floats(16 * 8 * 9, 8);
+    const auto bias = test::random_floats(16, 9);
+    const PackedConv packed = pack_conv(weights.data(), bias.data(), 16, 8, 3, 1, {});
+    FeatureBuffer expected(4, 5, 16);
+    ref::conv2d(in.map(), weights.data(), bias.data(), 16, 3, 1, 1, 1, {}, expected.map());
+    for (const KernelSet* ks : all_kernel_sets()) {
+        FeatureBuffer concat(4, 5, 48);
+        for (int y = 0; y < 4; ++y)
+            for (int x = 0; x < 5; ++x)
+                for (int c = 0; c < 48; ++c) concat.map().at(y, x)[c] = -7.0f;
+        ks->conv3x3_s1(in.map(), packed, concat.map().channels(16, 16), 1);
+        CAPTURE(ks->isa);
+        CHECK(test::max_rel_error(concat.map().channels(16, 16), expected.map()) < kTolerance);
+        for (int c : {0, 15, 32, 47}) CHECK(concat.map().at(3, 4)[c] == -7.0f);
+    }
+}
+
+TEST_CASE("nearest upsample-add: SIMD matches reference, non-2x sizes included") {
+    for (auto [ch, cw, fh, fw] : std::vector<std::array<int, 4>>{{1, 1, 1, 1}, {2, 3, 3, 5}, {68, 5, 135, 9}, {30, 40, 60, 80}}) {
+        for (int c : {3, 17, 64}) {
+            FeatureBuffer coarse(ch, cw, c), fine(fh, fw, c), expected(fh, fw, c);
+            test::fill_random(coarse.map(), 11);
+            test::fill_random(fine.map(), 12);
+            test::fill_random(expected.map(), 12);
+            ref::upsample_nearest_add(coarse.map(), expected.map());
+            for (const KernelSet* ks : all_kernel_sets()) {
+                FeatureBuffer out(fh, fw, c);
+                test::fill_random(out.map(), 12);
+                ks->upsample_nearest_add(coarse.map(), out.map(), 1);
+                CAPTURE(ks->isa);
+                CHECK(test::max_rel_error(out.map(), expected.map()) < kTolerance);
+            }
+        }
+    }
+}
+
+TEST_CASE("kernels give identical results with 1 and 2 threads") {
+    FeatureBuffer in(37, 29, 16);
+    test::fill_random(in.map(), 21);
+    const auto weights = test::random_floats(32 * 16 * 9, 22);
+    const auto bias = test::random_floats(32, 23);
+    const PackedConv packed = pack_conv(weights.data(), bias.data(), 32, 16, 3, 2, {Activation::relu, 0});
+    for (const KernelSet* ks : all_kernel_sets()) {
+        FeatureBuffer one(19, 15, 32), two(19, 15, 32);
+        ks->conv3x3_s2(in.map(), packed, one.map(), 1);
+        ks->conv3x3_s2(in.map(), packed, two.map(), 2);
+        CHECK(test::max_rel_error(one.map(), two.map()) == 0.0);
+    }
+}
+
+TEST_CASE("FACET_ISA names a path; an unknown name is an error") {
+    CHECK(parse_isa("avx2") == Isa::avx2);
+    CHECK_THROWS_AS(parse_isa("avx9000"), Error);
+    CHECK(!supported_isas().empty());
+}

@@ -1,0 +1,75 @@
+// Helpers shared by the tests: random fills, map comparison, paths to shared data.
+#pragma once
+#include <cmath>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <facet/core/tensor.hpp>
+#include <facet/kernels/kernel_set.hpp>
+
+namespace facet::test {
+
+inline std::vector<float> random_floats(std::size_t n, unsigned seed, float lo = -1.0f, float hi = 1.0f) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> dist(lo, hi);
+    std::vector<float> v(n);
+    for (auto& x : v) x = dist(rng);
+    return v;
+}
+
+// Fills the interior (real channels only) of a map with random values.
+inline void fill_random(const FeatureMap& m, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (int y = 0; y < m.h; ++y)
+        for (int x = 0; x < m.w; ++x)
+            for (int c = 0; c < m.c; ++c) m.at(y, x)[c] = dist(rng);
+}
+
+// max |a - b| / (1 + |b|) over the real channels.
+inline double max_rel_error(const FeatureMap& a, const FeatureMap& b) {
+    double worst = 0.0;
+    for (int y = 0; y < b.h; ++y)
+        for (int x = 0; x < b.w; ++x)
+            for (int c = 0; c < b.c; ++c) {
+                const double e = std::fabs(a.at(y, x)[c] - b.at(y, x)[c]) / (1.0 + std::fabs(b.at(y, x)[c]));
+                if (!(e <= worst)) worst = e; // NaN counts as the worst
+            }
+    return worst;
+}
+
+// True when every lane past the real channels and every ring pixel is exactly zero.
+inline bool padding_is_zero(const FeatureMap& m) {
+    for (int y = -1; y <= m.h; ++y)
+        for (int x = -1; x <= m.w; ++x) {
+            const bool ring = y < 0 || x < 0 || y == m.h || x == m.w;
+            for (int c = ring ? 0 : m.c; c < m.cstride; ++c)
+                if (m.at(y, x)[c] != 0.0f) return false;
+        }
+    return true;
+}
+
+// Every instruction set this CPU runs: the tests check each compiled path, not just the best.
+inline std::vector<const KernelSet*> all_kernel_sets() {
+    std::vector<const KernelSet*> sets;
+    for (Isa isa : supported_isas()) sets.push_back(&kernel_set(isa));
+    return sets;
+}
+
+inline std::string source_path(const std::string& rel) { return std::string(FACET_SOURCE_DIR) + "/" + rel; }
+
+// ../shared next to the checkout (FACET_SHARED overrides); empty when absent.
+inline std::string shared_path(const std::string& rel) {
+    const char* env = std::getenv("FACET_SHARED");
+    return (env && *env ? std::string(env) : source_path("../shared")) + "/" + rel;
+}
+
+inline std::string weights_path(const std::string& name) {
+    const char* env = std::getenv("FACET_WEIGHTS_DIR");
+    return (env && *env ? std::string(env) : source_path("weights")) + "/" + name;
+}
+
+} // namespace facet::test
