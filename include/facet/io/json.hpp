@@ -17,6 +17,8 @@ class Value {
 public:
     enum class Type { null, boolean, number, string, array, object };
 
+    Value() = default; // null
+
     Type type() const { return type_; }
     bool is_null() const { return type_ == Type::null; }
     bool is_number() const { return type_ == Type::number; }

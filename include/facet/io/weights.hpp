@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../core/error.hpp"
@@ -110,7 +111,7 @@ public:
 
     // Runs `read` on the metadata, turning a missing or mistyped field into an Error naming the file.
     template <class Read>
-    auto read_metadata(const std::string& what, Read&& read) const -> decltype(read(metadata_)) {
+    auto read_metadata(const std::string& what, Read&& read) const -> decltype(read(std::declval<const json::Value&>())) {
         try {
             return read(metadata_);
         } catch (const Error& e) {

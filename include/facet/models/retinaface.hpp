@@ -168,22 +168,22 @@ inline void RetinaFaceModel::load(const WeightFile& f) {
     const int stage_channels[kLevels] = {64, 128, 256};
     for (int k = 0; k < kLevels; ++k) {
         const std::string n = std::to_string(k + 1);
-        fpn_output[k] = load_conv(f, "fpn.output" + n, stage_channels[k], 64, 1, 1);
-        if (k < kLevels - 1) fpn_merge[k] = load_conv(f, "fpn.merge" + n, 64, 64, 3, 1);
+        fpn_output[k] = load_conv(f, "fpn.output" + n + ".0", stage_channels[k], 64, 1, 1);
+        if (k < kLevels - 1) fpn_merge[k] = load_conv(f, "fpn.merge" + n + ".0", 64, 64, 3, 1);
 
         // The context module's final ReLU follows a concat of three branches that have no
         // activation of their own, so it is fused into each branch's epilogue.
         const std::string ssh = "ssh" + n;
         const Epilogue out = read_activation(f, ssh + ".out");
-        for (const char* branch : {".conv3X3", ".conv5X5_2", ".conv7x7_3"})
+        for (const char* branch : {".conv3X3.0", ".conv5X5_2.0", ".conv7x7_3.0"})
             if (read_activation(f, ssh + branch).kind != Activation::none)
                 throw Error(f.path() + ": " + ssh + branch + " must have no activation (the module's own follows the concat)");
         ContextModule& c = context[k];
-        c.conv3x3 = load_conv(f, ssh + ".conv3X3", 64, 32, 3, 1, out);
-        c.conv5x5_1 = load_conv(f, ssh + ".conv5X5_1", 64, 16, 3, 1);
-        c.conv5x5_2 = load_conv(f, ssh + ".conv5X5_2", 16, 16, 3, 1, out);
-        c.conv7x7_2 = load_conv(f, ssh + ".conv7X7_2", 16, 16, 3, 1);
-        c.conv7x7_3 = load_conv(f, ssh + ".conv7x7_3", 16, 16, 3, 1, out);
+        c.conv3x3 = load_conv(f, ssh + ".conv3X3.0", 64, 32, 3, 1, out);
+        c.conv5x5_1 = load_conv(f, ssh + ".conv5X5_1.0", 64, 16, 3, 1);
+        c.conv5x5_2 = load_conv(f, ssh + ".conv5X5_2.0", 16, 16, 3, 1, out);
+        c.conv7x7_2 = load_conv(f, ssh + ".conv7X7_2.0", 16, 16, 3, 1);
+        c.conv7x7_3 = load_conv(f, ssh + ".conv7x7_3.0", 16, 16, 3, 1, out);
 
         // Heads: stack the three 1x1 convs' output channels (2 x 2 + 2 x 4 + 2 x 10 = 32) so one
         // pointwise pass computes them all.

@@ -25,13 +25,14 @@ inline const std::array<std::array<float, 2>, 5>& alignment_template_112() {
 // as a 2 x 3 matrix [sR | t] (Umeyama 1991, without reflection).
 inline Eigen::Matrix<double, 2, 3> similarity_transform(const std::array<std::array<float, 2>, 5>& src,
                                                         const std::array<std::array<float, 2>, 5>& dst) {
-    Eigen::Matrix<double, 2, 5> s, d;
+    // Dynamic sizes: GCC 12 misreports an overread in Eigen's fixed-size 2x5 Umeyama path.
+    Eigen::MatrixXd s(2, 5), d(2, 5);
     for (int i = 0; i < 5; ++i) {
         s.col(i) << src[i][0], src[i][1];
         d.col(i) << dst[i][0], dst[i][1];
     }
-    const Eigen::Matrix<double, 2, 3> m = Eigen::umeyama(s, d, true).topRows<2>();
-    return m;
+    const Eigen::MatrixXd m = Eigen::umeyama(s, d, true);
+    return m.topRows(2);
 }
 
 // Samples `src` at T^-1 of every output pixel (bilinear, black outside): the aligned crop.

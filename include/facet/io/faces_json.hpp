@@ -1,0 +1,39 @@
+// facet: detections as JSON, in the schema of the golden files:
+// {"image", "width", "height", "faces": [{"box": [x1, y1, x2, y2], "score", "landmarks": [[x, y] x 5]}]}
+#pragma once
+#include <string>
+#include <vector>
+
+#include "../post/face.hpp"
+#include "json.hpp"
+
+namespace facet {
+
+inline std::string faces_to_json(const std::string& image, int width, int height, const std::vector<Face>& faces) {
+    std::string out = "{\"image\": ";
+    json::write_string(out, image);
+    out += ", \"width\": " + std::to_string(width) + ", \"height\": " + std::to_string(height) + ", \"faces\": [";
+    for (std::size_t i = 0; i < faces.size(); ++i) {
+        const Face& f = faces[i];
+        out += i ? ",\n  {\"box\": [" : "\n  {\"box\": [";
+        for (int k = 0; k < 4; ++k) {
+            if (k) out += ", ";
+            json::write_number(out, f.box[k], 3);
+        }
+        out += "], \"score\": ";
+        json::write_number(out, f.score, 5);
+        out += ", \"landmarks\": [";
+        for (int n = 0; n < 5; ++n) {
+            out += n ? ", [" : "[";
+            json::write_number(out, f.landmarks[n][0], 3);
+            out += ", ";
+            json::write_number(out, f.landmarks[n][1], 3);
+            out += "]";
+        }
+        out += "]}";
+    }
+    out += faces.empty() ? "]}" : "\n]}";
+    return out;
+}
+
+} // namespace facet
