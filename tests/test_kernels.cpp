@@ -29,7 +29,7 @@ void check_dense_conv(int k, int stride, int cin, int cout, int h, int w, Epilog
     for (const KernelSet* ks : all_kernel_sets()) {
         FeatureBuffer out(oh, ow, cout);
         ks->conv_for(packed)(in.map(), packed, out.map(), 1);
-        CAPTURE(ks->isa);
+        CAPTURE(std::string(ks->isa));
         CHECK(test::max_rel_error(out.map(), expected.map()) < kTolerance);
         CHECK(test::padding_is_zero(out.map()));
     }
@@ -47,7 +47,7 @@ void check_depthwise(int stride, int c, int h, int w, Epilogue epilogue, unsigne
     for (const KernelSet* ks : all_kernel_sets()) {
         FeatureBuffer out(oh, ow, c);
         ks->dwconv_for(packed)(in.map(), packed, out.map(), 1);
-        CAPTURE(ks->isa);
+        CAPTURE(std::string(ks->isa));
         CHECK(test::max_rel_error(out.map(), expected.map()) < kTolerance);
         CHECK(test::padding_is_zero(out.map()));
     }
@@ -121,7 +121,7 @@ TEST_CASE("conv writes into a channel slice without touching the other channels"
             for (int x = 0; x < 5; ++x)
                 for (int c = 0; c < 48; ++c) concat.map().at(y, x)[c] = -7.0f;
         ks->conv3x3_s1(in.map(), packed, concat.map().channels(16, 16), 1);
-        CAPTURE(ks->isa);
+        CAPTURE(std::string(ks->isa));
         CHECK(test::max_rel_error(concat.map().channels(16, 16), expected.map()) < kTolerance);
         for (int c : {0, 15, 32, 47}) CHECK(concat.map().at(3, 4)[c] == -7.0f);
     }
@@ -139,7 +139,7 @@ TEST_CASE("nearest upsample-add: SIMD matches reference, non-2x sizes included")
                 FeatureBuffer out(fh, fw, c);
                 test::fill_random(out.map(), 12);
                 ks->upsample_nearest_add(coarse.map(), out.map(), 1);
-                CAPTURE(ks->isa);
+                CAPTURE(std::string(ks->isa));
                 CHECK(test::max_rel_error(out.map(), expected.map()) < kTolerance);
             }
         }

@@ -12,6 +12,9 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#ifdef FACET_WITH_LIBJPEG
+#include "jpeg_libjpeg.hpp"
+#endif
 
 #ifndef FACET_USE_EXTERNAL_STB
 #ifndef FACET_STB_IMPLEMENTED
@@ -73,18 +76,25 @@ inline void check_image_size(int w, int h, const std::string& what) {
                     std::to_string(kMaxImageSide) + " px a side and " + std::to_string(kMaxImagePixels) + " pixels");
 }
 
-// Decodes JPEG, PNG, BMP, ... to 8-bit RGB. Grey is replicated; alpha is dropped (composited on
-// nothing: detection looks at the colour channels only); 16-bit PNGs are reduced to 8 bits.
+// Decodes JPEG, PNG, BMP, ... to 8-bit RGB. Grey is replicated; alpha is dropped (detection looks
+// at the colour channels only); 16-bit PNGs are reduced to 8 bits.
 inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std::string& name) {
     if (size == 0) throw Error(name + ": empty file");
     if (size > static_cast<std::size_t>(INT32_MAX)) throw Error(name + ": file too large");
+    Image img;
+#ifdef FACET_WITH_LIBJPEG
+    if (detail::is_jpeg(bytes, size)) {
+        detail::decode_jpeg_libjpeg(
+            bytes, size, name, [&](int w, int h) { check_image_size(w, h, name); }, img.width, img.height, img.rgb);
+        return img;
+    }
+#endif
     int w = 0, h = 0, channels = 0;
     if (!stbi_info_from_memory(bytes, static_cast<int>(size), &w, &h, &channels))
         throw Error(name + ": not a readable image (" + stbi_failure_reason() + ")");
     check_image_size(w, h, name);
     unsigned char* pixels = stbi_load_from_memory(bytes, static_cast<int>(size), &w, &h, &channels, 3);
     if (!pixels) throw Error(name + ": cannot decode image (" + stbi_failure_reason() + ")");
-    Image img;
     img.width = w;
     img.height = h;
     img.rgb.assign(pixels, pixels + static_cast<std::size_t>(w) * h * 3);
