@@ -91,7 +91,7 @@ def write_facet(path, metadata, tensors):
         _encode_record(name, array, offset) for (name, array), offset in zip(named_arrays, data_offsets))
     blob[table_offset:table_offset + table_size] = table
     for (_, array), offset in zip(named_arrays, data_offsets):
-        blob[offset:offset + array.nbytes] = array.astype("<f4").tobytes(order="C")
+        blob[offset:offset + array.nbytes] = array.astype("<f4", copy=False).tobytes()  # C order
 
     crc = zlib.crc32(memoryview(blob)[HEADER_SIZE:])
     blob[:HEADER_SIZE] = _HEADER.pack(MAGIC, VERSION, HEADER_SIZE, file_size, METADATA_OFFSET,
@@ -185,7 +185,8 @@ def _read_header(path, data):
     if magic != MAGIC:
         raise _error(path, f"not a facet weight file (magic {magic!r}, expected {MAGIC!r})")
     if version > VERSION:
-        raise _error(path, f"format version {version}: written by a newer facet (this reader knows {VERSION})")
+        raise _error(path, f"format version {version}: written by a newer facet "
+                           f"(this reader knows {VERSION})")
     if version != VERSION:
         raise _error(path, f"format version {version} is not supported (this reader knows {VERSION})")
     if header_size != HEADER_SIZE:
@@ -262,7 +263,8 @@ def _read_record(cursor, index):
     path = cursor.path
     (name_len,) = cursor.unpack(_NAME_LEN, index)
     if not 1 <= name_len <= MAX_NAME_BYTES:
-        raise _error(path, f"tensor table record {index}: name length {name_len}, allowed 1 .. {MAX_NAME_BYTES}")
+        raise _error(path, f"tensor table record {index}: name length {name_len}, "
+                           f"allowed 1 .. {MAX_NAME_BYTES}")
     try:
         name = cursor.take(name_len, index).decode("utf-8")
     except UnicodeDecodeError:
@@ -295,7 +297,8 @@ def _check_regions_disjoint(path, header, table_end, records):
     regions += [(r.offset, r.offset + r.nbytes, f"tensor {r.name}") for r in records]
     for start, end, label in regions:
         if end > header.file_size:
-            raise _error(path, f"{label} [{start}, {end}) ends past the end of the file ({header.file_size})")
+            raise _error(path, f"{label} [{start}, {end}) ends past the end of the file "
+                               f"({header.file_size})")
     # An empty table occupies no bytes and so cannot overlap anything.
     occupied = sorted(region for region in regions if region[0] < region[1])
     for (_, end, label), (next_start, _, next_label) in zip(occupied, occupied[1:]):

@@ -192,9 +192,18 @@ def _load_zip(path):
             byte_order = _zip_byte_order(archive, prefix)
             elements = {key: _read_zip_storage(archive, prefix, path, storage, byte_order)
                         for key, storage in storages.items()}
-    except (zipfile.BadZipFile, zipfile.LargeZipFile) as error:
-        raise CheckpointError(f"checkpoint {path} is a damaged zip file: {error}") from None
+    except CheckpointError:
+        raise
+    except Exception as error:  # zipfile reports damage in many ways: BadZipFile, zlib.error, ...
+        raise CheckpointError(f"checkpoint {path} is a damaged zip file: "
+                              f"{type(error).__name__}: {error}") from None
     return root, elements
+
+
+def _starts_like_zip(path):
+    # Every torch.save zip starts with a local file header; a legacy file starts with a pickle.
+    with open(path, "rb") as file:
+        return file.read(4) == b"PK\x03\x04"
 
 
 def _zip_archive_prefix(archive, path):
@@ -248,7 +257,7 @@ def load_state_dict(path):
     by nn.DataParallel) is stripped from every key. Arrays keep the tensor's element type, except
     bfloat16, which becomes float32. Raises CheckpointError for unreadable or unsafe files."""
     path = str(path)
-    root, elements = _load_zip(path) if zipfile.is_zipfile(path) else _load_legacy(path)
+    root, elements = _load_zip(path) if _starts_like_zip(path) else _load_legacy(path)
     state_dict = root["state_dict"] if isinstance(root, dict) and "state_dict" in root else root
     if not isinstance(state_dict, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state_dict).__name__}, not a state dict")
