@@ -34,8 +34,9 @@ def _epilog():
 
 The 2019 (retinaface-mnet025) and official (retinaface-mnet025-official) checkpoints have
 identical keys and shapes: only your choice of recipe tells them apart. A wrong pairing
-converts without complaint and the engine then reports garbage detections, so check the
-checkpoint's sha256 against where it came from (it is recorded in the output's metadata).
+of an unknown checkpoint converts without complaint and the engine then reports garbage
+detections; the upstream files (weights/manifest) are recognised by their sha256 and a wrong
+recipe for them is refused. The sha256 of every input is recorded in the output's metadata.
 """
 
 
@@ -55,15 +56,35 @@ def _source_entry(path):
     return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
+# Upstream checkpoints that are indistinguishable by their keys and shapes (weights/manifest):
+# their sha256 tells which recipe they need, so a wrong pairing is caught before it converts.
+KNOWN_CHECKPOINTS = {
+    "78b0533ceea681a290e98efca85e3a2815b22310f1fe7e287788e7f55f0743a9": "retinaface-mnet025",
+    "5f88f7957d9eaef82b49b9e0202bc56e97292e2aede2999209accd34442cc4df": "retinaface-mnet025-official",
+    "ed6fa7d45a5179f03cb5ce82c73b0c6711372968e53782e88395acee88d319e1": "retinaface-mnet025-1mb",
+}
+
+
+def check_known_pairing(recipe, sources):
+    """Raise RecipeError when an input is a known upstream checkpoint of another recipe."""
+    for source in sources:
+        expected = KNOWN_CHECKPOINTS.get(source["sha256"])
+        if expected is not None and expected != recipe.name:
+            raise RecipeError(f"{source['file']} is the upstream checkpoint for recipe {expected}, not "
+                              f"{recipe.name} (its activations or anchors differ: the detections would be wrong)")
+
+
 def convert(recipe, input_paths, out_path):
     """Convert `input_paths` with `recipe` and write the result to `out_path`; returns the
     number of tensors written."""
+    sources = [_source_entry(path) for path in input_paths]
+    check_known_pairing(recipe, sources)
     checkpoints = [Checkpoint(str(path), load_state_dict(path)) for path in input_paths]
     model_metadata, tensors = recipe.convert(checkpoints)
     metadata = {
         "format": "facet",
         "recipe": recipe.name,
-        "source": [_source_entry(path) for path in input_paths],
+        "source": sources,
         **model_metadata,
     }
     write_facet(out_path, metadata, tensors)

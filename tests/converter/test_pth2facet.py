@@ -263,6 +263,17 @@ class UpstreamCheckpointsTest(unittest.TestCase):
             self.assertNotIn("Traceback", result.stderr)
             self.assertFalse(out.exists())
 
+    def test_known_checkpoint_with_the_wrong_recipe_is_refused(self):
+        """The official and 2019 checkpoints share every key: only their sha256 tells them apart."""
+        with tempfile.TemporaryDirectory() as directory:
+            out = Path(directory) / "out.facet"
+            result = run_pth2facet("--recipe", "retinaface-mnet025", "--out", out,
+                                   UPSTREAM / "retinaface/official/mobilenet0.25_Final.pth")
+            self.assertEqual(result.returncode, 2)
+            self.assertIn("mobilenet0.25_Final.pth is the upstream checkpoint for recipe "
+                          "retinaface-mnet025-official, not retinaface-mnet025", result.stderr)
+            self.assertFalse(out.exists())
+
 
 if __name__ == "__main__":
     unittest.main()

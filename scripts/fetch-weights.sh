@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Gets the upstream checkpoints and sample images listed in weights/manifest and converts the
+# checkpoints into weights/*.facet.
+#
+# Each file is taken from ../shared/upstream (FACET_UPSTREAM overrides) when present, otherwise
+# downloaded into weights/.cache; either way its sha256 must match the manifest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+upstream="${FACET_UPSTREAM:-../shared/upstream}"
+cache=weights/.cache
+python=/usr/bin/python3
+
+# Prints the local path of a manifest entry, fetching and verifying it as needed.
+fetch() {
+  local rel="$1" line sha url path
+  line=$(awk -F'\t' -v f="$rel" '$1 == f' weights/manifest)
+  [ -n "$line" ] || { echo "facet: $rel is not in weights/manifest" >&2; exit 1; }
+  sha=$(cut -f2 <<<"$line")
+  url=$(cut -f3 <<<"$line")
+  path="$upstream/$rel"
+  if [ ! -f "$path" ]; then
+    path="$cache/$rel"
+    if [ ! -f "$path" ]; then
+      mkdir -p "$(dirname "$path")"
+      echo "facet: downloading $url" >&2
+      curl -fsSL --retry 3 -o "$path.part" "$url" || { echo "facet: cannot download $url" >&2; exit 1; }
+      mv "$path.part" "$path"
+    fi
+  fi
+  echo "$sha  $path" | sha256sum --check --status || {
+    echo "facet: $path does not have the sha256 in weights/manifest ($sha)" >&2; exit 1; }
+  echo "$path"
+}
+
+convert() {
+  local out="weights/$1.facet" recipe="$2"; shift 2
+  local inputs=()
+  for rel in "$@"; do inputs+=("$(fetch "$rel")"); done
+  if [ -f "$out" ] && [ "$out" -nt converters/recipes.py ] && [ "$out" -nt converters/facetfile.py ]; then
+    for input in "${inputs[@]}"; do [ "$out" -nt "$input" ] || { rm -f "$out"; break; }; done
+  fi
+  [ -f "$out" ] || "$python" converters/pth2facet.py --recipe "$recipe" --out "$out" "${inputs[@]}"
+}
+
+convert retinaface_mnet025_official retinaface-mnet025-official retinaface/official/mobilenet0.25_Final.pth
+convert retinaface_mnet025 retinaface-mnet025 retinaface/mobilenet0.25_Final.pth
+convert retinaface_mnet025_1mb retinaface-mnet025-1mb retinaface/face-detector-1mb/mobilenet0.25_Final.pth
+convert mtcnn mtcnn mtcnn/pnet.pt mtcnn/rnet.pt mtcnn/onet.pt
+# The demo and test images.
+for image in images/crowd.jpg images/multiface.jpg; do fetch "$image" >/dev/null; done

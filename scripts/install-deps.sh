@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages facet builds and tests with, if any is missing.
+set -euo pipefail
+
+packages=(cmake g++ make libeigen3-dev libxsimd-dev libstb-dev libjpeg-dev doctest-dev libbenchmark-dev
+          python3 python3-numpy)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "facet: installing Debian packages: ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "facet: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo=sudo
+fi
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# facet quick start: installs what it needs (Debian), builds, converts the weights, and runs the
+# demo: faces in a sample photo, written to out/demo.png (annotated) and out/demo.json.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+scripts/install-deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j"$(nproc)"
+scripts/fetch-weights.sh
+
+upstream="${FACET_UPSTREAM:-../shared/upstream}"
+image() { if [ -f "$upstream/images/$1" ]; then echo "$upstream/images/$1"; else echo "weights/.cache/images/$1"; fi; }
+
+# A one-image sanity check of every RetinaFace file: six faces in multiface.jpg. A checkpoint
+# read with the wrong activations finds dozens of ghosts instead.
+for model in weights/retinaface_*.facet; do
+  faces=$(build/bin/facet-detect --model "$model" "$(image multiface.jpg)" | grep -c '"score"')
+  [ "$faces" -eq 6 ] || { echo "facet: $model finds $faces faces in multiface.jpg, not 6: wrong recipe?" >&2; exit 1; }
+done
+
+sample=$(image crowd.jpg)
+mkdir -p out
+build/bin/facet-detect "$sample" --annotate out/demo.png --json out/demo.json
+echo "facet: $(grep -o '"score"' out/demo.json | wc -l) faces in $sample -> out/demo.png, out/demo.json"

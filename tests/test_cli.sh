@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# facet-detect as a user runs it: outputs, and a clear message with the right exit status for
+# every mistake a user can make.
+set -uo pipefail
+exe="$1"
+shared="${FACET_SHARED:-../shared}"
+img="$shared/upstream/images/multiface.jpg"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+passed=0
+
+# expect STATUS PATTERN -- ARGS...: runs facet-detect, checks its exit status and that stderr
+# (or stdout for status 0) contains PATTERN.
+expect() {
+  local status="$1" pattern="$2"; shift 3
+  local out err code
+  out=$("$exe" "$@" 2>"$tmp/stderr"); code=$?
+  err=$(cat "$tmp/stderr")
+  if [ "$code" -ne "$status" ] || { [ "$status" -eq 0 ] && ! grep -q -- "$pattern" <<<"$out"; } ||
+     { [ "$status" -ne 0 ] && ! grep -q -- "$pattern" <<<"$err"; }; then
+    echo "FAIL: facet-detect $* -> exit $code (want $status, '$pattern')"; echo "  stderr: $err"
+    failures=$((failures + 1))
+  else
+    passed=$((passed + 1))
+  fi
+}
+
+expect 0 "usage: facet-detect" -- --help
+expect 2 "unknown option --frobnicate" -- --frobnicate 1 "$img"
+expect 2 "no image given" --
+expect 2 "--threshold wants a number" -- --threshold abc "$img"
+expect 2 "--threads wants a number" -- --threads 0 "$img"
+expect 2 "--max-side wants a whole number" -- --max-side 1.5 "$img"
+expect 2 "--json needs a value" -- "$img" --json
+expect 2 "--detector must be retinaface or mtcnn" -- --detector yolo "$img"
+expect 1 "/nonexistent.facet: cannot open weight file" -- --model /nonexistent.facet "$img"
+head -c 1000 weights/retinaface_mnet025.facet > "$tmp/truncated.facet"
+expect 1 "truncated.facet: truncated or padded" -- --model "$tmp/truncated.facet" "$img"
+expect 1 "is a 'mtcnn' model, expected a 'retinaface' model" -- --model weights/mtcnn.facet "$img"
+echo "not an image" > "$tmp/fake.png"
+expect 1 "fake.png: not a readable image" -- "$tmp/fake.png"
+expect 1 "/nonexistent.jpg: cannot open image" -- /nonexistent.jpg
+FACET_WEIGHTS_DIR=/nonexistent expect 0 '"faces"' -- "$img"   # falls back to ../../weights next to the exe
+FACET_MODEL=/nonexistent.facet expect 1 "/nonexistent.facet: cannot open weight file" -- "$img"
+
+# A real run: six faces, annotated PNG, aligned crops, JSON to a file.
+expect 0 "" -- "$img" --json "$tmp/one.json" --annotate "$tmp/one.png" --crops "$tmp/crops"
+/usr/bin/python3 - "$tmp" <<'PY' || failures=$((failures + 1))
+import json, os, sys
+tmp = sys.argv[1]
+doc = json.load(open(f"{tmp}/one.json"))
+assert doc["width"] == 1200 and doc["height"] == 630, doc
+assert len(doc["faces"]) == 6, len(doc["faces"])
+assert all(len(f["landmarks"]) == 5 and len(f["box"]) == 4 and f["score"] > 0.5 for f in doc["faces"])
+assert open(f"{tmp}/one.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+assert sorted(os.listdir(f"{tmp}/crops")) == [f"multiface_{k}.png" for k in range(6)]
+PY
+# Several images: a JSON array, annotations in a directory.
+expect 0 "" -- "$img" "$shared/upstream/images/crowd.jpg" --json "$tmp/two.json" --annotate "$tmp/annotated"
+/usr/bin/python3 -c "
+import json, os, sys
+d = json.load(open('$tmp/two.json'))
+assert isinstance(d, list) and len(d) == 2 and len(d[0]['faces']) == 6 and len(d[1]['faces']) > 20
+assert sorted(os.listdir('$tmp/annotated')) == ['crowd.png', 'multiface.png']
+" || failures=$((failures + 1))
+
+echo "$passed passed, $failures failed"
+[ "$failures" -eq 0 ]
