@@ -1,0 +1,249 @@
+// Micro-benchmarks of every SIMD kernel, on every instruction set this CPU runs, at exactly the
+// shapes RetinaFace-mnet0.25 runs them on a 640x480 frame.
+//
+// The shapes are not a sweep: they are the network's own kernel calls, derived below by walking
+// the architecture the way RetinaFace::run_network does, with identical calls merged (and counted,
+// so a kernel's share of a frame is its time x `per_frame`). Every instruction set is registered at
+// start-up, so FACET_ISA plays no part here; --benchmark_filter=/avx2/ picks one.
+//
+// Names say what runs: `conv3x3_s1/avx512/64x60x80->64` is the KernelSet entry, the instruction
+// set, the input map (channels x height x width) and the output channels;
+// `upsample_nearest_add/avx2/64x15x20->30x40` adds a 15x20 map into a 30x40 one.
+//
+// Counters: FLOPS (2 x the useful multiply-accumulates, padded lanes not counted) for the convs;
+// also bytes for the memory-bound depthwise and up-sampling kernels: the size of the maps they
+// read and write, padded lanes included since the kernels move them, re-reads from cache not
+// counted. Both are rates in powers of 1000, so the console shows e.g. FLOPS=21.3G/s;
+// --benchmark_format=json gives the raw values. per_frame: see above.
+#include <benchmark/benchmark.h>
+#include <facet/kernels/kernel_set.hpp>
+
+#include <iterator>
+#include <random>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using namespace facet;
+
+// Every kernel below sees the same kernel threads count as the detector's default: one.
+constexpr int kKernelThreads = 1;
+
+// The epilogue the benchmarks use: the costlier of the two the model's weight files ask for, so
+// that no number is flattered by a cheaper activation.
+constexpr Epilogue kEpilogue{Activation::leaky_relu, 0.1f};
+
+enum class Kind { dense, depthwise, upsample_add };
+
+// One kernel call of the network.
+struct KernelCall {
+    Kind kind;
+    int k, stride;          // dense and depthwise only; upsample_add: 1, 1
+    int cin, h, w;          // the input map (upsample_add: the coarse map)
+    int cout, oh, ow;       // the output map (upsample_add: the fine map it adds into)
+    int input_align;        // channel alignment of the input: 1 for the image the stem reads
+    int per_frame;          // how many times one frame makes this exact call
+
+    bool same_shape(const KernelCall& o) const {
+        return kind == o.kind && k == o.k && stride == o.stride && cin == o.cin && h == o.h && w == o.w &&
+               cout == o.cout && oh == o.oh && ow == o.ow && input_align == o.input_align;
+    }
+};
+
+// The kernel calls of a network, in the order it makes them, each distinct shape once.
+class CallList {
+public:
+    // A conv with padding (k - 1) / 2 on a cin x h x w map; returns its output size.
+    std::pair<int, int> dense(int k, int stride, int cin, int cout, int h, int w, int input_align = kChannelAlign) {
+        const int oh = conv_out_size(h, k, stride), ow = conv_out_size(w, k, stride);
+        add({Kind::dense, k, stride, cin, h, w, cout, oh, ow, input_align, 1});
+        return {oh, ow};
+    }
+    std::pair<int, int> depthwise(int stride, int c, int h, int w) {
+        const int oh = conv_out_size(h, 3, stride), ow = conv_out_size(w, 3, stride);
+        add({Kind::depthwise, 3, stride, c, h, w, c, oh, ow, kChannelAlign, 1});
+        return {oh, ow};
+    }
+    void upsample_add(int c, int coarse_h, int coarse_w, int fine_h, int fine_w) {
+        add({Kind::upsample_add, 1, 1, c, coarse_h, coarse_w, c, fine_h, fine_w, kChannelAlign, 1});
+    }
+
+    const std::vector<KernelCall>& calls() const { return calls_; }
+
+private:
+    void add(const KernelCall& call) {
+        for (KernelCall& seen : calls_)
+            if (seen.same_shape(call)) {
+                ++seen.per_frame;
+                return;
+            }
+        calls_.push_back(call);
+    }
+
+    std::vector<KernelCall> calls_;
+};
+
+// The kernel calls of RetinaFace-mnet0.25 on an h x w frame. It mirrors RetinaFaceModel::load and
+// RetinaFace::run_network (models/retinaface.hpp), which keep the block table to themselves.
+std::vector<KernelCall> retinaface_mnet025_calls(int h, int w) {
+    constexpr int kLevels = 3, kFpnChannels = 64;
+    CallList net;
+    // The stem reads the normalised image, whose 3 channels are packed (RetinaFace::set_input).
+    std::tie(h, w) = net.dense(3, 2, 3, 8, h, w, /*input_align=*/1);
+
+    // MobileNetV1 x0.25 after the stem: depthwise 3x3 (stride) then pointwise 1x1, per block. The
+    // last blocks of the three stages (strides 8, 16, 32) feed the FPN.
+    struct Block { int cin, cout, stride; };
+    static const Block blocks[] = {
+        {8, 16, 1},    {16, 32, 2},   {32, 32, 1},   {32, 64, 2},   {64, 64, 1},   // stage 1
+        {64, 128, 2},  {128, 128, 1}, {128, 128, 1}, {128, 128, 1}, {128, 128, 1}, {128, 128, 1}, // stage 2
+        {128, 256, 2}, {256, 256, 1},                                               // stage 3
+    };
+    const int stage_end[kLevels] = {4, 10, 12};
+    int level_h[kLevels], level_w[kLevels], level_c[kLevels];
+    for (int b = 0, level = 0; b < static_cast<int>(std::size(blocks)); ++b) {
+        std::tie(h, w) = net.depthwise(blocks[b].stride, blocks[b].cin, h, w);
+        net.dense(1, 1, blocks[b].cin, blocks[b].cout, h, w);
+        if (level < kLevels && b == stage_end[level]) {
+            level_h[level] = h;
+            level_w[level] = w;
+            level_c[level++] = blocks[b].cout;
+        }
+    }
+
+    // FPN: lateral 1x1s, then top-down: up-sample the coarser level into the finer, 3x3 merge.
+    for (int k = 0; k < kLevels; ++k) net.dense(1, 1, level_c[k], kFpnChannels, level_h[k], level_w[k]);
+    for (int k = kLevels - 2; k >= 0; --k) {
+        net.upsample_add(kFpnChannels, level_h[k + 1], level_w[k + 1], level_h[k], level_w[k]);
+        net.dense(3, 1, kFpnChannels, kFpnChannels, level_h[k], level_w[k]);
+    }
+
+    // Per level: the context module's five 3x3 convs (64->32; 64->16 then three 16->16), then the
+    // three heads fused into one 1x1 (2 anchors x (2 + 4 + 10) = 32 channels).
+    for (int k = 0; k < kLevels; ++k) {
+        const int lh = level_h[k], lw = level_w[k];
+        net.dense(3, 1, kFpnChannels, 32, lh, lw);
+        net.dense(3, 1, kFpnChannels, 16, lh, lw);
+        for (int i = 0; i < 3; ++i) net.dense(3, 1, 16, 16, lh, lw);
+        net.dense(1, 1, kFpnChannels, 32, lh, lw);
+    }
+    return net.calls();
+}
+
+// The KernelSet entry a call runs, named as in kernel_set.hpp.
+std::string kernel_name(const KernelCall& c) {
+    switch (c.kind) {
+    case Kind::dense: return c.k == 1 ? "conv1x1" : "conv3x3_s" + std::to_string(c.stride);
+    case Kind::depthwise: return "dwconv3x3_s" + std::to_string(c.stride);
+    case Kind::upsample_add: return "upsample_nearest_add";
+    }
+    return "?";
+}
+
+// "<kernel>/<isa>/<cin>x<h>x<w>[-><cout>]": enough to find the layer in the network.
+std::string benchmark_name(const KernelCall& c, const KernelSet& ks) {
+    std::string name = kernel_name(c) + "/" + ks.isa + "/" + std::to_string(c.cin) + "x" + std::to_string(c.h) + "x" +
+                       std::to_string(c.w);
+    switch (c.kind) {
+    case Kind::dense: return name + "->" + std::to_string(c.cout);
+    case Kind::depthwise: return name;
+    case Kind::upsample_add: return name + "->" + std::to_string(c.oh) + "x" + std::to_string(c.ow);
+    }
+    return name;
+}
+
+// Fixed seeds: every run, and every instruction set, computes on the same numbers.
+std::vector<float> random_floats(std::size_t n, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    std::vector<float> v(n);
+    for (float& x : v) x = dist(rng);
+    return v;
+}
+
+// Random values in the real channels of the interior; the ring and padded lanes stay zero, as
+// every kernel requires of its input.
+void fill_random(const FeatureMap& m, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (int y = 0; y < m.h; ++y)
+        for (int x = 0; x < m.w; ++x)
+            for (int c = 0; c < m.c; ++c) m.at(y, x)[c] = dist(rng);
+}
+
+double map_bytes(const FeatureMap& m) { return static_cast<double>(m.h) * m.w * m.cstride * sizeof(float); }
+
+using Rate = benchmark::Counter;
+Rate per_second(double per_iteration) { return Rate(per_iteration, Rate::kIsIterationInvariantRate, Rate::kIs1000); }
+
+// Runs `call_once` untimed (first touch of the buffers, weights into cache), then timed.
+template <class Fn>
+void time_calls(benchmark::State& state, Fn&& call_once) {
+    call_once();
+    for (auto _ : state) call_once();
+}
+
+void run_dense(benchmark::State& state, const KernelSet& ks, const KernelCall& c) {
+    FeatureBuffer in, out(c.oh, c.ow, c.cout);
+    in.resize(c.h, c.w, c.cin, c.input_align);
+    fill_random(in.map(), 1);
+    const auto weights = random_floats(static_cast<std::size_t>(c.cout) * c.cin * c.k * c.k, 2);
+    const auto bias = random_floats(static_cast<std::size_t>(c.cout), 3);
+    const PackedConv packed = pack_conv(weights.data(), bias.data(), c.cout, c.cin, c.k, c.stride, kEpilogue);
+    const ConvKernel kernel = ks.conv_for(packed);
+    time_calls(state, [&] { kernel(in.map(), packed, out.map(), kKernelThreads); });
+    const double macs = static_cast<double>(c.oh) * c.ow * c.cout * c.cin * c.k * c.k;
+    state.counters["FLOPS"] = per_second(2 * macs);
+}
+
+void run_depthwise(benchmark::State& state, const KernelSet& ks, const KernelCall& c) {
+    FeatureBuffer in(c.h, c.w, c.cin), out(c.oh, c.ow, c.cout);
+    fill_random(in.map(), 1);
+    const auto weights = random_floats(static_cast<std::size_t>(c.cin) * 9, 2);
+    const auto bias = random_floats(static_cast<std::size_t>(c.cin), 3);
+    const PackedDepthwise packed = pack_depthwise(weights.data(), bias.data(), c.cin, c.stride, kEpilogue);
+    const DepthwiseKernel kernel = ks.dwconv_for(packed);
+    time_calls(state, [&] { kernel(in.map(), packed, out.map(), kKernelThreads); });
+    const double macs = static_cast<double>(c.oh) * c.ow * c.cin * 9;
+    state.counters["FLOPS"] = per_second(2 * macs);
+    state.counters["bytes"] = per_second(map_bytes(in.map()) + map_bytes(out.map()));
+}
+
+void run_upsample_add(benchmark::State& state, const KernelSet& ks, const KernelCall& c) {
+    FeatureBuffer coarse(c.h, c.w, c.cin), fine(c.oh, c.ow, c.cout);
+    fill_random(coarse.map(), 1);
+    fill_random(fine.map(), 2);
+    // Adding into `fine` over and over is harmless: random inputs in [-1, 1] stay finite for
+    // billions of calls, and the sums' size does not change the time of an add.
+    time_calls(state, [&] { ks.upsample_nearest_add(coarse.map(), fine.map(), kKernelThreads); });
+    // Each fine pixel reads one coarse pixel (from cache after its first use) and is read and
+    // written: count coarse once and fine twice.
+    state.counters["bytes"] = per_second(map_bytes(coarse.map()) + 2 * map_bytes(fine.map()));
+}
+
+// The one registration helper: any call, any instruction set. Buffers and weights are made when
+// the benchmark runs, not here, so listing or filtering benchmarks allocates nothing.
+void register_call(const KernelSet& ks, const KernelCall& call) {
+    const auto run = [kernels = &ks, call](benchmark::State& state) {
+        switch (call.kind) {
+        case Kind::dense: run_dense(state, *kernels, call); break;
+        case Kind::depthwise: run_depthwise(state, *kernels, call); break;
+        case Kind::upsample_add: run_upsample_add(state, *kernels, call); break;
+        }
+        state.counters["per_frame"] = call.per_frame;
+    };
+    benchmark::RegisterBenchmark(benchmark_name(call, ks).c_str(), run)->Unit(benchmark::kMicrosecond);
+}
+
+// benchmark_main has its own main(), so registration happens during static initialisation.
+const bool kRegistered = [] {
+    const auto calls = retinaface_mnet025_calls(480, 640);
+    for (Isa isa : supported_isas())
+        for (const KernelCall& call : calls) register_call(kernel_set(isa), call);
+    return true;
+}();
+
+} // namespace

@@ -1,0 +1,187 @@
+// Whole-model benchmarks: RetinaFace-mnet0.25 on one 640x480 frame, per instruction set.
+//
+//   BM_RetinaFace_VGA/<isa>                    detect(): preprocess + network + decode + NMS
+//   BM_RetinaFace_VGA_Network/<isa>            forward_raw(): the network, see bm_network
+//   BM_RetinaFace_VGA/<best isa>/kernel_threads:2   detect() with the kernels on two OpenMP threads
+//
+// Inputs: the golden frame shared/golden/crowd_640x480.png (FACET_SHARED overrides the shared
+// directory) and weights/retinaface_mnet025_official.facet (FACET_WEIGHTS_DIR overrides the
+// weights directory). When either is missing every case reports an error saying how to make it.
+//
+// Times are wall-clock (UseRealTime): a frame's latency is what a caller waits, and the default
+// CPU time would count only the calling thread of the two-thread case. FLOPS is the network's
+// arithmetic (2 x multiply-accumulates, counted from the loaded model's layers) per second, so the
+// cases compare directly with the kernel benchmarks; faces is what detect() found.
+#include <benchmark/benchmark.h>
+#include <facet/io/image.hpp>
+#include <facet/models/retinaface.hpp>
+
+#include <cstdlib>
+#include <exception>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace {
+
+using namespace facet;
+
+constexpr int kFrameWidth = 640, kFrameHeight = 480;
+constexpr const char* kModelFile = "retinaface_mnet025_official.facet";
+constexpr const char* kFrameFile = "golden/crowd_640x480.png";
+
+std::string env_or(const char* name, const std::string& fallback) {
+    const char* value = std::getenv(name);
+    return value && *value ? std::string(value) : fallback;
+}
+
+bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
+
+// Multiply-accumulates of one forward pass on an h x w input, walking the loaded model's layers in
+// the order, and at the sizes, RetinaFace::run_network runs them. FPN additions are not counted.
+double network_macs(const RetinaFaceModel& m, int h, int w) {
+    double macs = 0;
+    // Counts `c` on an h x w input and moves h, w to its output size.
+    const auto dense = [&macs](const PackedConv& c, int& h, int& w) {
+        h = conv_out_size(h, c.k, c.stride);
+        w = conv_out_size(w, c.k, c.stride);
+        macs += static_cast<double>(h) * w * c.cout * c.cin * c.k * c.k;
+    };
+    dense(m.stem, h, w);
+    int level_h[RetinaFaceModel::kLevels], level_w[RetinaFaceModel::kLevels];
+    for (int b = 0, level = 0; b < static_cast<int>(m.blocks.size()); ++b) {
+        const auto& block = m.blocks[b];
+        h = conv_out_size(h, 3, block.dw.stride);
+        w = conv_out_size(w, 3, block.dw.stride);
+        macs += static_cast<double>(h) * w * block.dw.c * 9;
+        dense(block.pw, h, w);
+        if (level < RetinaFaceModel::kLevels && b == m.stage_end[level]) {
+            level_h[level] = h;
+            level_w[level++] = w;
+        }
+    }
+    // Everything after the backbone keeps its level's size.
+    for (int k = 0; k < RetinaFaceModel::kLevels; ++k) {
+        const auto at_level = [&](const PackedConv& c) {
+            int lh = level_h[k], lw = level_w[k];
+            dense(c, lh, lw);
+        };
+        at_level(m.fpn_output[k]);
+        if (k < RetinaFaceModel::kLevels - 1) at_level(m.fpn_merge[k]);
+        const auto& ctx = m.context[k];
+        for (const PackedConv* c : {&ctx.conv3x3, &ctx.conv5x5_1, &ctx.conv5x5_2, &ctx.conv7x7_2, &ctx.conv7x7_3})
+            at_level(*c);
+        at_level(m.heads[k]);
+    }
+    return macs;
+}
+
+// What every case needs, loaded once on first use (not at registration, so listing the benchmarks
+// stays instant), or why it could not be.
+struct VgaInputs {
+    std::shared_ptr<const RetinaFaceModel> model;
+    Image frame;
+    double network_flops = 0;
+    std::string error; // non-empty: the cases skip with this message
+};
+
+VgaInputs load_vga_inputs() {
+    VgaInputs in;
+    const std::string model_path = env_or("FACET_WEIGHTS_DIR", FACET_SOURCE_DIR "/weights") + "/" + kModelFile;
+    const std::string frame_path = env_or("FACET_SHARED", FACET_SOURCE_DIR "/../shared") + "/" + kFrameFile;
+    if (!file_exists(model_path)) {
+        in.error = model_path + " not found: run ./setup.sh to convert the weights (or set FACET_WEIGHTS_DIR)";
+        return in;
+    }
+    if (!file_exists(frame_path)) {
+        in.error = frame_path + " not found: run ./setup.sh (or set FACET_SHARED to the shared data directory)";
+        return in;
+    }
+    try {
+        in.model = RetinaFaceModel::from_file(model_path);
+        in.frame = load_image(frame_path);
+        if (in.frame.width != kFrameWidth || in.frame.height != kFrameHeight)
+            throw Error(frame_path + " is " + std::to_string(in.frame.width) + "x" + std::to_string(in.frame.height) +
+                        ", not the 640x480 these benchmarks are named for");
+        in.network_flops = 2 * network_macs(*in.model, kFrameHeight, kFrameWidth);
+    } catch (const std::exception& e) {
+        in.model.reset();
+        in.error = e.what();
+    }
+    return in;
+}
+
+const VgaInputs& vga_inputs() {
+    static const VgaInputs inputs = load_vga_inputs();
+    return inputs;
+}
+
+// A detector for the frame on `kernels`, or nothing after SkipWithError.
+std::optional<RetinaFace> make_detector(benchmark::State& state, const KernelSet& kernels, int threads) {
+    const VgaInputs& in = vga_inputs();
+    if (!in.error.empty()) {
+        state.SkipWithError(in.error.c_str());
+        return std::nullopt;
+    }
+    RetinaFaceOptions options;
+    options.max_side = 0; // the frame is already VGA: no resize
+    options.score_threshold = 0.5f;
+    options.threads = threads;
+    return RetinaFace(in.model, options, kernels);
+}
+
+using Rate = benchmark::Counter;
+
+void set_flops(benchmark::State& state) {
+    state.counters["FLOPS"] = Rate(vga_inputs().network_flops, Rate::kIsIterationInvariantRate, Rate::kIs1000);
+}
+
+// End to end. The untimed first call sizes the detector's scratch buffers and builds the priors,
+// which later frames of the same size reuse.
+void bm_detect(benchmark::State& state, const KernelSet* kernels, int threads) {
+    auto detector = make_detector(state, *kernels, threads);
+    if (!detector) return;
+    const Image& frame = vga_inputs().frame;
+    std::size_t faces = detector->detect(frame).size();
+    for (auto _ : state) faces = detector->detect(frame).size();
+    state.counters["faces"] = static_cast<double>(faces);
+    set_flops(state);
+}
+
+// The network alone, as closely as the public API allows: forward_raw() also converts the 8-bit
+// frame to normalised floats before the network and, after it, copies every prior's outputs into
+// three vectors (with a sigmoid per prior). That work is small next to the convolutions, but it is
+// in this time; the difference to BM_RetinaFace_VGA is decode + NMS minus that copy.
+void bm_network(benchmark::State& state, const KernelSet* kernels) {
+    auto detector = make_detector(state, *kernels, 1);
+    if (!detector) return;
+    const Image& frame = vga_inputs().frame;
+    benchmark::DoNotOptimize(detector->forward_raw(frame));
+    for (auto _ : state) benchmark::DoNotOptimize(detector->forward_raw(frame));
+    set_flops(state);
+}
+
+template <class... Args>
+void register_case(const std::string& name, Args&&... args) {
+    benchmark::RegisterBenchmark(name.c_str(), std::forward<Args>(args)...)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+}
+
+// benchmark_main has its own main(), so registration happens during static initialisation.
+const bool kRegistered = [] {
+    const auto isas = supported_isas();
+    for (Isa isa : isas) {
+        const KernelSet* kernels = &kernel_set(isa);
+        register_case(std::string("BM_RetinaFace_VGA/") + kernels->isa, bm_detect, kernels, 1);
+        register_case(std::string("BM_RetinaFace_VGA_Network/") + kernels->isa, bm_network, kernels);
+    }
+    if (!isas.empty()) {
+        const KernelSet* best = &kernel_set(isas.back());
+        register_case(std::string("BM_RetinaFace_VGA/") + best->isa + "/kernel_threads:2", bm_detect, best, 2);
+    }
+    return true;
+}();
+
+} // namespace
