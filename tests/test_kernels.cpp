@@ -15,7 +15,14 @@ namespace {
 
 constexpr double kTolerance = 1e-5;
 
-const Epilogue kEpilogues[] = {{Activation::none, 0.0f}, {Activation::relu, 0.0f}, {Activation::leaky_relu, 0.1f}};
+// PReLU slopes for up to 256 channels, negative and > 1 included (PReLU is not a max).
+const std::vector<float> kPreluSlopes = test::random_floats(256, 99, -0.5f, 1.5f);
+
+const Epilogue kEpilogues[] = {{Activation::none, 0.0f},
+                               {Activation::relu, 0.0f},
+                               {Activation::leaky_relu, 0.1f},
+                               {Activation::prelu, 0.0f, kPreluSlopes.data()}};
+constexpr unsigned kEpilogueCount = 4;
 
 void check_dense_conv(int k, int stride, int cin, int cout, int h, int w, Epilogue epilogue, unsigned seed) {
     FeatureBuffer in(h, w, cin);
@@ -80,9 +87,20 @@ TEST_CASE("conv3x3 stride 1 and 2: SIMD matches reference on odd sizes") {
             for (int cout : {1, 3, 7, 16, 17, 33, 64})
                 for (auto [h, w] : {std::pair<int, int>{1, 1}, {5, 7}, {8, 13}, {15, 6}}) {
                     CAPTURE(stride); CAPTURE(cin); CAPTURE(cout); CAPTURE(h); CAPTURE(w);
-                    check_dense_conv(3, stride, cin, cout, h, w, kEpilogues[seed % 3], seed);
+                    check_dense_conv(3, stride, cin, cout, h, w, kEpilogues[seed % kEpilogueCount], seed);
                     seed += 3;
                 }
+}
+
+TEST_CASE("conv2x2 (unpadded, MTCNN): SIMD matches reference on odd sizes") {
+    unsigned seed = 300;
+    for (int cin : {1, 3, 28, 48})
+        for (int cout : {1, 7, 64, 128})
+            for (auto [h, w] : {std::pair<int, int>{2, 2}, {3, 3}, {4, 7}}) {
+                CAPTURE(cin); CAPTURE(cout); CAPTURE(h); CAPTURE(w);
+                check_dense_conv(2, 1, cin, cout, h, w, kEpilogues[seed % kEpilogueCount], seed);
+                seed += 3;
+            }
 }
 
 TEST_CASE("conv1x1 (pointwise): SIMD matches reference on odd sizes") {
@@ -91,7 +109,7 @@ TEST_CASE("conv1x1 (pointwise): SIMD matches reference on odd sizes") {
         for (int cout : {1, 3, 7, 17, 32, 64, 128, 129})
             for (auto [h, w] : {std::pair<int, int>{1, 1}, {3, 7}, {4, 13}}) {
                 CAPTURE(cin); CAPTURE(cout); CAPTURE(h); CAPTURE(w);
-                check_dense_conv(1, 1, cin, cout, h, w, kEpilogues[seed % 3], seed);
+                check_dense_conv(1, 1, cin, cout, h, w, kEpilogues[seed % kEpilogueCount], seed);
                 seed += 3;
             }
 }
@@ -102,7 +120,7 @@ TEST_CASE("depthwise 3x3 stride 1 and 2: SIMD matches reference on odd sizes") {
         for (int c : {1, 3, 7, 17, 32, 40})
             for (auto [h, w] : {std::pair<int, int>{1, 1}, {2, 3}, {7, 5}, {9, 16}}) {
                 CAPTURE(stride); CAPTURE(c); CAPTURE(h); CAPTURE(w);
-                check_depthwise(stride, c, h, w, kEpilogues[seed % 3], seed);
+                check_depthwise(stride, c, h, w, kEpilogues[seed % kEpilogueCount], seed);
                 seed += 3;
             }
 }

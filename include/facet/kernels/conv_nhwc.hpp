@@ -1,4 +1,4 @@
-// facet: dense k x k convolution (k = 1 or 3, stride 1 or 2) on NHWC feature maps, xsimd.
+// facet: dense k x k convolution (k = 1, 2 or 3; stride 1 or 2) on NHWC feature maps, xsimd.
 //
 // Direct convolution, no im2col: an output tile of P pixels x V channel vectors lives in registers;
 // for each tap and each input channel, V weight vectors are loaded once and each of the P input
@@ -41,7 +41,7 @@ inline void conv_tile(const FeatureMap& in, const PackedConv& w, int vec0, int o
     }
     for (int p = 0; p < P; ++p) {
         float* dst = out.at(oy, ox + p) + vec0 * N;
-        for (int v = 0; v < V; ++v) activate<Arch>(acc[p][v], w.epilogue).store_unaligned(dst + v * N);
+        for (int v = 0; v < V; ++v) activate<Arch>(acc[p][v], w.epilogue, (vec0 + v) * N).store_unaligned(dst + v * N);
     }
 }
 

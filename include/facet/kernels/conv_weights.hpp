@@ -2,6 +2,7 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <string>
 
 #include "../core/error.hpp"
@@ -9,31 +10,43 @@
 
 namespace facet {
 
-enum class Activation { none, relu, leaky_relu };
+enum class Activation { none, relu, leaky_relu, prelu };
 
 // What a kernel applies to its accumulators before storing them (bias is always added).
 struct Epilogue {
     Activation kind = Activation::none;
-    float slope = 0.0f; // leaky_relu only; 0 <= slope <= 1 so that max(x, slope * x) is exact
+    float slope = 0.0f;             // leaky_relu: 0 <= slope <= 1, so that max(x, slope * x) is exact
+    const float* slopes = nullptr;  // prelu: one slope per output channel (any value)
 
-    float apply(float x) const {
+    float apply(float x, int channel) const {
         switch (kind) {
         case Activation::relu: return x > 0.0f ? x : 0.0f;
         case Activation::leaky_relu: return x > 0.0f ? x : x * slope;
+        case Activation::prelu: return x > 0.0f ? x : x * slopes[channel];
         case Activation::none: break;
         }
         return x;
     }
 };
 
-// A dense k x k convolution (groups = 1), padding (k - 1) / 2.
+// Copies per-channel epilogue data (PReLU slopes) into `storage`, zero-padded to `count_pad`
+// so kernels can load whole aligned vectors, and returns the epilogue pointing at the copy.
+inline Epilogue own_epilogue(Epilogue e, int count, int count_pad, AlignedFloats& storage) {
+    if (e.kind != Activation::prelu) return e;
+    storage = make_aligned_floats(static_cast<std::size_t>(count_pad));
+    std::copy(e.slopes, e.slopes + count, storage.get());
+    e.slopes = storage.get();
+    return e;
+}
+
+// A dense k x k convolution (groups = 1), padding (k - 1) / 2 (so none for k = 2).
 // weights: [k * k][cin][cout_pad], so for one tap and one input channel the output channels are one
 // contiguous, aligned run: the kernel broadcasts an input value and FMAs it into whole vectors.
 // Lanes cout..cout_pad-1 hold zero weights and bias, so padded output channels come out zero.
 struct PackedConv {
     int cin = 0, cout = 0, cout_pad = 0, k = 0, stride = 1;
     Epilogue epilogue;
-    AlignedFloats weights, bias;
+    AlignedFloats weights, bias, epilogue_data;
 };
 
 // From PyTorch's [cout][cin][k][k] layout.
@@ -45,7 +58,7 @@ inline PackedConv pack_conv(const float* w_oihw, const float* bias, int cout, in
     p.cout_pad = round_up(cout, kChannelAlign);
     p.k = k;
     p.stride = stride;
-    p.epilogue = epilogue;
+    p.epilogue = own_epilogue(epilogue, cout, p.cout_pad, p.epilogue_data);
     p.weights = make_aligned_floats(static_cast<std::size_t>(k) * k * cin * p.cout_pad);
     p.bias = make_aligned_floats(static_cast<std::size_t>(p.cout_pad));
     for (int o = 0; o < cout; ++o) {
@@ -62,7 +75,7 @@ inline PackedConv pack_conv(const float* w_oihw, const float* bias, int cout, in
 struct PackedDepthwise {
     int c = 0, c_pad = 0, stride = 1;
     Epilogue epilogue;
-    AlignedFloats weights, bias;
+    AlignedFloats weights, bias, epilogue_data;
 };
 
 // From PyTorch's [c][1][3][3] layout.
@@ -71,7 +84,7 @@ inline PackedDepthwise pack_depthwise(const float* w_c1hw, const float* bias, in
     p.c = c;
     p.c_pad = round_up(c, kChannelAlign);
     p.stride = stride;
-    p.epilogue = epilogue;
+    p.epilogue = own_epilogue(epilogue, c, p.c_pad, p.epilogue_data);
     p.weights = make_aligned_floats(static_cast<std::size_t>(9) * p.c_pad);
     p.bias = make_aligned_floats(static_cast<std::size_t>(p.c_pad));
     for (int ch = 0; ch < c; ++ch) {

@@ -27,7 +27,7 @@ void dwconv3x3_nhwc(const FeatureMap& in, const PackedDepthwise& w, const Featur
                 for (int ky = 0; ky < 3; ++ky)
                     for (int kx = 0; kx < 3; ++kx)
                         acc = xsimd::fma(B::load_unaligned(rows[ky] + x0 + kx * in.cstride), k[ky * 3 + kx], acc);
-                activate<Arch>(acc, w.epilogue).store_unaligned(dst);
+                activate<Arch>(acc, w.epilogue, v * N).store_unaligned(dst);
             }
         }
     });

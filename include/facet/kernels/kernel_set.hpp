@@ -31,6 +31,7 @@ struct KernelSet {
     ConvKernel conv3x3_s1;  // dense 3x3, stride 1, pad 1
     ConvKernel conv3x3_s2;  // dense 3x3, stride 2, pad 1
     ConvKernel conv1x1;     // pointwise
+    ConvKernel conv2x2_s1;  // dense 2x2, stride 1, no padding (MTCNN)
     DepthwiseKernel dwconv3x3_s1;
     DepthwiseKernel dwconv3x3_s2;
     UpsampleAddKernel upsample_nearest_add;
@@ -38,6 +39,7 @@ struct KernelSet {
     // The dense conv kernel for a packed layer's shape.
     ConvKernel conv_for(const PackedConv& w) const {
         if (w.k == 1 && w.stride == 1) return conv1x1;
+        if (w.k == 2 && w.stride == 1) return conv2x2_s1;
         if (w.k == 3 && w.stride == 1) return conv3x3_s1;
         if (w.k == 3 && w.stride == 2) return conv3x3_s2;
         throw Error("no conv kernel for k=" + std::to_string(w.k) + " stride=" + std::to_string(w.stride));

@@ -16,6 +16,7 @@ const KernelSet& make_kernel_set(const char* isa) {
         &conv_nhwc<Arch, 3, 1>,
         &conv_nhwc<Arch, 3, 2>,
         &conv_nhwc<Arch, 1, 1>,
+        &conv_nhwc<Arch, 2, 1>,
         &dwconv3x3_nhwc<Arch, 1>,
         &dwconv3x3_nhwc<Arch, 2>,
         &upsample_nearest_add_nhwc<Arch>,

@@ -27,7 +27,7 @@ inline void conv2d(const FeatureMap& in, const float* w, const float* bias, int 
                             acc += static_cast<double>(w[((o * cin_per_group + i) * k + ky) * k + kx]) *
                                    in.at(iy, ix)[g * cin_per_group + i];
                         }
-                out.at(oy, ox)[o] = epilogue.apply(static_cast<float>(acc));
+                out.at(oy, ox)[o] = epilogue.apply(static_cast<float>(acc), o);
             }
 }
 

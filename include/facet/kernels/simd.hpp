@@ -16,13 +16,16 @@ template <class Arch>
 constexpr int kTileVectors = std::is_same<Arch, xsimd::avx512f>::value ? 4 : 2;
 constexpr int kTilePixels = 6;
 
-// The epilogue on one vector. The branch is on a value fixed for the whole layer, so it predicts
-// perfectly; leaky ReLU as max(x, slope * x) is exact for 0 <= slope <= 1.
+// The epilogue on the vector of channels [channel, channel + N). The branch is on a value fixed
+// for the whole layer, so it predicts perfectly; leaky ReLU as max(x, slope * x) is exact for
+// 0 <= slope <= 1.
 template <class Arch>
-inline Batch<Arch> activate(const Batch<Arch>& x, const Epilogue& e) {
+inline Batch<Arch> activate(const Batch<Arch>& x, const Epilogue& e, int channel) {
+    using B = Batch<Arch>;
     switch (e.kind) {
-    case Activation::relu: return xsimd::max(x, Batch<Arch>(0.0f));
-    case Activation::leaky_relu: return xsimd::max(x, x * Batch<Arch>(e.slope));
+    case Activation::relu: return xsimd::max(x, B(0.0f));
+    case Activation::leaky_relu: return xsimd::max(x, x * B(e.slope));
+    case Activation::prelu: return xsimd::select(x > B(0.0f), x, x * B::load_aligned(e.slopes + channel));
     case Activation::none: break;
     }
     return x;
