@@ -46,6 +46,7 @@ struct KernelCall {
     int cout, oh, ow;       // the output map (upsample_add: the fine map it adds into)
     int input_align;        // channel alignment of the input: 1 for the image the stem reads
     int per_frame;          // how many times one frame makes this exact call
+    bool winograd = false;  // 3x3 stride 1: time the Winograd kernel instead of the direct one
 
     bool same_shape(const KernelCall& o) const {
         return kind == o.kind && k == o.k && stride == o.stride && cin == o.cin && h == o.h && w == o.w &&
@@ -136,7 +137,7 @@ std::vector<KernelCall> retinaface_mnet025_calls(int h, int w) {
 // The KernelSet entry a call runs, named as in kernel_set.hpp.
 std::string kernel_name(const KernelCall& c) {
     switch (c.kind) {
-    case Kind::dense: return c.k == 1 ? "conv1x1" : "conv3x3_s" + std::to_string(c.stride);
+    case Kind::dense: return c.k == 1 ? "conv1x1" : "conv3x3_s" + std::to_string(c.stride) + (c.winograd ? "_winograd" : "");
     case Kind::depthwise: return "dwconv3x3_s" + std::to_string(c.stride);
     case Kind::upsample_add: return "upsample_nearest_add";
     }
@@ -193,8 +194,10 @@ void run_dense(benchmark::State& state, const KernelSet& ks, const KernelCall& c
     const auto weights = random_floats(static_cast<std::size_t>(c.cout) * c.cin * c.k * c.k, 2);
     const auto bias = random_floats(static_cast<std::size_t>(c.cout), 3);
     const PackedConv packed = pack_conv(weights.data(), bias.data(), c.cout, c.cin, c.k, c.stride, kEpilogue);
-    const ConvKernel kernel = ks.conv_for(packed);
+    const bool three_by_three_s1 = c.k == 3 && c.stride == 1;
+    const ConvKernel kernel = three_by_three_s1 ? (c.winograd ? ks.conv3x3_s1_winograd : ks.conv3x3_s1) : ks.conv_for(packed);
     time_calls(state, [&] { kernel(in.map(), packed, out.map(), kKernelThreads); });
+    // Winograd does fewer multiplies; its FLOPS count the direct convolution's, so the two compare.
     const double macs = static_cast<double>(c.oh) * c.ow * c.cout * c.cin * c.k * c.k;
     state.counters["FLOPS"] = per_second(2 * macs);
 }
@@ -242,7 +245,13 @@ void register_call(const KernelSet& ks, const KernelCall& call) {
 const bool kRegistered = [] {
     const auto calls = retinaface_mnet025_calls(480, 640);
     for (Isa isa : supported_isas())
-        for (const KernelCall& call : calls) register_call(kernel_set(isa), call);
+        for (KernelCall call : calls) {
+            register_call(kernel_set(isa), call);
+            if (call.kind == Kind::dense && call.k == 3 && call.stride == 1) {
+                call.winograd = true;
+                register_call(kernel_set(isa), call);
+            }
+        }
     return true;
 }();
 

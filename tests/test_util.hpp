@@ -1,5 +1,6 @@
 // Helpers shared by the tests: random fills, map comparison, paths to shared data.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <random>
@@ -39,6 +40,20 @@ inline double max_rel_error(const FeatureMap& a, const FeatureMap& b) {
                 if (!(e <= worst)) worst = e; // NaN counts as the worst
             }
     return worst;
+}
+
+// max |a - b| / (1 + max |b|) over the real channels: error relative to the output's scale, for
+// kernels (Winograd) whose rounding grows with the magnitudes summed, not with each output.
+inline double max_scaled_error(const FeatureMap& a, const FeatureMap& b) {
+    double worst = 0.0, scale = 0.0;
+    for (int y = 0; y < b.h; ++y)
+        for (int x = 0; x < b.w; ++x)
+            for (int c = 0; c < b.c; ++c) {
+                const double e = std::fabs(a.at(y, x)[c] - b.at(y, x)[c]);
+                if (!(e <= worst)) worst = e;
+                scale = std::max(scale, static_cast<double>(std::fabs(b.at(y, x)[c])));
+            }
+    return worst / (1.0 + scale);
 }
 
 // True when every lane past the real channels and every ring pixel is exactly zero.

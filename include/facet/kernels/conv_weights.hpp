@@ -43,11 +43,28 @@ inline Epilogue own_epilogue(Epilogue e, int count, int count_pad, AlignedFloats
 // weights: [k * k][cin][cout_pad], so for one tap and one input channel the output channels are one
 // contiguous, aligned run: the kernel broadcasts an input value and FMAs it into whole vectors.
 // Lanes cout..cout_pad-1 hold zero weights and bias, so padded output channels come out zero.
+// For 3x3 stride-1 convs, `winograd` also holds the F(4x4, 3x3) transformed weights
+// U = G g G^T as [36][cin][cout_pad] (kernels/winograd_f43.hpp).
 struct PackedConv {
     int cin = 0, cout = 0, cout_pad = 0, k = 0, stride = 1;
     Epilogue epilogue;
-    AlignedFloats weights, bias, epilogue_data;
+    AlignedFloats weights, bias, epilogue_data, winograd;
 };
+
+// U = G g G^T of one 3x3 kernel g (row-major), in double: F(4x4, 3x3)'s weight transform.
+inline void winograd_f43_weight_transform(const float* g, double (&u)[36]) {
+    static const double G[6][3] = {{1.0 / 4, 0, 0},
+                                   {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                   {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                   {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                   {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                   {0, 0, 1}};
+    double gg[6][3]; // G g
+    for (int i = 0; i < 6; ++i)
+        for (int j = 0; j < 3; ++j) gg[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
+    for (int i = 0; i < 6; ++i)
+        for (int j = 0; j < 6; ++j) u[i * 6 + j] = gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2];
+}
 
 // From PyTorch's [cout][cin][k][k] layout.
 inline PackedConv pack_conv(const float* w_oihw, const float* bias, int cout, int cin, int k, int stride,
@@ -67,6 +84,16 @@ inline PackedConv pack_conv(const float* w_oihw, const float* bias, int cout, in
             for (int t = 0; t < k * k; ++t)
                 p.weights[(static_cast<std::size_t>(t) * cin + i) * p.cout_pad + o] =
                     w_oihw[(static_cast<std::size_t>(o) * cin + i) * k * k + t];
+    }
+    if (k == 3 && stride == 1) {
+        p.winograd = make_aligned_floats(static_cast<std::size_t>(36) * cin * p.cout_pad);
+        double u[36];
+        for (int o = 0; o < cout; ++o)
+            for (int i = 0; i < cin; ++i) {
+                winograd_f43_weight_transform(w_oihw + (static_cast<std::size_t>(o) * cin + i) * 9, u);
+                for (int pos = 0; pos < 36; ++pos)
+                    p.winograd[(static_cast<std::size_t>(pos) * cin + i) * p.cout_pad + o] = static_cast<float>(u[pos]);
+            }
     }
     return p;
 }

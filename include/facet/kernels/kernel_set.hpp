@@ -16,31 +16,44 @@
 
 #include "../core/error.hpp"
 #include "conv_weights.hpp"
+#include "dense_weights.hpp"
+#include "graph_layout.hpp"
 
 namespace facet {
 
 using ConvKernel = void (*)(const FeatureMap& in, const PackedConv& w, const FeatureMap& out, int threads);
 using DepthwiseKernel = void (*)(const FeatureMap& in, const PackedDepthwise& w, const FeatureMap& out, int threads);
 using UpsampleAddKernel = void (*)(const FeatureMap& coarse, const FeatureMap& fine, int threads);
+using MaxPoolKernel = void (*)(const FeatureMap& in, const FeatureMap& out, int threads);
+using DenseKernel = void (*)(const FeatureMap& in, const PackedDense& w, const FeatureMap& out, int threads);
+using SparseProductKernel = void (*)(const SparseMatrix& a, const GraphFeatures& x, const GraphFeatures& out, int threads);
+using ChebyshevConvKernel = void (*)(const SparseMatrix& laplacian, const GraphFeatures& x, const PackedChebConv& w,
+                                     float* scratch, const GraphFeatures& out, int threads);
 
-// Every kernel of one instruction set. The list is the single place that names the kernels; the
-// tests and benchmarks walk it (see FACET_FOR_EACH_CONV_KERNEL).
+// Every kernel of one instruction set: the single place that names them. Models pick kernels by
+// layer shape (conv_for, dwconv_for); the tests and benchmarks call each member directly.
 struct KernelSet {
     const char* isa;        // "sse41", "avx2", "avx512"
     int vector_floats;      // floats per SIMD register
-    ConvKernel conv3x3_s1;  // dense 3x3, stride 1, pad 1
+    ConvKernel conv3x3_s1;  // dense 3x3, stride 1, pad 1, direct
+    ConvKernel conv3x3_s1_winograd; // the same by Winograd F(4x4, 3x3); needs PackedConv::winograd
     ConvKernel conv3x3_s2;  // dense 3x3, stride 2, pad 1
     ConvKernel conv1x1;     // pointwise
     ConvKernel conv2x2_s1;  // dense 2x2, stride 1, no padding (MTCNN)
     DepthwiseKernel dwconv3x3_s1;
     DepthwiseKernel dwconv3x3_s2;
     UpsampleAddKernel upsample_nearest_add;
+    MaxPoolKernel maxpool2x2_s2;  // ceil mode, no padding (MTCNN)
+    MaxPoolKernel maxpool3x3_s2;  // ceil mode, no padding (MTCNN)
+    DenseKernel dense;            // fully connected, over a batch of inputs (MTCNN)
+    SparseProductKernel spmm_csr;         // CSR sparse x dense: mesh up-sampling (graph_conv.hpp)
+    ChebyshevConvKernel chebyshev_conv;   // Chebyshev graph conv, bias, optional ELU (graph_conv.hpp)
 
     // The dense conv kernel for a packed layer's shape.
     ConvKernel conv_for(const PackedConv& w) const {
         if (w.k == 1 && w.stride == 1) return conv1x1;
         if (w.k == 2 && w.stride == 1) return conv2x2_s1;
-        if (w.k == 3 && w.stride == 1) return conv3x3_s1;
+        if (w.k == 3 && w.stride == 1) return w.winograd ? conv3x3_s1_winograd : conv3x3_s1;
         if (w.k == 3 && w.stride == 2) return conv3x3_s2;
         throw Error("no conv kernel for k=" + std::to_string(w.k) + " stride=" + std::to_string(w.stride));
     }

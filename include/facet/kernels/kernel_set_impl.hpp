@@ -2,9 +2,13 @@
 // Included only by include/facet/arch/isa_*.cpp, each compiled with its instruction set's flags.
 #pragma once
 #include "conv_nhwc.hpp"
+#include "dense.hpp"
 #include "dwconv3x3.hpp"
+#include "graph_conv.hpp"
 #include "kernel_set.hpp"
+#include "maxpool.hpp"
 #include "upsample.hpp"
+#include "winograd_f43.hpp"
 
 namespace facet::simd {
 
@@ -14,12 +18,18 @@ const KernelSet& make_kernel_set(const char* isa) {
         isa,
         static_cast<int>(Batch<Arch>::size),
         &conv_nhwc<Arch, 3, 1>,
+        &conv3x3_s1_winograd_nhwc<Arch>,
         &conv_nhwc<Arch, 3, 2>,
         &conv_nhwc<Arch, 1, 1>,
         &conv_nhwc<Arch, 2, 1>,
         &dwconv3x3_nhwc<Arch, 1>,
         &dwconv3x3_nhwc<Arch, 2>,
         &upsample_nearest_add_nhwc<Arch>,
+        &maxpool_nhwc<Arch, 2, 2>,
+        &maxpool_nhwc<Arch, 3, 2>,
+        &dense_nhwc<Arch>,
+        &spmm_csr<Arch>,
+        &chebyshev_conv<Arch>,
     };
     return set;
 }

@@ -1,0 +1,46 @@
+// facet: scalar references for the layers MTCNN adds (ceil-mode max-pool, dense with the (W, H, C)
+// flatten order), written from the definitions as reference.hpp's are: PyTorch weight layouts,
+// explicit bounds, real channels only, double accumulation.
+#pragma once
+#include <algorithm>
+#include <limits>
+
+#include "../core/tensor.hpp"
+#include "conv_weights.hpp"
+
+namespace facet::ref {
+
+// out(y, x, c) = max of in over rows [y * stride, y * stride + k) and columns [x * stride,
+// x * stride + k) that lie inside in (ceil mode keeps the partial windows at the far edges).
+inline void maxpool_ceil(const FeatureMap& in, int k, int stride, const FeatureMap& out) {
+    for (int oy = 0; oy < out.h; ++oy)
+        for (int ox = 0; ox < out.w; ++ox)
+            for (int c = 0; c < in.c; ++c) {
+                float m = -std::numeric_limits<float>::infinity();
+                for (int ky = 0; ky < k; ++ky)
+                    for (int kx = 0; kx < k; ++kx) {
+                        const int iy = oy * stride + ky, ix = ox * stride + kx;
+                        if (iy < in.h && ix < in.w) m = std::max(m, in.at(iy, ix)[c]);
+                    }
+                out.at(oy, ox)[c] = m;
+            }
+}
+
+// A dense layer on each of the out.h inputs stacked in `in` (input b is rows [b * h, (b + 1) * h),
+// h = in.h / out.h), flattened as PyTorch does after permute(0, 3, 2, 1): (W, H, C) order.
+// w is nn.Linear's [cout][in.w * h * in.c].
+inline void dense_whc(const FeatureMap& in, const float* w, const float* bias, int cout, Epilogue epilogue,
+                      const FeatureMap& out) {
+    const int items = out.h, h = in.h / items, inputs = in.w * h * in.c;
+    for (int b = 0; b < items; ++b)
+        for (int o = 0; o < cout; ++o) {
+            double acc = bias ? bias[o] : 0.0;
+            for (int x = 0; x < in.w; ++x)
+                for (int y = 0; y < h; ++y)
+                    for (int c = 0; c < in.c; ++c)
+                        acc += static_cast<double>(w[o * inputs + (x * h + y) * in.c + c]) * in.at(b * h + y, x)[c];
+            out.at(b, 0)[o] = epilogue.apply(static_cast<float>(acc), o);
+        }
+}
+
+} // namespace facet::ref

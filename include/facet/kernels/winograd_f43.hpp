@@ -1,0 +1,180 @@
+// facet: 3 x 3 stride-1 convolution by Winograd's minimal filtering F(4x4, 3x3), xsimd.
+//
+// Why: the dense 3x3 convs are 60% of RetinaFace's multiply-adds, and the direct kernel already
+// runs them at the core's FMA peak. F(4x4, 3x3) computes a 4 x 4 output tile from a 6 x 6 input
+// tile with 36 multiplies per (input, output) channel pair instead of 144: 4x fewer, paid for with
+// cheap additions in the input and output transforms (Lavin & Gray, 2015).
+//
+//   U = G g G^T      per (cin, cout), 6 x 6, computed once at load (pack_conv)
+//   V = B^T d B      per input tile and input channel
+//   M = sum_ci U V   per position of the 6 x 6 tile: 36 small GEMMs [tiles x cin] x [cin x cout]
+//   Y = A^T M A      per output tile and output channel, then bias and activation
+//
+// Tiles are processed in blocks small enough for their V and M to stay in L2; the GEMM uses the
+// same register tile as the direct kernel (6 rows x up to 4 vectors). Tiles at the bottom and
+// right edges read zeros past the map's ring and store only the outputs inside the map.
+// F(4x4, 3x3) loses a little precision to its transform constants (up to 8): its float32 error is
+// about 8x the direct kernel's, under 1e-5 of the output's largest magnitude with 64 input channels
+// (tests/test_kernels.cpp); RetinaFace's outputs stay within the golden tolerances.
+#pragma once
+#include <algorithm>
+
+#include "conv_nhwc.hpp"
+#include "simd.hpp"
+
+namespace facet::simd {
+
+namespace winograd {
+
+constexpr int kTile = 4;          // output tile side
+constexpr int kInputTile = 6;     // input tile side
+constexpr int kPositions = 36;    // points of the transformed 6 x 6 tile
+constexpr int kTilesPerBlock = 12; // two 6-row GEMM tiles; V and M of a block stay in L2
+
+// d -> B^T d for one column (or row) of 6 vectors.
+template <class B>
+inline void input_transform_1d(const B (&d)[6], B (&r)[6]) {
+    const B four(4.0f), five(5.0f), two(2.0f);
+    r[0] = xsimd::fma(four, d[0], xsimd::fnma(five, d[2], d[4]));
+    r[1] = xsimd::fnma(four, d[1] + d[2], d[3] + d[4]);
+    r[2] = xsimd::fma(four, d[1] - d[2], d[4] - d[3]);
+    r[3] = xsimd::fma(two, d[3] - d[1], d[4] - d[2]);
+    r[4] = xsimd::fma(two, d[1] - d[3], d[4] - d[2]);
+    r[5] = xsimd::fma(four, d[1], xsimd::fnma(five, d[3], d[5]));
+}
+
+// m -> A^T m for one column (or row) of 6 vectors.
+template <class B>
+inline void output_transform_1d(const B (&m)[6], B (&o)[4]) {
+    const B a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4];
+    o[0] = m[0] + a + c;
+    o[1] = xsimd::fma(B(2.0f), d, b);
+    o[2] = xsimd::fma(B(4.0f), c, a);
+    o[3] = xsimd::fma(B(8.0f), d, b) + m[5];
+}
+
+// V[pos][tile][c] for one channel vector of the tile whose output corner is (oy, ox).
+template <class Arch>
+inline void transform_input_tile(const FeatureMap& in, int oy, int ox, int channel, float* v, std::ptrdiff_t pos_stride) {
+    using B = Batch<Arch>;
+    const bool inside = oy + kInputTile - 1 <= in.h + 1 && ox + kInputTile - 1 <= in.w + 1;
+    B d[6][6];
+    for (int i = 0; i < 6; ++i)
+        for (int j = 0; j < 6; ++j) {
+            const int y = oy - 1 + i, x = ox - 1 + j; // >= -1: the ring
+            d[i][j] = inside || (y <= in.h && x <= in.w) ? B::load_unaligned(in.at(y, x) + channel) : B(0.0f);
+        }
+    B cols[6][6]; // cols[i] = (B^T d)[i][:]
+    for (int j = 0; j < 6; ++j) {
+        B col[6] = {d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j]}, r[6];
+        input_transform_1d(col, r);
+        for (int i = 0; i < 6; ++i) cols[i][j] = r[i];
+    }
+    for (int i = 0; i < 6; ++i) {
+        B r[6];
+        input_transform_1d(cols[i], r);
+        for (int j = 0; j < 6; ++j) r[j].store_aligned(v + (i * 6 + j) * pos_stride + channel);
+    }
+}
+
+// Y = A^T M A for one output channel vector of one tile, then bias, activation, store.
+template <class Arch>
+inline void transform_output_tile(const float* m, std::ptrdiff_t pos_stride, const PackedConv& w, int channel, int oy,
+                                  int ox, const FeatureMap& out) {
+    using B = Batch<Arch>;
+    B rows[6][4]; // rows[i] = (M A)[i][:]
+    for (int i = 0; i < 6; ++i) {
+        B row[6], o[4];
+        for (int j = 0; j < 6; ++j) row[j] = B::load_aligned(m + (i * 6 + j) * pos_stride + channel);
+        output_transform_1d(row, o);
+        for (int j = 0; j < 4; ++j) rows[i][j] = o[j];
+    }
+    const B bias = B::load_aligned(w.bias.get() + channel);
+    for (int j = 0; j < 4; ++j) {
+        if (ox + j >= out.w) break;
+        B col[6] = {rows[0][j], rows[1][j], rows[2][j], rows[3][j], rows[4][j], rows[5][j]}, o[4];
+        output_transform_1d(col, o);
+        for (int i = 0; i < 4 && oy + i < out.h; ++i)
+            activate<Arch>(o[i] + bias, w.epilogue, channel).store_unaligned(out.at(oy + i, ox + j) + channel);
+    }
+}
+
+// M[pos][rows][vec0 .. vec0 + V) = V[pos][rows][:cin] x U[pos][:cin][...] for R rows.
+template <class Arch, int R, int V>
+inline void gemm_tile(const float* v, const float* u, float* m, int cin, int cout_pad, std::ptrdiff_t row_stride) {
+    using B = Batch<Arch>;
+    constexpr int N = B::size;
+    B acc[R][V];
+    for (int r = 0; r < R; ++r)
+        for (int k = 0; k < V; ++k) acc[r][k] = B(0.0f);
+    for (int ci = 0; ci < cin; ++ci, u += cout_pad) {
+        B wv[V];
+        for (int k = 0; k < V; ++k) wv[k] = B::load_aligned(u + k * N);
+        for (int r = 0; r < R; ++r) {
+            const B x(v[r * row_stride + ci]);
+            for (int k = 0; k < V; ++k) acc[r][k] = xsimd::fma(x, wv[k], acc[r][k]);
+        }
+    }
+    for (int r = 0; r < R; ++r)
+        for (int k = 0; k < V; ++k) acc[r][k].store_aligned(m + r * cout_pad + k * N);
+}
+
+// One position's GEMM over `rows` tiles: full 6-row tiles, then the rest one row at a time.
+template <class Arch, int V>
+inline void gemm_position(const float* v, const float* u, float* m, int rows, int cin, int cin_stride, int cout_pad, int vec0) {
+    constexpr int N = Batch<Arch>::size;
+    int r = 0;
+    for (; r + kTilePixels <= rows; r += kTilePixels)
+        gemm_tile<Arch, kTilePixels, V>(v + r * cin_stride, u + vec0 * N, m + r * cout_pad + vec0 * N, cin, cout_pad, cin_stride);
+    for (; r < rows; ++r) gemm_tile<Arch, 1, V>(v + r * cin_stride, u + vec0 * N, m + r * cout_pad + vec0 * N, cin, cout_pad, cin_stride);
+}
+
+} // namespace winograd
+
+// out = epilogue(conv3x3_stride1_pad1(in) + bias) with w.winograd (see pack_conv).
+template <class Arch>
+void conv3x3_s1_winograd_nhwc(const FeatureMap& in, const PackedConv& w, const FeatureMap& out, int threads) {
+    using namespace winograd;
+    constexpr int N = Batch<Arch>::size;
+    // V rows are vector-stored per input channel vector: an input whose channel stride is not a
+    // whole number of vectors (an image with 3 interleaved channels) goes to the direct kernel.
+    if (in.cstride % N != 0) return conv_nhwc<Arch, 3, 1>(in, w, out, threads);
+    constexpr int T = kTileVectors<Arch>;
+    const int tiles_x = (out.w + kTile - 1) / kTile, tiles_y = (out.h + kTile - 1) / kTile;
+    const int tiles = tiles_x * tiles_y, blocks = (tiles + kTilesPerBlock - 1) / kTilesPerBlock;
+    const int cin_stride = in.cstride, cout_pad = w.cout_pad, vectors = cout_pad / N;
+    // Per-thread scratch, kept across calls so a frame allocates nothing once warm.
+    const std::size_t v_floats = static_cast<std::size_t>(kPositions) * kTilesPerBlock * cin_stride;
+    const std::size_t m_floats = static_cast<std::size_t>(kPositions) * kTilesPerBlock * cout_pad;
+    parallel_for(0, blocks, threads, [&](int block) {
+        static thread_local AlignedFloats scratch;
+        static thread_local std::size_t capacity = 0;
+        if (capacity < v_floats + m_floats) {
+            scratch = make_aligned_floats(v_floats + m_floats);
+            capacity = v_floats + m_floats;
+        }
+        float* v = scratch.get();
+        float* m = v + v_floats;
+        const int first = block * kTilesPerBlock, count = std::min(kTilesPerBlock, tiles - first);
+        const std::ptrdiff_t v_pos_stride = static_cast<std::ptrdiff_t>(kTilesPerBlock) * cin_stride;
+        const std::ptrdiff_t m_pos_stride = static_cast<std::ptrdiff_t>(kTilesPerBlock) * cout_pad;
+        for (int t = 0; t < count; ++t) {
+            const int tile = first + t, oy = tile / tiles_x * kTile, ox = tile % tiles_x * kTile;
+            for (int c = 0; c < in.c; c += N) transform_input_tile<Arch>(in, oy, ox, c, v + t * cin_stride, v_pos_stride);
+        }
+        for (int pos = 0; pos < kPositions; ++pos) {
+            const float* u = w.winograd.get() + static_cast<std::ptrdiff_t>(pos) * w.cin * cout_pad;
+            const float* vp = v + pos * v_pos_stride;
+            float* mp = m + pos * m_pos_stride;
+            int vec = 0;
+            for (; vec + T <= vectors; vec += T) gemm_position<Arch, T>(vp, u, mp, count, w.cin, cin_stride, cout_pad, vec);
+            for (; vec < vectors; ++vec) gemm_position<Arch, 1>(vp, u, mp, count, w.cin, cin_stride, cout_pad, vec);
+        }
+        for (int t = 0; t < count; ++t) {
+            const int tile = first + t, oy = tile / tiles_x * kTile, ox = tile % tiles_x * kTile;
+            for (int c = 0; c < cout_pad; c += N) transform_output_tile<Arch>(m + t * cout_pad, m_pos_stride, w, c, oy, ox, out);
+        }
+    });
+}
+
+} // namespace facet::simd
