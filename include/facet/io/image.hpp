@@ -132,27 +132,49 @@ inline ImageF to_float(const Image& img) {
     return out;
 }
 
-// Bilinear resampling with pixel centres aligned (align_corners = false, as OpenCV's INTER_LINEAR
-// and PyTorch's bilinear), clamped at the edges. Meant for moderate scale changes (max_side).
-inline ImageF resize_bilinear(const ImageF& src, int out_w, int out_h) {
-    ImageF dst(out_w, out_h, src.channels);
-    const double sx = static_cast<double>(src.width) / out_w, sy = static_cast<double>(src.height) / out_h;
-    for (int y = 0; y < out_h; ++y) {
-        const double fy = std::max(0.0, (y + 0.5) * sy - 0.5);
-        const int y0 = std::min(static_cast<int>(fy), src.height - 1), y1 = std::min(y0 + 1, src.height - 1);
-        const float wy = static_cast<float>(fy - y0);
-        for (int x = 0; x < out_w; ++x) {
-            const double fx = std::max(0.0, (x + 0.5) * sx - 0.5);
-            const int x0 = std::min(static_cast<int>(fx), src.width - 1), x1 = std::min(x0 + 1, src.width - 1);
-            const float wx = static_cast<float>(fx - x0);
-            float* d = dst.pixel(x, y);
-            for (int c = 0; c < src.channels; ++c) {
-                const float top = src.pixel(x0, y0)[c] * (1 - wx) + src.pixel(x1, y0)[c] * wx;
-                const float bottom = src.pixel(x0, y1)[c] * (1 - wx) + src.pixel(x1, y1)[c] * wx;
-                d[c] = top * (1 - wy) + bottom * wy;
+// Where output index i of a bilinear resampling from `in` to `out` samples: between source
+// indices i0 and i1 with weight w on i1. Pixel centres aligned (align_corners = false, as OpenCV's
+// INTER_LINEAR and PyTorch's bilinear), clamped at the edges.
+struct BilinearTap {
+    int i0, i1;
+    float w;
+};
+
+inline std::vector<BilinearTap> bilinear_taps(int in, int out) {
+    std::vector<BilinearTap> taps(static_cast<std::size_t>(out));
+    const double scale = static_cast<double>(in) / out;
+    for (int i = 0; i < out; ++i) {
+        const double f = std::max(0.0, (i + 0.5) * scale - 0.5);
+        const int i0 = std::min(static_cast<int>(f), in - 1);
+        taps[i] = {i0, std::min(i0 + 1, in - 1), static_cast<float>(f - i0)};
+    }
+    return taps;
+}
+
+// Calls put(x, y, c, value) for every output sample of the bilinear resampling of
+// `get(x, y, c)` (a width x height x channels source) to the sizes of the two tap tables.
+template <class Get, class Put>
+inline void resample_bilinear(const std::vector<BilinearTap>& xs, const std::vector<BilinearTap>& ys, int channels,
+                              Get&& get, Put&& put) {
+    for (std::size_t y = 0; y < ys.size(); ++y) {
+        const BilinearTap ty = ys[y];
+        for (std::size_t x = 0; x < xs.size(); ++x) {
+            const BilinearTap tx = xs[x];
+            for (int c = 0; c < channels; ++c) {
+                const float top = get(tx.i0, ty.i0, c) * (1 - tx.w) + get(tx.i1, ty.i0, c) * tx.w;
+                const float bottom = get(tx.i0, ty.i1, c) * (1 - tx.w) + get(tx.i1, ty.i1, c) * tx.w;
+                put(static_cast<int>(x), static_cast<int>(y), c, top * (1 - ty.w) + bottom * ty.w);
             }
         }
     }
+}
+
+// Bilinear resampling (see bilinear_taps). Meant for moderate scale changes (max_side).
+inline ImageF resize_bilinear(const ImageF& src, int out_w, int out_h) {
+    ImageF dst(out_w, out_h, src.channels);
+    resample_bilinear(
+        bilinear_taps(src.width, out_w), bilinear_taps(src.height, out_h), src.channels,
+        [&](int x, int y, int c) { return src.pixel(x, y)[c]; }, [&](int x, int y, int c, float v) { dst.pixel(x, y)[c] = v; });
     return dst;
 }
 

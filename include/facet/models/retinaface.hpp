@@ -225,8 +225,7 @@ public:
                                                     : 1.0;
         const int net_w = std::max(1, static_cast<int>(std::lround(image.width * shrink)));
         const int net_h = std::max(1, static_cast<int>(std::lround(image.height * shrink)));
-        if (net_w == image.width && net_h == image.height) set_input(to_float(image));
-        else set_input(resize_bilinear(to_float(image), net_w, net_h));
+        set_input(image, net_w, net_h);
         run_network();
         return decode(static_cast<float>(image.width), static_cast<float>(image.height));
     }
@@ -234,7 +233,7 @@ public:
     // The raw network outputs for an image fed at its own size (no max_side): for parity tests.
     RetinaFaceRaw forward_raw(const Image& image) {
         check_image_size(image.width, image.height, "input");
-        set_input(to_float(image));
+        set_input(image, image.width, image.height);
         run_network();
         RetinaFaceRaw raw;
         raw.width = image.width;
@@ -250,17 +249,26 @@ public:
 private:
     static float face_probability(const float* logits) { return 1.0f / (1.0f + std::exp(logits[0] - logits[1])); }
 
-    // Normalises the RGB float image into the network's input map (colour order, mean, scale).
-    void set_input(const ImageF& rgb) {
-        input_.resize(rgb.height, rgb.width, 3, 1);
+    // The network input: `image` resampled (bilinear) to net_w x net_h if that differs from its
+    // size, in the model's colour order, minus the mean, times the scale. One pass, straight from
+    // the 8-bit pixels; the resampling tables are kept for the next frame of the same size.
+    void set_input(const Image& image, int net_w, int net_h) {
+        input_.resize(net_h, net_w, 3, 1);
         const FeatureMap& in = input_.map();
         const RetinaFaceModel& m = *model_;
-        for (int y = 0; y < rgb.height; ++y)
-            for (int x = 0; x < rgb.width; ++x) {
-                const float* p = rgb.pixel(x, y);
-                float* d = in.at(y, x);
-                for (int c = 0; c < 3; ++c) d[c] = (p[m.source_channel[c]] - m.mean[c]) * m.scale[c];
-            }
+        const auto put = [&](int x, int y, int c, float v) { in.at(y, x)[c] = (v - m.mean[c]) * m.scale[c]; };
+        if (net_w == image.width && net_h == image.height) {
+            for (int y = 0; y < net_h; ++y)
+                for (int x = 0; x < net_w; ++x)
+                    for (int c = 0; c < 3; ++c) put(x, y, c, image.pixel(x, y)[m.source_channel[c]]);
+            return;
+        }
+        if (taps_x_.size() != static_cast<std::size_t>(net_w) || taps_source_w_ != image.width) taps_x_ = bilinear_taps(image.width, net_w);
+        if (taps_y_.size() != static_cast<std::size_t>(net_h) || taps_source_h_ != image.height) taps_y_ = bilinear_taps(image.height, net_h);
+        taps_source_w_ = image.width;
+        taps_source_h_ = image.height;
+        resample_bilinear(
+            taps_x_, taps_y_, 3, [&](int x, int y, int c) { return static_cast<float>(image.pixel(x, y)[m.source_channel[c]]); }, put);
     }
 
     // Runs `w` on `in` into `out`, sized here from the conv's shape.
@@ -370,6 +378,8 @@ private:
     FeatureBuffer merged_[RetinaFaceModel::kLevels - 1], context_[RetinaFaceModel::kLevels], heads_[RetinaFaceModel::kLevels];
     std::vector<Prior> priors_;
     int priors_h_ = -1, priors_w_ = -1;
+    std::vector<BilinearTap> taps_x_, taps_y_;
+    int taps_source_w_ = -1, taps_source_h_ = -1;
 };
 
 } // namespace facet
