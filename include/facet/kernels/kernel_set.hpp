@@ -16,6 +16,7 @@
 
 #include "../core/error.hpp"
 #include "conv_weights.hpp"
+#include "deform_conv_weights.hpp"
 #include "dense_weights.hpp"
 #include "graph_layout.hpp"
 
@@ -29,6 +30,11 @@ using DenseKernel = void (*)(const FeatureMap& in, const PackedDense& w, const F
 using SparseProductKernel = void (*)(const SparseMatrix& a, const GraphFeatures& x, const GraphFeatures& out, int threads);
 using ChebyshevConvKernel = void (*)(const SparseMatrix& laplacian, const GraphFeatures& x, const PackedChebConv& w,
                                      float* scratch, const GraphFeatures& out, int threads);
+
+// out = epilogue(deform_conv2d(in, offsets, mask) + bias), torchvision's semantics; mask == nullptr
+// is DCNv1 (DeformGeometry: the layouts of offsets and mask).
+using DeformConvKernel = void (*)(const FeatureMap& in, const FeatureMap& offsets, const FeatureMap* mask,
+                                  const PackedDeformConv& w, const FeatureMap& out, int threads);
 
 // Every kernel of one instruction set: the single place that names them. Models pick kernels by
 // layer shape (conv_for, dwconv_for); the tests and benchmarks call each member directly.
@@ -48,6 +54,7 @@ struct KernelSet {
     DenseKernel dense;            // fully connected, over a batch of inputs (MTCNN)
     SparseProductKernel spmm_csr;         // CSR sparse x dense: mesh up-sampling (graph_conv.hpp)
     ChebyshevConvKernel chebyshev_conv;   // Chebyshev graph conv, bias, optional ELU (graph_conv.hpp)
+    DeformConvKernel deform_conv2d;       // deformable conv, any geometry (deform_conv.hpp)
 
     // The dense conv kernel for a packed layer's shape.
     ConvKernel conv_for(const PackedConv& w) const {

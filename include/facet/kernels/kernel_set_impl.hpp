@@ -2,6 +2,7 @@
 // Included only by include/facet/arch/isa_*.cpp, each compiled with its instruction set's flags.
 #pragma once
 #include "conv_nhwc.hpp"
+#include "deform_conv.hpp"
 #include "dense.hpp"
 #include "dwconv3x3.hpp"
 #include "graph_conv.hpp"
@@ -30,6 +31,7 @@ const KernelSet& make_kernel_set(const char* isa) {
         &dense_nhwc<Arch>,
         &spmm_csr<Arch>,
         &chebyshev_conv<Arch>,
+        &deform_conv2d_nhwc<Arch>,
     };
     return set;
 }
