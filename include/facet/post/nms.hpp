@@ -25,10 +25,12 @@ inline float box_overlap(const std::array<float, 4>& a, const std::array<float, 
 
 // Keeps faces in descending score order, dropping any whose overlap with an already kept face
 // exceeds `threshold`; stops after `max_keep`. Ties keep their input order (stable), as upstream's
-// argsort of an already sorted array does.
-inline std::vector<Face> nms(std::vector<Face> faces, float threshold, NmsRule rule, std::size_t max_keep) {
-    std::stable_sort(faces.begin(), faces.end(), [](const Face& a, const Face& b) { return a.score > b.score; });
-    std::vector<Face> kept;
+// argsort of an already sorted array does. Any type with Face's `box` and `score` members works
+// (a cascade's candidates carry their box regression through NMS).
+template <class Scored>
+std::vector<Scored> nms(std::vector<Scored> faces, float threshold, NmsRule rule, std::size_t max_keep) {
+    std::stable_sort(faces.begin(), faces.end(), [](const Scored& a, const Scored& b) { return a.score > b.score; });
+    std::vector<Scored> kept;
     std::vector<char> suppressed(faces.size(), 0);
     for (std::size_t i = 0; i < faces.size() && kept.size() < max_keep; ++i) {
         if (suppressed[i]) continue;

@@ -1,0 +1,505 @@
+// facet: the MTCNN face detector (MODELS.md section 2), a cascade of three small nets.
+//
+// P-Net slides a 12 x 12 window (stride 2) over an image pyramid and proposes boxes; R-Net
+// re-scores and refines 24 x 24 crops of them; O-Net does the same on 48 x 48 crops and adds five
+// landmarks. Between the stages: NMS, box regression and squaring. Every step follows
+// facenet-pytorch's detect_face, which produced the golden files, down to its arithmetic: the
+// boxes are float32 tensors there, so the box maths below is in float, in upstream's operation
+// order, and each stage's NMS uses upstream's convention for it.
+//
+// MtcnnModel holds the three nets, repacked once at load, and the pipeline defaults from the
+// weight file's metadata; it is immutable and shared. Mtcnn is a detector: a model, options and
+// the scratch memory of one call, so one Mtcnn must not be used by two threads at once (clone()
+// gives another). The feature maps are reused from call to call, but a call still allocates (the
+// pyramid levels, crops and candidate lists): MTCNN is not on the zero-allocation path yet.
+#pragma once
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <initializer_list>
+#include <limits>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../core/tensor.hpp"
+#include "../io/image.hpp"
+#include "../io/weights.hpp"
+#include "../kernels/kernel_set.hpp"
+#include "../kernels/maxpool_size.hpp"
+#include "../post/nms.hpp"
+
+namespace facet {
+
+struct MtcnnOptions {
+    double min_face = 20;  // smallest face side, in pixels, looked for: the pyramid starts at 12 / min_face
+    double factor = 0.709; // scale from one pyramid level to the next, in (0, 1)
+    // Face probability a candidate needs to pass P-Net (>=), R-Net (>) and O-Net (>), as upstream.
+    std::array<float, 3> thresholds{0.6f, 0.7f, 0.7f};
+    int threads = 1; // OpenMP threads over P-Net's pyramid levels, where nearly all the time goes
+};
+
+// Throws an Error naming the first option out of range.
+inline void check_options(const MtcnnOptions& o) {
+    if (!(o.min_face > 0 && std::isfinite(o.min_face)))
+        throw Error("MTCNN min_face must be a positive number of pixels, got " + std::to_string(o.min_face));
+    if (!(o.factor > 0 && o.factor < 1))
+        throw Error("MTCNN factor must be in (0, 1), got " + std::to_string(o.factor));
+    for (int stage = 0; stage < 3; ++stage)
+        if (!(o.thresholds[stage] >= 0 && o.thresholds[stage] <= 1))
+            throw Error("MTCNN threshold " + std::to_string(stage + 1) + " must be in [0, 1], got " +
+                        std::to_string(o.thresholds[stage]));
+    if (o.threads < 1) throw Error("MTCNN threads must be at least 1, got " + std::to_string(o.threads));
+}
+
+// The pyramid's scales for an image: m = 12 / min_face, then m * factor^k for as long as the
+// image's shorter side, scaled, is at least P-Net's 12-pixel window. The shorter side is scaled
+// by its own running product, as upstream computes it (the two products can differ in the last
+// bit, which decides whether a level exactly at 12 pixels is kept).
+inline std::vector<double> mtcnn_scales(int height, int width, double min_face, double factor) {
+    const double m = 12.0 / min_face;
+    std::vector<double> scales;
+    double scale = m, shorter_side = std::min(height, width) * m;
+    while (shorter_side >= 12) {
+        scales.push_back(scale);
+        scale *= factor;
+        shorter_side *= factor;
+    }
+    return scales;
+}
+
+// A pyramid level's size, int(side * scale + 1) as upstream.
+inline int mtcnn_level_size(int side, double scale) { return static_cast<int>(side * scale + 1); }
+
+class MtcnnModel {
+public:
+    static constexpr int kRnetInput = 24, kOnetInput = 48;
+
+    explicit MtcnnModel(const WeightFile& file) { load(file); }
+    static std::shared_ptr<const MtcnnModel> from_file(const std::string& path) {
+        return std::make_shared<const MtcnnModel>(WeightFile::load(path));
+    }
+
+    // Each net's two or three heads are stacked into one layer, so one pass computes them all.
+    struct PNet {
+        PackedConv conv1, conv2, conv3; // 3x3, PReLU
+        PackedConv heads;               // 1x1 32 -> 2 logits | 4 box offsets
+    };
+    struct RNet {
+        PackedConv conv1, conv2, conv3; // 3x3, 3x3, 2x2, PReLU
+        PackedDense dense4;             // 3x3x64 -> 128, PReLU
+        PackedDense heads;              // 128 -> 2 logits | 4 box offsets
+    };
+    struct ONet {
+        PackedConv conv1, conv2, conv3, conv4; // 3x3, 3x3, 3x3, 2x2, PReLU
+        PackedDense dense5;                    // 3x3x128 -> 256, PReLU
+        PackedDense heads;                     // 256 -> 2 logits | 4 box offsets | 10 landmarks
+    };
+
+    // Input normalisation: network channel c = (pixel[source_channel[c]] - mean[c]) * scale[c].
+    std::array<int, 3> source_channel{};
+    std::array<float, 3> mean{}, scale{};
+    PNet pnet;
+    RNet rnet;
+    ONet onet;
+
+    // The pipeline defaults the weight file names (min face, factor, thresholds).
+    const MtcnnOptions& defaults() const { return defaults_; }
+
+private:
+    void load(const WeightFile& f);
+
+    MtcnnOptions defaults_;
+};
+
+namespace detail {
+
+// `<net>.<conv>.weight` [cout][cin][k][k] and `.bias`, with the PReLU `<net>.<prelu>.weight` [cout]
+// fused into the conv's epilogue.
+inline PackedConv load_conv_prelu(const WeightFile& f, const std::string& net, const std::string& conv,
+                                  const std::string& prelu, int cin, int cout, int k) {
+    const WeightTensor& w = f.tensor(net + "." + conv + ".weight", {cout, cin, k, k});
+    const WeightTensor& b = f.tensor(net + "." + conv + ".bias", {cout});
+    const WeightTensor& slopes = f.tensor(net + "." + prelu + ".weight", {cout});
+    return pack_conv(w.data, b.data, cout, cin, k, 1, Epilogue{Activation::prelu, 0.0f, slopes.data});
+}
+
+// nn.Linear `<net>.<dense>` reading an in_h x in_w x cin map, with its PReLU.
+inline PackedDense load_dense_prelu(const WeightFile& f, const std::string& net, const std::string& dense,
+                                    const std::string& prelu, int in_h, int in_w, int cin, int cout) {
+    const WeightTensor& w = f.tensor(net + "." + dense + ".weight", {cout, in_h * in_w * cin});
+    const WeightTensor& b = f.tensor(net + "." + dense + ".bias", {cout});
+    const WeightTensor& slopes = f.tensor(net + "." + prelu + ".weight", {cout});
+    return pack_dense(w.data, b.data, cout, in_h, in_w, cin, Epilogue{Activation::prelu, 0.0f, slopes.data});
+}
+
+// Heads `<net>.<name>` (weights [rows][inputs, 1, 1 for a conv], bias [rows]) stacked in the
+// order given, as one weight matrix [sum of rows][inputs] and bias.
+struct StackedHeads {
+    std::vector<float> weights, bias;
+    int rows = 0;
+};
+inline StackedHeads stack_heads(const WeightFile& f, const std::string& net,
+                                std::initializer_list<std::pair<const char*, int>> heads, int inputs, bool conv1x1) {
+    StackedHeads s;
+    for (auto [name, rows] : heads) {
+        const std::string prefix = net + "." + name;
+        const WeightTensor& w = conv1x1 ? f.tensor(prefix + ".weight", {rows, inputs, 1, 1})
+                                        : f.tensor(prefix + ".weight", {rows, inputs});
+        const WeightTensor& b = f.tensor(prefix + ".bias", {rows});
+        s.weights.insert(s.weights.end(), w.data, w.data + w.count);
+        s.bias.insert(s.bias.end(), b.data, b.data + b.count);
+        s.rows += rows;
+    }
+    return s;
+}
+
+} // namespace detail
+
+inline void MtcnnModel::load(const WeightFile& f) {
+    using detail::load_conv_prelu;
+    using detail::load_dense_prelu;
+    using detail::stack_heads;
+    f.expect_model("mtcnn");
+    f.read_metadata("input", [&](const json::Value& m) {
+        const json::Value& in = m["input"];
+        const std::string& color = in["color"].string();
+        if (color != "bgr" && color != "rgb") throw Error("input color must be 'bgr' or 'rgb'");
+        for (int c = 0; c < 3; ++c) {
+            source_channel[c] = color == "bgr" ? 2 - c : c;
+            mean[c] = static_cast<float>(in["mean"][c].number());
+            scale[c] = static_cast<float>(in["scale"][c].number());
+        }
+        return 0;
+    });
+    f.read_metadata("mtcnn", [&](const json::Value& m) {
+        const json::Value& d = m["mtcnn"];
+        defaults_.min_face = d["min_face"].number();
+        defaults_.factor = d["factor"].number();
+        for (int stage = 0; stage < 3; ++stage) defaults_.thresholds[stage] = static_cast<float>(d["thresholds"][stage].number());
+        check_options(defaults_);
+        return 0;
+    });
+
+    pnet.conv1 = load_conv_prelu(f, "pnet", "conv1", "prelu1", 3, 10, 3);
+    pnet.conv2 = load_conv_prelu(f, "pnet", "conv2", "prelu2", 10, 16, 3);
+    pnet.conv3 = load_conv_prelu(f, "pnet", "conv3", "prelu3", 16, 32, 3);
+    const auto p = stack_heads(f, "pnet", {{"conv4_1", 2}, {"conv4_2", 4}}, 32, true);
+    pnet.heads = pack_conv(p.weights.data(), p.bias.data(), p.rows, 32, 1, 1, Epilogue{});
+
+    rnet.conv1 = load_conv_prelu(f, "rnet", "conv1", "prelu1", 3, 28, 3);
+    rnet.conv2 = load_conv_prelu(f, "rnet", "conv2", "prelu2", 28, 48, 3);
+    rnet.conv3 = load_conv_prelu(f, "rnet", "conv3", "prelu3", 48, 64, 2);
+    rnet.dense4 = load_dense_prelu(f, "rnet", "dense4", "prelu4", 3, 3, 64, 128);
+    const auto r = stack_heads(f, "rnet", {{"dense5_1", 2}, {"dense5_2", 4}}, 128, false);
+    rnet.heads = pack_dense(r.weights.data(), r.bias.data(), r.rows, 1, 1, 128, Epilogue{});
+
+    onet.conv1 = load_conv_prelu(f, "onet", "conv1", "prelu1", 3, 32, 3);
+    onet.conv2 = load_conv_prelu(f, "onet", "conv2", "prelu2", 32, 64, 3);
+    onet.conv3 = load_conv_prelu(f, "onet", "conv3", "prelu3", 64, 64, 3);
+    onet.conv4 = load_conv_prelu(f, "onet", "conv4", "prelu4", 64, 128, 2);
+    onet.dense5 = load_dense_prelu(f, "onet", "dense5", "prelu5", 3, 3, 128, 256);
+    const auto o = stack_heads(f, "onet", {{"dense6_1", 2}, {"dense6_2", 4}, {"dense6_3", 10}}, 256, false);
+    onet.heads = pack_dense(o.weights.data(), o.bias.data(), o.rows, 1, 1, 256, Epilogue{});
+}
+
+// An unpadded ("valid") conv: output (h - k + 1) x (w - k + 1). The 2x2 and 1x1 kernels have no
+// padding already; a 3x3 is the padded kernel run on the map's interior, one pixel in from each
+// edge, whose pad-1 taps then read the map's outermost pixels instead of the zero ring.
+inline void conv_valid_into(const KernelSet& kernels, const PackedConv& w, const FeatureMap& in, const FeatureMap& out,
+                            int threads) {
+    FeatureMap view = in;
+    if (w.k == 3) {
+        view.data = in.at(1, 1);
+        view.h = in.h - 2;
+        view.w = in.w - 2;
+    }
+    kernels.conv_for(w)(view, w, out, threads);
+}
+
+inline void conv_valid(const KernelSet& kernels, const PackedConv& w, const FeatureMap& in, FeatureBuffer& out,
+                       int threads) {
+    out.resize(in.h - w.k + 1, in.w - w.k + 1, w.cout);
+    conv_valid_into(kernels, w, in, out.map(), threads);
+}
+
+// Face probability from the two logits of a head: softmax index 1, as PyTorch computes it.
+inline float face_probability(const float* logits) {
+    const float top = std::max(logits[0], logits[1]);
+    const float e0 = std::exp(logits[0] - top), e1 = std::exp(logits[1] - top);
+    return e1 / (e0 + e1);
+}
+
+// Box regression: each edge moves by its offset times the box's width or height. P-Net's boxes
+// are measured as x2 - x1, R-Net's and O-Net's as x2 - x1 + 1 (`pixel_offset`), as upstream.
+inline std::array<float, 4> regress_box(const std::array<float, 4>& b, const std::array<float, 4>& offsets,
+                                        float pixel_offset) {
+    const float w = b[2] - b[0] + pixel_offset, h = b[3] - b[1] + pixel_offset;
+    return {b[0] + offsets[0] * w, b[1] + offsets[1] * h, b[2] + offsets[2] * w, b[3] + offsets[3] * h};
+}
+
+// The square of side max(w, h) with the box's centre (upstream's rerec, operation for operation).
+inline std::array<float, 4> square_box(const std::array<float, 4>& b) {
+    const float w = b[2] - b[0], h = b[3] - b[1], side = std::max(w, h);
+    const float x1 = b[0] + w * 0.5f - side * 0.5f, y1 = b[1] + h * 0.5f - side * 0.5f;
+    return {x1, y1, x1 + side, y1 + side};
+}
+
+// The pixels a box is cropped to (MODELS.md's padding rule, upstream's pad()): the box truncated to
+// integers, x1 and y1 clamped to >= 1, x2 and y2 to <= the image size, then rows y1 - 1 .. y2 - 1
+// and columns x1 - 1 .. x2 - 1 inclusive. A box reaching past the image is cropped to the part
+// inside, not skipped; a box entirely outside gives an empty crop.
+struct CropRect {
+    int x = 0, y = 0, w = 0, h = 0; // first column and row, size
+    bool empty() const { return w <= 0 || h <= 0; }
+};
+inline CropRect crop_rect(const std::array<float, 4>& box, int image_w, int image_h) {
+    const int x1 = std::max(static_cast<int>(box[0]), 1), y1 = std::max(static_cast<int>(box[1]), 1);
+    const int x2 = std::min(static_cast<int>(box[2]), image_w), y2 = std::min(static_cast<int>(box[3]), image_h);
+    return {x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1};
+}
+
+class Mtcnn {
+public:
+    explicit Mtcnn(std::shared_ptr<const MtcnnModel> model, const KernelSet& kernels = default_kernel_set())
+        : Mtcnn(model, model->defaults(), kernels) {}
+    Mtcnn(std::shared_ptr<const MtcnnModel> model, MtcnnOptions options, const KernelSet& kernels = default_kernel_set())
+        : model_(std::move(model)), options_(options), kernels_(&kernels) {}
+    explicit Mtcnn(const std::string& weight_path) : Mtcnn(MtcnnModel::from_file(weight_path)) {}
+
+    // Another detector on the same weights, with its own scratch memory (for another thread).
+    Mtcnn clone() const { return Mtcnn(model_, options_, *kernels_); }
+
+    MtcnnOptions& options() { return options_; }
+    const MtcnnOptions& options() const { return options_; }
+    const KernelSet& kernels() const { return *kernels_; }
+
+    // Faces in `image`, largest box first (as upstream's select_largest). An image smaller than
+    // 12 px or than min_face has no pyramid level and so no faces.
+    std::vector<Face> detect(const Image& image) {
+        check_image_size(image.width, image.height, "input");
+        check_options(options_);
+        const ImageF rgb = to_float(image);
+        std::vector<Face> faces = onet_stage(rgb, rnet_stage(rgb, pnet_stage(rgb)));
+        const auto area = [](const Face& f) { return (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]); };
+        std::stable_sort(faces.begin(), faces.end(), [&](const Face& a, const Face& b) { return area(a) > area(b); });
+        return faces;
+    }
+
+    // The cascade stage by stage (detect() runs them in turn; public for tests and benchmarks).
+    // `rgb` is the image as floats; boxes and scores pass from stage to stage as Faces whose
+    // landmarks only O-Net fills.
+
+    // P-Net on every pyramid level; candidates with NMS per level (IoU 0.5) and over all levels
+    // (0.7), refined by their box regression and squared.
+    std::vector<Face> pnet_stage(const ImageF& rgb) {
+        const std::vector<double> scales = mtcnn_scales(rgb.height, rgb.width, options_.min_face, options_.factor);
+        if (scales.empty()) return {};
+        // The first level is the largest: it bounds what the pyramid allocates.
+        check_image_size(mtcnn_level_size(rgb.width, scales[0]), mtcnn_level_size(rgb.height, scales[0]),
+                         "MTCNN pyramid (min_face " + std::to_string(options_.min_face) + ")");
+        const int levels = static_cast<int>(scales.size());
+        const int threads = std::min(options_.threads, levels);
+        if (static_cast<int>(pnet_scratch_.size()) < threads) pnet_scratch_.resize(static_cast<std::size_t>(threads));
+        std::vector<std::vector<Proposal>> per_level(scales.size());
+        // Levels shrink by factor^2 in area, so the first is about half the work: dynamic scheduling
+        // lets the other threads take the rest meanwhile. Each level's kernels run on one thread.
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
+        for (int level = 0; level < levels; ++level) {
+            PnetScratch& s = pnet_scratch_[static_cast<std::size_t>(omp_get_thread_num())];
+            const double scale = scales[static_cast<std::size_t>(level)];
+            set_input(resize_area(rgb, mtcnn_level_size(rgb.width, scale), mtcnn_level_size(rgb.height, scale)), s.input);
+            run_pnet(s);
+            per_level[static_cast<std::size_t>(level)] = nms(pnet_proposals(s.heads.map(), scale), 0.5f, kPlainIou, kAll);
+        }
+        std::vector<Proposal> all;
+        for (auto& level : per_level) all.insert(all.end(), level.begin(), level.end());
+        std::vector<Face> out;
+        for (const Proposal& p : nms(std::move(all), 0.7f, kPlainIou, kAll))
+            out.push_back(face(square_box(regress_box(p.box, p.regression, 0.0f)), p.score));
+        return out;
+    }
+
+    // R-Net on a 24 x 24 crop of every candidate: keeps probability > thresholds[1], NMS 0.7,
+    // refined and squared again.
+    std::vector<Face> rnet_stage(const ImageF& rgb, const std::vector<Face>& candidates) {
+        const MtcnnModel::RNet& net = model_->rnet;
+        const std::vector<Face> cropped = run_on_crops(rgb, candidates, MtcnnModel::kRnetInput, net.dense4,
+                                                       [&](const FeatureMap& input, const FeatureMap& features) {
+            conv_valid(*kernels_, net.conv1, input, crop_a_, 1);
+            pool(kernels_->maxpool3x3_s2, 3, crop_a_.map(), crop_b_);
+            conv_valid(*kernels_, net.conv2, crop_b_.map(), crop_a_, 1);
+            pool(kernels_->maxpool3x3_s2, 3, crop_a_.map(), crop_b_);
+            conv_valid_into(*kernels_, net.conv3, crop_b_.map(), features, 1);
+        });
+        run_dense_layers(net.dense4, net.heads, cropped.size());
+        std::vector<Proposal> passed;
+        for (std::size_t i = 0; i < cropped.size(); ++i) {
+            const float* o = heads_.map().at(static_cast<int>(i), 0);
+            const float score = face_probability(o);
+            if (score > options_.thresholds[1]) passed.push_back({cropped[i].box, score, {o[2], o[3], o[4], o[5]}});
+        }
+        std::vector<Face> out;
+        for (const Proposal& p : nms(std::move(passed), 0.7f, kPlainIou, kAll))
+            out.push_back(face(square_box(regress_box(p.box, p.regression, 1.0f)), p.score));
+        return out;
+    }
+
+    // O-Net on a 48 x 48 crop of every candidate: keeps probability > thresholds[2], reads the
+    // landmarks (relative to the crop's box), refines the boxes, and a last NMS at 0.7 with
+    // intersection over the smaller area and "+1" areas.
+    std::vector<Face> onet_stage(const ImageF& rgb, const std::vector<Face>& candidates) {
+        const MtcnnModel::ONet& net = model_->onet;
+        const std::vector<Face> cropped = run_on_crops(rgb, candidates, MtcnnModel::kOnetInput, net.dense5,
+                                                       [&](const FeatureMap& input, const FeatureMap& features) {
+            conv_valid(*kernels_, net.conv1, input, crop_a_, 1);
+            pool(kernels_->maxpool3x3_s2, 3, crop_a_.map(), crop_b_);
+            conv_valid(*kernels_, net.conv2, crop_b_.map(), crop_a_, 1);
+            pool(kernels_->maxpool3x3_s2, 3, crop_a_.map(), crop_b_);
+            conv_valid(*kernels_, net.conv3, crop_b_.map(), crop_a_, 1);
+            pool(kernels_->maxpool2x2_s2, 2, crop_a_.map(), crop_b_);
+            conv_valid_into(*kernels_, net.conv4, crop_b_.map(), features, 1);
+        });
+        run_dense_layers(net.dense5, net.heads, cropped.size());
+        std::vector<Face> passed;
+        for (std::size_t i = 0; i < cropped.size(); ++i) {
+            const float* o = heads_.map().at(static_cast<int>(i), 0);
+            const float score = face_probability(o);
+            if (!(score > options_.thresholds[2])) continue;
+            const std::array<float, 4>& b = cropped[i].box;
+            // Landmarks are fractions of the box before its regression, measured with "+1" sizes.
+            const float w = b[2] - b[0] + 1.0f, h = b[3] - b[1] + 1.0f;
+            Face f = face(regress_box(b, {o[2], o[3], o[4], o[5]}, 1.0f), score);
+            for (int n = 0; n < 5; ++n) f.landmarks[n] = {w * o[6 + n] + b[0] - 1.0f, h * o[11 + n] + b[1] - 1.0f};
+            passed.push_back(f);
+        }
+        return nms(std::move(passed), 0.7f, NmsRule{1.0f, true}, kAll);
+    }
+
+private:
+    // A candidate inside a stage: its box, score and the box regression the stage's net predicted,
+    // which is applied after the stage's NMS.
+    struct Proposal {
+        std::array<float, 4> box;
+        float score;
+        std::array<float, 4> regression;
+    };
+    struct PnetScratch {
+        FeatureBuffer input, a, b, heads;
+    };
+
+    // P-Net and R-Net's NMS: torchvision's IoU, areas (x2 - x1) * (y2 - y1).
+    static constexpr NmsRule kPlainIou{0.0f, false};
+    static constexpr std::size_t kAll = std::numeric_limits<std::size_t>::max();
+
+    static Face face(const std::array<float, 4>& box, float score) {
+        Face f;
+        f.box = box;
+        f.score = score;
+        return f;
+    }
+
+    // Normalises an RGB float image into a network input map (colour order, mean, scale).
+    void set_input(const ImageF& rgb, FeatureBuffer& input) const {
+        const MtcnnModel& m = *model_;
+        input.resize(rgb.height, rgb.width, 3, 1);
+        const FeatureMap& in = input.map();
+        for (int y = 0; y < rgb.height; ++y)
+            for (int x = 0; x < rgb.width; ++x) {
+                const float* p = rgb.pixel(x, y);
+                float* d = in.at(y, x);
+                for (int c = 0; c < 3; ++c) d[c] = (p[m.source_channel[c]] - m.mean[c]) * m.scale[c];
+            }
+    }
+
+    void pool(MaxPoolKernel kernel, int k, const FeatureMap& in, FeatureBuffer& out) const {
+        out.resize(maxpool_out_size(in.h, k, 2), maxpool_out_size(in.w, k, 2), in.c);
+        kernel(in, out.map(), 1);
+    }
+
+    void run_pnet(PnetScratch& s) const {
+        const MtcnnModel::PNet& net = model_->pnet;
+        conv_valid(*kernels_, net.conv1, s.input.map(), s.a, 1);
+        pool(kernels_->maxpool2x2_s2, 2, s.a.map(), s.b);
+        conv_valid(*kernels_, net.conv2, s.b.map(), s.a, 1);
+        conv_valid(*kernels_, net.conv3, s.a.map(), s.b, 1);
+        conv_valid(*kernels_, net.heads, s.b.map(), s.heads, 1);
+    }
+
+    // Every cell of P-Net's output whose face probability reaches thresholds[0], in row-major
+    // order, as the image box its 12 x 12 window covers: cell (x, y) at `scale` is
+    // floor((2x + 1) / scale), floor((2y + 1) / scale), floor((2x + 12) / scale),
+    // floor((2y + 12) / scale), in float as upstream.
+    std::vector<Proposal> pnet_proposals(const FeatureMap& heads, double scale) const {
+        const float s = static_cast<float>(scale);
+        std::vector<Proposal> out;
+        for (int y = 0; y < heads.h; ++y)
+            for (int x = 0; x < heads.w; ++x) {
+                const float* o = heads.at(y, x);
+                const float score = face_probability(o);
+                if (!(score >= options_.thresholds[0])) continue;
+                const float fx = static_cast<float>(2 * x), fy = static_cast<float>(2 * y);
+                out.push_back({{std::floor((fx + 1) / s), std::floor((fy + 1) / s), std::floor((fx + 12) / s),
+                                std::floor((fy + 12) / s)},
+                               score,
+                               {o[2], o[3], o[4], o[5]}});
+            }
+        return out;
+    }
+
+    // Crops every candidate (crop_rect), area-resizes the crop to size x size and runs `conv_layers`
+    // on it, which writes the net's last conv output into the rows it is given of features_: one
+    // input of the batch that run_dense_layers then reads. Candidates with an empty crop (a box
+    // entirely outside the image) are dropped; the rest are returned in order, one per batch item.
+    template <class ConvLayers>
+    std::vector<Face> run_on_crops(const ImageF& rgb, const std::vector<Face>& candidates, int size,
+                                   const PackedDense& first_dense, ConvLayers&& conv_layers) {
+        std::vector<Face> cropped;
+        features_.resize(static_cast<int>(candidates.size()) * first_dense.in_h, first_dense.in_w, first_dense.cin);
+        for (const Face& c : candidates) {
+            const CropRect r = crop_rect(c.box, rgb.width, rgb.height);
+            if (r.empty()) continue;
+            set_input(resize_area(crop(rgb, r), size, size), crop_input_);
+            FeatureMap item = features_.map();
+            item.data = item.at(static_cast<int>(cropped.size()) * first_dense.in_h, 0);
+            item.h = first_dense.in_h;
+            conv_layers(crop_input_.map(), item);
+            cropped.push_back(c);
+        }
+        return cropped;
+    }
+
+    // The dense layers on the first `items` inputs of features_; heads_ row i holds input i's outputs.
+    void run_dense_layers(const PackedDense& hidden, const PackedDense& heads, std::size_t items) {
+        if (items == 0) return;
+        const int n = static_cast<int>(items);
+        FeatureMap batch = features_.map();
+        batch.h = n * hidden.in_h;
+        hidden_.resize(n, 1, hidden.cout);
+        kernels_->dense(batch, hidden, hidden_.map(), options_.threads);
+        heads_.resize(n, 1, heads.cout);
+        kernels_->dense(hidden_.map(), heads, heads_.map(), options_.threads);
+    }
+
+    static ImageF crop(const ImageF& src, const CropRect& r) {
+        ImageF out(r.w, r.h, src.channels);
+        for (int y = 0; y < r.h; ++y)
+            std::copy(src.pixel(r.x, r.y + y), src.pixel(r.x, r.y + y) + static_cast<std::size_t>(r.w) * src.channels,
+                      out.pixel(0, y));
+        return out;
+    }
+
+    std::shared_ptr<const MtcnnModel> model_;
+    MtcnnOptions options_;
+    const KernelSet* kernels_;
+    // Scratch memory, reused from call to call: P-Net's maps per OpenMP thread; one crop's input
+    // and maps; the batch of crops' last conv outputs and the dense layers' outputs.
+    std::vector<PnetScratch> pnet_scratch_;
+    FeatureBuffer crop_input_, crop_a_, crop_b_, features_, hidden_, heads_;
+};
+
+} // namespace facet
