@@ -31,7 +31,10 @@ TABLE_ALIGNMENT = 8
 TENSOR_ALIGNMENT = 64
 
 DTYPE_FLOAT32 = 1
-FLOAT32_SIZE = 4
+DTYPE_INT32 = 4  # indices of sparse matrices (FORMAT.md, "Sparse matrices")
+ELEMENT_SIZE = 4  # bytes, of both
+# dtype code -> NumPy type, little-endian.
+DTYPES = {DTYPE_FLOAT32: np.dtype("<f4"), DTYPE_INT32: np.dtype("<i4")}
 # Codes a later version will use; a version-1 reader names them when it refuses them.
 RESERVED_DTYPES = {2: "float16", 3: "int8"}
 
@@ -59,6 +62,7 @@ class _Header:
 @dataclass(frozen=True)
 class _TensorRecord:
     name: str
+    dtype: int
     dims: tuple
     offset: int
     nbytes: int
@@ -73,8 +77,8 @@ def _align(value, alignment):
 
 
 def write_facet(path, metadata, tensors):
-    """Write `metadata` (a JSON-able dict) and `tensors` (name -> float32 array, written in the
-    dict's order) to `path` as a facet file. The same input always gives the same bytes."""
+    """Write `metadata` (a JSON-able dict) and `tensors` (name -> float32 or int32 array, written
+    in the dict's order) to `path` as a facet file. The same input always gives the same bytes."""
     meta_bytes = _encode_metadata(metadata)
     named_arrays = [(_encode_name(name), _checked_tensor(name, array)) for name, array in tensors.items()]
     if len(named_arrays) > MAX_TENSOR_COUNT:
@@ -91,7 +95,7 @@ def write_facet(path, metadata, tensors):
         _encode_record(name, array, offset) for (name, array), offset in zip(named_arrays, data_offsets))
     blob[table_offset:table_offset + table_size] = table
     for (_, array), offset in zip(named_arrays, data_offsets):
-        blob[offset:offset + array.nbytes] = array.astype("<f4", copy=False).tobytes()  # C order
+        blob[offset:offset + array.nbytes] = array.astype(DTYPES[_dtype_code(array)], copy=False).tobytes()  # C order
 
     crc = zlib.crc32(memoryview(blob)[HEADER_SIZE:])
     blob[:HEADER_SIZE] = _HEADER.pack(MAGIC, VERSION, HEADER_SIZE, file_size, METADATA_OFFSET,
@@ -117,13 +121,17 @@ def _encode_name(name):
 
 
 def _checked_tensor(name, array):
-    if not isinstance(array, np.ndarray) or array.dtype != np.float32:
+    if not isinstance(array, np.ndarray) or array.dtype not in (np.float32, np.int32):
         raise ValueError(f"tensor {name} is {getattr(array, 'dtype', type(array).__name__)}; "
-                         "only float32 is written (convert it first)")
+                         "only float32 and int32 are written (convert it first)")
     if array.ndim > MAX_NDIM or 0 in array.shape:
         raise ValueError(f"tensor {name} has shape {array.shape}; "
                          f"the format needs 0 .. {MAX_NDIM} dims, each at least 1")
     return array
+
+
+def _dtype_code(array):
+    return DTYPE_INT32 if array.dtype == np.int32 else DTYPE_FLOAT32
 
 
 def _record_size(name, array):
@@ -134,7 +142,7 @@ def _record_size(name, array):
 def _encode_record(name, array, offset):
     return b"".join([
         _NAME_LEN.pack(len(name)), name,
-        _DTYPE_NDIM.pack(DTYPE_FLOAT32, array.ndim),
+        _DTYPE_NDIM.pack(_dtype_code(array), array.ndim),
         *(_DIM.pack(dim) for dim in array.shape),
         _OFFSET_NBYTES.pack(offset, array.nbytes),
     ])
@@ -156,7 +164,7 @@ def _lay_out_data(data_start, arrays):
 
 
 def read_facet(path):
-    """Validate the facet file at `path` and return (metadata dict, {name: float32 array}).
+    """Validate the facet file at `path` and return (metadata dict, {name: float32 or int32 array}).
 
     The arrays are read-only views of the file's bytes. Raises ValueError("<path>: <reason>")
     for anything a C++ loader would refuse."""
@@ -166,7 +174,7 @@ def read_facet(path):
     records, table_end = _read_table(path, data, header)
     _check_regions_disjoint(path, header, table_end, records)
     tensors = {
-        record.name: np.frombuffer(data, dtype="<f4", count=math.prod(record.dims),
+        record.name: np.frombuffer(data, dtype=DTYPES[record.dtype], count=math.prod(record.dims),
                                    offset=record.offset).reshape(record.dims)
         for record in records
     }
@@ -273,7 +281,7 @@ def _read_record(cursor, index):
     if dtype in RESERVED_DTYPES:
         raise _error(path, f"tensor {name} has dtype {RESERVED_DTYPES[dtype]}, "
                            f"which format version {VERSION} reserves but does not support")
-    if dtype != DTYPE_FLOAT32:
+    if dtype not in DTYPES:
         raise _error(path, f"tensor {name} has unknown dtype code {dtype}")
     if ndim > MAX_NDIM:
         raise _error(path, f"tensor {name} has {ndim} dims, allowed 0 .. {MAX_NDIM}")
@@ -283,10 +291,10 @@ def _read_record(cursor, index):
     offset, nbytes = cursor.unpack(_OFFSET_NBYTES, index)
     if offset % TENSOR_ALIGNMENT != 0:
         raise _error(path, f"tensor {name} starts at {offset}, not a multiple of {TENSOR_ALIGNMENT}")
-    expected_nbytes = math.prod(dims) * FLOAT32_SIZE
+    expected_nbytes = math.prod(dims) * ELEMENT_SIZE
     if nbytes != expected_nbytes:
         raise _error(path, f"tensor {name} has nbytes {nbytes}, its dims {dims} need {expected_nbytes}")
-    return _TensorRecord(name, dims, offset, nbytes)
+    return _TensorRecord(name, dtype, dims, offset, nbytes)
 
 
 def _check_regions_disjoint(path, header, table_end, records):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import meshgen
+
 BATCHNORM_EPS = 1e-5  # nn.BatchNorm2d's default; a state dict does not record it
 
 RELU = {"kind": "relu"}
@@ -283,6 +285,96 @@ class MtcnnRecipe:
         return metadata, tensors
 
 
+# ---------------------------------------------------------------------------------------------
+# Mesh decoder (MODELS.md section 4) on the icosphere hierarchy of converters/meshgen.py
+#
+# State dict: `latent.weight` [V_0 * F_0, latent] and `latent.bias` (an nn.Linear whose output is
+# read as [V_0, F_0], vertex-major), then one Chebyshev conv per level, `convs.<i>.weight`
+# [K, F_in, F_out] and `convs.<i>.bias` [F_out]: conv i < L - 1 takes level i's F_i channels,
+# up-sampled to level i + 1, to F_(i+1) (then ELU); the last one, on level L - 1, outputs 3 (xyz)
+# or 6 (xyz + rgb) channels. The number of convs is the number of levels L.
+
+MESH_OUTPUTS = {3: "xyz", 6: "xyz_rgb"}
+
+
+def _mesh_decoder_shapes(checkpoint):
+    """The decoder's sizes, read from its state dict's shapes: (latent, K, channels per level,
+    output channels), and every key's expected shape. The shapes then get checked in full."""
+    state_dict = checkpoint.state_dict
+    levels = 0
+    while f"convs.{levels}.weight" in state_dict:
+        levels += 1
+
+    def problem(message):
+        return RecipeError(f"checkpoint {checkpoint.name} is not a mesh-decoder checkpoint: {message}")
+
+    if not 2 <= levels <= len(meshgen.ICOSPHERE_VERTEX_COUNTS):
+        raise problem(f"it has {levels} convs (convs.<i>.weight), the icosphere hierarchy fits "
+                      f"2 .. {len(meshgen.ICOSPHERE_VERTEX_COUNTS)}")
+    for key in ["latent.weight"] + [f"convs.{i}.weight" for i in range(levels)]:
+        if key not in state_dict or state_dict[key].ndim != (2 if key == "latent.weight" else 3):
+            raise problem(f"key {key} is missing or has the wrong number of dims")
+    conv_shapes = [state_dict[f"convs.{i}.weight"].shape for i in range(levels)]
+    order = conv_shapes[0][0]
+    channels = [shape[1] for shape in conv_shapes]
+    output_channels = conv_shapes[-1][2]
+    if output_channels not in MESH_OUTPUTS:
+        raise problem(f"the last conv outputs {output_channels} channels, expected 3 (xyz) or 6 (xyz + rgb)")
+    latent = state_dict["latent.weight"].shape[1]
+    coarsest = meshgen.ICOSPHERE_VERTEX_COUNTS[0]
+    expected = {"latent.weight": (coarsest * channels[0], latent), "latent.bias": (coarsest * channels[0],)}
+    for i in range(levels):
+        out = output_channels if i == levels - 1 else channels[i + 1]
+        expected[f"convs.{i}.weight"] = (order, channels[i], out)
+        expected[f"convs.{i}.bias"] = (out,)
+    return latent, order, channels, output_channels, expected
+
+
+def _sparse_tensors(name, matrix):
+    """The four tensors of a sparse matrix (weights/FORMAT.md, "Sparse matrices")."""
+    matrix.check()
+    return {
+        f"{name}.shape": np.array(matrix.shape, dtype=np.int32),
+        f"{name}.indptr": matrix.indptr.astype(np.int32),
+        f"{name}.indices": matrix.indices.astype(np.int32),
+        f"{name}.values": matrix.values.astype(np.float32),
+    }
+
+
+class MeshDecoderRecipe:
+    name = "mesh-decoder"
+    summary = ("a mesh decoder (latent.*, convs.<i>.*: MODELS.md section 4), packed with the icosphere "
+               "hierarchy 12 -> 42 -> ... vertices, one level per conv (converters/meshgen.py)")
+    inputs = ("DECODER.pth",)
+
+    def convert(self, checkpoints):
+        """(metadata, tensors) for the facet file, from the decoder's state dict."""
+        (checkpoint,) = checkpoints
+        latent, order, channels, output_channels, expected = _mesh_decoder_shapes(checkpoint)
+        check_state_dict(checkpoint, self.name, expected)
+        levels = len(channels)
+        meshes, upsamples = meshgen.icosphere_hierarchy(levels)
+        tensors = {key: checkpoint.state_dict[key].astype(np.float32) for key in expected}
+        for level in range(1, levels):
+            tensors.update(_sparse_tensors(f"upsample.{level}", upsamples[level - 1]))
+            tensors.update(_sparse_tensors(f"laplacian.{level}", meshgen.scaled_laplacian(meshes[level])))
+        tensors["mesh.faces"] = meshes[-1].faces.astype(np.int32)
+        tensors["mesh.vertices"] = meshes[-1].vertices.astype(np.float32)
+        metadata = {
+            "model": "mesh_decoder",
+            "mesh_decoder": {
+                "latent": latent,
+                "order": order,
+                "vertices": [len(mesh.vertices) for mesh in meshes],
+                "channels": channels,
+                "output": MESH_OUTPUTS[output_channels],
+                "hierarchy": "icosphere",
+                "laplacian_lmax": meshgen.LAPLACIAN_LMAX,
+            },
+        }
+        return metadata, tensors
+
+
 RECIPES = {recipe.name: recipe for recipe in (
     RetinaFaceRecipe(
         "retinaface-mnet025",
@@ -300,4 +392,5 @@ RECIPES = {recipe.name: recipe for recipe in (
         "ReLU, anchors 10/20 32/64 128/256",
         conv_activation=RELU, min_sizes=[[10, 20], [32, 64], [128, 256]]),
     MtcnnRecipe(),
+    MeshDecoderRecipe(),
 )}

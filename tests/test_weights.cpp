@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "facet_writer.hpp"
+#include "int32_tensors.hpp"
 #include "test_util.hpp"
 
 using namespace facet;
@@ -176,4 +177,44 @@ TEST_CASE("JSON reader: escapes, nesting limit, garbage") {
     CHECK_THROWS_AS(json::parse("{\"a\": 01x}"), Error);
     CHECK_THROWS_AS(json::parse("[1, 2"), Error);
     CHECK_THROWS_AS(v["a"]["key"], Error);
+}
+
+TEST_CASE("int32 tensors (dtype 4) load as integers, and each accessor refuses the other type") {
+    // Includes bit patterns that are NaN as float32: integers are not checked for finiteness.
+    const std::vector<std::int32_t> ints = {0, 7, -1, 2147483647, -2147483647 - 1, 0x7fc00000};
+    auto f = test::write_facet(kMeta, {{"m.indices", {2, 3}, test::int32_bits(ints)}, {"m.values", {2}, {0.5f, 2}}});
+    test::set_dtype(f, {"m.indices"});
+    const WeightFile w = parse(f);
+    const WeightTensor& t = w.int32_tensor("m.indices");
+    CHECK(t.dtype == DType::int32);
+    CHECK(t.shape == std::vector<int>{2, 3});
+    CHECK(t.data == nullptr);
+    REQUIRE(t.ints != nullptr);
+    CHECK(reinterpret_cast<std::uintptr_t>(t.ints) % 64 == 0);
+    CHECK(std::vector<std::int32_t>(t.ints, t.ints + t.count) == ints);
+    CHECK(w.tensor("m.values").data[1] == 2.0f);
+    CHECK_THROWS_WITH_AS(w.tensor("m.indices"), "test.facet: tensor 'm.indices' is int32, expected float32", Error);
+    CHECK_THROWS_WITH_AS(w.tensor("m.indices", {2, 3}), "test.facet: tensor 'm.indices' is int32, expected float32", Error);
+    CHECK_THROWS_WITH_AS(w.int32_tensor("m.values"), "test.facet: tensor 'm.values' is float32, expected int32", Error);
+    CHECK_THROWS_WITH_AS(w.int32_tensor("m.gone"), "test.facet: tensor 'm.gone' is missing", Error);
+}
+
+TEST_CASE("int32 tensors get every check float32 ones get; unknown dtypes are refused") {
+    auto f = test::write_facet(kMeta, {{"idx", {4}, test::int32_bits({1, 2, 3, 4})}});
+    test::set_dtype(f, {"idx"});
+    const std::uint64_t table = field64(f, 40);
+    const std::size_t offset_field = table + 2 + 3 + 2 + 4; // name_len, "idx", dtype + ndim, 1 dim
+    auto broken = f;
+    put<std::uint64_t>(broken, offset_field + 8, 12);
+    test::refresh_crc(broken);
+    CHECK_THROWS_WITH_AS(parse(broken), "test.facet: tensor 'idx' byte count does not match its shape", Error);
+    broken = f;
+    put<std::uint64_t>(broken, offset_field, 1u << 20);
+    test::refresh_crc(broken);
+    CHECK_THROWS_WITH_AS(parse(broken), "test.facet: tensor 'idx' lies outside the file", Error);
+    for (std::uint8_t dtype : {0, 5, 255}) {
+        broken = f;
+        test::set_dtype(broken, {"idx"}, dtype);
+        CHECK_THROWS_WITH_AS(parse(broken), ("test.facet: tensor 'idx' has unknown dtype " + std::to_string(dtype)).c_str(), Error);
+    }
 }

@@ -158,6 +158,35 @@ class FacetFileTest(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, r"tensor x is float64; only float32"):
             write_facet(self.directory / "x.facet", METADATA, {"x": np.zeros(3)})
 
+    def test_int32_tensors_round_trip_with_dtype_code_4(self):
+        path = self.directory / "ints.facet"
+        indices = np.array([[0, 5, -7], [2147483647, -2147483648, 3]], dtype=np.int32)
+        write_facet(path, METADATA, {"m.indices": indices, "m.values": np.ones(6, dtype=np.float32)})
+        _, tensors = read_facet(path)
+        self.assertEqual(tensors["m.indices"].dtype, np.int32)
+        np.testing.assert_array_equal(tensors["m.indices"], indices)
+        self.assertEqual(tensors["m.values"].dtype, np.float32)
+        data = path.read_bytes()
+        dtype_at, fields_at = find_record(data, "m.indices")
+        self.assertEqual(data[dtype_at], 4)
+        offset = struct.unpack_from("<Q", data, fields_at)[0]
+        self.assertEqual(data[offset:offset + 8], struct.pack("<ii", 0, 5))  # little-endian int32
+
+    def test_rejects_unknown_dtype_code(self):
+        self.assert_refused(self.damaged_copy(self.edit_record("conv.bias", dtype=5), fix_crc=True),
+                            r"tensor conv.bias has unknown dtype code 5")
+
+    def test_int32_byte_count_is_checked_like_float32(self):
+        path = self.directory / "ints.facet"
+        write_facet(path, METADATA, {"idx": np.arange(4, dtype=np.int32)})
+        data = bytearray(path.read_bytes())
+        _, fields_at = find_record(data, "idx")
+        struct.pack_into("<Q", data, fields_at + 8, 8)
+        struct.pack_into("<I", data, CRC_OFFSET, zlib.crc32(data[64:]))
+        damaged = self.directory / "damaged.facet"
+        damaged.write_bytes(data)
+        self.assert_refused(damaged, r"tensor idx has nbytes 8, its dims \(4,\) need 16")
+
 
 if __name__ == "__main__":
     unittest.main()

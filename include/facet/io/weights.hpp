@@ -37,10 +37,17 @@ inline std::uint32_t crc32(const unsigned char* data, std::size_t size) {
     return c ^ 0xFFFFFFFFu;
 }
 
+// Element types of the format (the dtype byte of a tensor record).
+enum class DType : std::uint8_t { float32 = 1, int32 = 4 };
+
+inline const char* dtype_name(DType t) { return t == DType::int32 ? "int32" : "float32"; }
+
 struct WeightTensor {
     std::string name;
+    DType dtype = DType::float32;
     std::vector<int> shape;
-    const float* data = nullptr; // 64-byte aligned, inside the file's buffer
+    const float* data = nullptr;        // float32 tensors: 64-byte aligned, inside the file's buffer
+    const std::int32_t* ints = nullptr; // int32 tensors (indices of sparse matrices), likewise
     std::size_t count = 0;
 
     std::string shape_string() const {
@@ -92,11 +99,11 @@ public:
             throw Error(path_ + ": is a '" + model_kind_ + "' model, expected a '" + kind + "' model");
     }
 
-    const WeightTensor& tensor(const std::string& name) const {
-        auto it = by_name_.find(name);
-        if (it == by_name_.end()) throw Error(path_ + ": tensor '" + name + "' is missing");
-        return tensors_[it->second];
-    }
+    // The float32 tensor `name`.
+    const WeightTensor& tensor(const std::string& name) const { return tensor_of_type(name, DType::float32); }
+
+    // The int32 tensor `name`.
+    const WeightTensor& int32_tensor(const std::string& name) const { return tensor_of_type(name, DType::int32); }
 
     // The tensor `name`, which must have exactly `shape`.
     const WeightTensor& tensor(const std::string& name, const std::vector<int>& shape) const {
@@ -120,6 +127,15 @@ public:
     }
 
 private:
+    const WeightTensor& tensor_of_type(const std::string& name, DType dtype) const {
+        auto it = by_name_.find(name);
+        if (it == by_name_.end()) throw Error(path_ + ": tensor '" + name + "' is missing");
+        const WeightTensor& t = tensors_[it->second];
+        if (t.dtype != dtype)
+            throw Error(path_ + ": tensor '" + name + "' is " + dtype_name(t.dtype) + ", expected " + dtype_name(dtype));
+        return t;
+    }
+
     struct Freer {
         void operator()(unsigned char* p) const noexcept { std::free(p); }
     };
@@ -185,7 +201,9 @@ private:
             end_of_table += 2;
             if (dtype == 2 || dtype == 3)
                 fail("tensor '" + t.name + "' has dtype " + (dtype == 2 ? "float16" : "int8") + ", reserved and not supported yet");
-            if (dtype != 1) fail("tensor '" + t.name + "' has unknown dtype " + std::to_string(dtype));
+            if (dtype != static_cast<int>(DType::float32) && dtype != static_cast<int>(DType::int32))
+                fail("tensor '" + t.name + "' has unknown dtype " + std::to_string(dtype));
+            t.dtype = static_cast<DType>(dtype);
             if (ndim > 8) fail("tensor '" + t.name + "' has " + std::to_string(ndim) + " dimensions");
             need(4u * ndim + 16u);
             std::uint64_t count_elems = 1;
@@ -199,13 +217,18 @@ private:
             end_of_table += 4u * ndim;
             const auto data_offset = read_le<std::uint64_t>(end_of_table), nbytes = read_le<std::uint64_t>(end_of_table + 8);
             end_of_table += 16;
+            static_assert(sizeof(float) == sizeof(std::int32_t), "both dtypes are 4 bytes an element");
             if (nbytes != count_elems * sizeof(float)) fail("tensor '" + t.name + "' byte count does not match its shape");
             if (data_offset % 64 != 0) fail("tensor '" + t.name + "' is not 64-byte aligned");
             if (data_offset > size_ || nbytes > size_ - data_offset) fail("tensor '" + t.name + "' lies outside the file");
-            t.data = reinterpret_cast<const float*>(bytes_.get() + data_offset);
             t.count = static_cast<std::size_t>(count_elems);
-            for (std::size_t k = 0; k < t.count; ++k)
-                if (!std::isfinite(t.data[k])) fail("tensor '" + t.name + "' holds NaN or infinity");
+            if (t.dtype == DType::int32) {
+                t.ints = reinterpret_cast<const std::int32_t*>(bytes_.get() + data_offset);
+            } else {
+                t.data = reinterpret_cast<const float*>(bytes_.get() + data_offset);
+                for (std::size_t k = 0; k < t.count; ++k)
+                    if (!std::isfinite(t.data[k])) fail("tensor '" + t.name + "' holds NaN or infinity");
+            }
             if (!by_name_.emplace(t.name, tensors_.size()).second) fail("tensor '" + t.name + "' appears twice");
             extents.push_back({data_offset, data_offset + nbytes});
             tensors_.push_back(std::move(t));
