@@ -4,13 +4,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +23,7 @@
 namespace {
 
 constexpr const char* kDefaultModel = "retinaface_mnet025_official.facet";
+constexpr const char* kDefaultMtcnnModel = "mtcnn.facet";
 
 const char* const kUsage = R"(usage: facet-detect [options] IMAGE...
 
@@ -27,22 +32,35 @@ Detects faces and prints them as JSON (to stdout unless --json names a file).
 options:
   --detector NAME    retinaface (default) or mtcnn
   --model FILE       weight file (default: see below)
-  --threshold T      keep faces scoring above T (default 0.5)
-  --nms IOU          NMS overlap threshold (default 0.4)
-  --top-k N          candidates kept before NMS (default 5000)
-  --max-faces N      faces kept after NMS (default 750)
-  --max-side N       shrink images so the longer side is at most N before detection,
-                     results are mapped back to the original pixels; 0 = never (default 640)
-  --threads N        threads inside the kernels (default 1)
+  --threads N        threads (default 1): inside the kernels for RetinaFace, over the
+                     image pyramid's levels for MTCNN
   --json FILE|-      write JSON to FILE, or to stdout with - (default -)
   --annotate PATH    write the image with boxes and landmarks as PNG to PATH; with several
                      images PATH is a directory and each is written as NAME.png in it
   --crops DIR        write each face aligned to 112x112 as DIR/NAME_K.png
   -h, --help         this help
 
+retinaface only:
+  --threshold T      keep faces scoring above T (default 0.5)
+  --nms IOU          NMS overlap threshold (default 0.4)
+  --top-k N          candidates kept before NMS (default 5000)
+  --max-faces N      faces kept after NMS (default 750)
+  --max-side N       shrink images so the longer side is at most N before detection,
+                     results are mapped back to the original pixels; 0 = never (default 640)
+
+mtcnn only (defaults from the weight file; upstream's are those below):
+  --min-face PX      smallest face looked for, in pixels: the image pyramid starts at
+                     12/PX (default 20)
+  --factor F         scale from one pyramid level to the next, in (0, 1) (default 0.709)
+  --thresholds P,R,O face probability needed to pass P-Net, R-Net and O-Net
+                     (default 0.6,0.7,0.7)
+
 The default model is $FACET_MODEL if set, else )" "retinaface_mnet025_official.facet" R"( found in
 $FACET_WEIGHTS_DIR, then in ../../weights and ../share/facet next to this executable.
-One image gives one JSON object; several give an array of objects.
+With --detector mtcnn it is )" "mtcnn.facet" R"(, looked up in the same directories ($FACET_MODEL
+names the RetinaFace default only).
+One image gives one JSON object; several give an array of objects. Faces are listed
+best first (retinaface) or largest first (mtcnn, as upstream).
 )";
 
 struct UsageError : std::runtime_error {
@@ -52,7 +70,12 @@ struct UsageError : std::runtime_error {
 struct Args {
     std::string detector = "retinaface";
     std::string model;
-    facet::RetinaFaceOptions options;
+    facet::RetinaFaceOptions options; // RetinaFace's options, and the threads of either detector
+    // MTCNN options given on the command line (the others come from the weight file).
+    std::optional<double> min_face, factor;
+    std::optional<std::array<float, 3>> thresholds;
+    // The first option given that only one detector takes, to refuse it with the other.
+    std::string retinaface_only_flag, mtcnn_only_flag;
     std::string json = "-";
     std::string annotate;
     std::string crops;
@@ -74,6 +97,27 @@ int parse_int(const std::string& flag, const std::string& text, int lo, int hi) 
     return static_cast<int>(v);
 }
 
+// A number strictly between 0 and 1.
+double parse_fraction(const std::string& flag, const std::string& text) {
+    const double v = parse_number(flag, text, 0, 1);
+    if (v == 0 || v == 1) throw UsageError(flag + " wants a number strictly between 0 and 1, got '" + text + "'");
+    return v;
+}
+
+// "P,R,O": three numbers in [0, 1].
+std::array<float, 3> parse_thresholds(const std::string& flag, const std::string& text) {
+    std::array<float, 3> t{};
+    std::size_t start = 0;
+    for (int i = 0; i < 3; ++i) {
+        const std::size_t comma = text.find(',', start);
+        if ((i < 2) != (comma != std::string::npos))
+            throw UsageError(flag + " wants three numbers P,R,O (P-Net, R-Net, O-Net), got '" + text + "'");
+        t[i] = static_cast<float>(parse_number(flag, text.substr(start, comma - start), 0, 1));
+        start = comma + 1;
+    }
+    return t;
+}
+
 Args parse_args(int argc, char** argv) {
     Args a;
     for (int i = 1; i < argc; ++i) {
@@ -88,6 +132,10 @@ Args parse_args(int argc, char** argv) {
         }
         if (i + 1 >= argc) throw UsageError(arg + " needs a value");
         const std::string value = argv[++i];
+        for (const char* flag : {"--threshold", "--nms", "--top-k", "--max-faces", "--max-side"})
+            if (arg == flag && a.retinaface_only_flag.empty()) a.retinaface_only_flag = arg;
+        for (const char* flag : {"--min-face", "--factor", "--thresholds"})
+            if (arg == flag && a.mtcnn_only_flag.empty()) a.mtcnn_only_flag = arg;
         if (arg == "--detector") a.detector = value;
         else if (arg == "--model") a.model = value;
         else if (arg == "--threshold") a.options.score_threshold = static_cast<float>(parse_number(arg, value, 0, 1));
@@ -96,14 +144,21 @@ Args parse_args(int argc, char** argv) {
         else if (arg == "--max-faces") a.options.max_faces = parse_int(arg, value, 1, 1000000);
         else if (arg == "--max-side") a.options.max_side = parse_int(arg, value, 0, facet::kMaxImageSide);
         else if (arg == "--threads") a.options.threads = parse_int(arg, value, 1, 256);
+        else if (arg == "--min-face") a.min_face = parse_number(arg, value, 1, facet::kMaxImageSide);
+        else if (arg == "--factor") a.factor = parse_fraction(arg, value);
+        else if (arg == "--thresholds") a.thresholds = parse_thresholds(arg, value);
         else if (arg == "--json") a.json = value;
         else if (arg == "--annotate") a.annotate = value;
         else if (arg == "--crops") a.crops = value;
         else throw UsageError("unknown option " + arg);
     }
     if (a.images.empty()) throw UsageError("no image given");
-    if (a.detector == "mtcnn") throw UsageError("--detector mtcnn is not available in this version of facet yet");
-    if (a.detector != "retinaface") throw UsageError("--detector must be retinaface or mtcnn, got '" + a.detector + "'");
+    if (a.detector != "retinaface" && a.detector != "mtcnn")
+        throw UsageError("--detector must be retinaface or mtcnn, got '" + a.detector + "'");
+    if (a.detector == "mtcnn" && !a.retinaface_only_flag.empty())
+        throw UsageError(a.retinaface_only_flag + " applies to --detector retinaface only (mtcnn takes --min-face, --factor, --thresholds)");
+    if (a.detector == "retinaface" && !a.mtcnn_only_flag.empty())
+        throw UsageError(a.mtcnn_only_flag + " applies to --detector mtcnn only");
     return a;
 }
 
@@ -120,16 +175,18 @@ std::string executable_dir() {
     return path.substr(0, path.find_last_of('/'));
 }
 
-std::string find_default_model() {
-    if (const char* env = std::getenv("FACET_MODEL"); env && *env) return env;
+// The weight file `name`: $FACET_MODEL when `use_facet_model` and it is set, else the first of the
+// weights directories that holds it.
+std::string find_default_model(const std::string& name, bool use_facet_model) {
+    if (const char* env = std::getenv("FACET_MODEL"); use_facet_model && env && *env) return env;
     std::vector<std::string> candidates;
-    if (const char* dir = std::getenv("FACET_WEIGHTS_DIR"); dir && *dir) candidates.push_back(std::string(dir) + "/" + kDefaultModel);
+    if (const char* dir = std::getenv("FACET_WEIGHTS_DIR"); dir && *dir) candidates.push_back(std::string(dir) + "/" + name);
     const std::string exe = executable_dir();
-    candidates.push_back(exe + "/../../weights/" + kDefaultModel);
-    candidates.push_back(exe + "/../share/facet/" + kDefaultModel);
+    candidates.push_back(exe + "/../../weights/" + name);
+    candidates.push_back(exe + "/../share/facet/" + name);
     for (const auto& c : candidates)
         if (file_exists(c)) return c;
-    std::string msg = std::string("no model given and ") + kDefaultModel + " not found; looked in:";
+    std::string msg = "no model given and " + name + " not found; looked in:";
     for (const auto& c : candidates) msg += "\n  " + c;
     throw facet::Error(msg + "\n(run ./setup.sh to convert the weights, or pass --model FILE)");
 }
@@ -148,8 +205,27 @@ void ensure_directory(const std::string& dir) {
     if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) throw facet::Error(dir + ": not a directory");
 }
 
+using Detector = std::function<std::vector<facet::Face>(const facet::Image&)>;
+
+// The detector the arguments ask for, loaded once.
+Detector make_detector(const Args& args) {
+    if (args.detector == "mtcnn") {
+        const auto model = facet::MtcnnModel::from_file(args.model.empty() ? find_default_model(kDefaultMtcnnModel, false) : args.model);
+        facet::MtcnnOptions options = model->defaults();
+        if (args.min_face) options.min_face = *args.min_face;
+        if (args.factor) options.factor = *args.factor;
+        if (args.thresholds) options.thresholds = *args.thresholds;
+        options.threads = args.options.threads;
+        auto mtcnn = std::make_shared<facet::Mtcnn>(model, options);
+        return [mtcnn](const facet::Image& image) { return mtcnn->detect(image); };
+    }
+    auto retinaface = std::make_shared<facet::RetinaFace>(args.model.empty() ? find_default_model(kDefaultModel, true) : args.model,
+                                                          args.options);
+    return [retinaface](const facet::Image& image) { return retinaface->detect(image); };
+}
+
 int run(const Args& args) {
-    facet::RetinaFace detector(args.model.empty() ? find_default_model() : args.model, args.options);
+    const Detector detect = make_detector(args);
     const bool several = args.images.size() > 1;
     if (several && !args.annotate.empty()) ensure_directory(args.annotate);
     if (!args.crops.empty()) ensure_directory(args.crops);
@@ -158,7 +234,7 @@ int run(const Args& args) {
     for (std::size_t i = 0; i < args.images.size(); ++i) {
         const std::string& path = args.images[i];
         facet::Image image = facet::load_image(path);
-        const std::vector<facet::Face> faces = detector.detect(image);
+        const std::vector<facet::Face> faces = detect(image);
         if (i) json += ",\n";
         json += facet::faces_to_json(path, image.width, image.height, faces);
         if (!args.crops.empty())

@@ -34,6 +34,13 @@ expect 2 "--threads wants a number" -- --threads 0 "$img"
 expect 2 "--max-side wants a whole number" -- --max-side 1.5 "$img"
 expect 2 "--json needs a value" -- "$img" --json
 expect 2 "--detector must be retinaface or mtcnn" -- --detector yolo "$img"
+expect 2 "--max-side applies to --detector retinaface only" -- --detector mtcnn --max-side 320 "$img"
+expect 2 "--threshold applies to --detector retinaface only" -- "$img" --threshold 0.9 --detector mtcnn
+expect 2 "--min-face applies to --detector mtcnn only" -- --min-face 40 "$img"
+expect 2 "--thresholds wants three numbers" -- --detector mtcnn --thresholds 0.6,0.7 "$img"
+expect 2 "--thresholds wants a number" -- --detector mtcnn --thresholds 0.6,0.7,1.5 "$img"
+expect 2 "--factor wants a number strictly between 0 and 1" -- --detector mtcnn --factor 1 "$img"
+expect 1 "is a 'retinaface' model, expected a 'mtcnn' model" -- --detector mtcnn --model weights/retinaface_mnet025.facet "$img"
 expect 1 "/nonexistent.facet: cannot open weight file" -- --model /nonexistent.facet "$img"
 head -c 1000 weights/retinaface_mnet025.facet > "$tmp/truncated.facet"
 expect 1 "truncated.facet: truncated or padded" -- --model "$tmp/truncated.facet" "$img"
@@ -64,6 +71,23 @@ d = json.load(open('$tmp/two.json'))
 assert isinstance(d, list) and len(d) == 2 and len(d[0]['faces']) == 6 and len(d[1]['faces']) > 20
 assert sorted(os.listdir('$tmp/annotated')) == ['crowd.png', 'multiface.png']
 " || failures=$((failures + 1))
+
+# MTCNN: the six faces of the golden file (largest first), annotated, aligned from its landmarks.
+# Its default model is mtcnn.facet beside the RetinaFace one; $FACET_MODEL does not apply to it.
+FACET_MODEL=/nonexistent.facet expect 0 "" -- --detector mtcnn "$img" --json "$tmp/mtcnn.json" --annotate "$tmp/mtcnn.png" --crops "$tmp/mtcnn_crops"
+/usr/bin/python3 - "$tmp" "$shared" <<'PY' || failures=$((failures + 1))
+import json, os, sys
+tmp, shared = sys.argv[1:]
+faces = json.load(open(f"{tmp}/mtcnn.json"))["faces"]
+golden = json.load(open(f"{shared}/golden/mtcnn_multiface.json"))["faces"]
+assert len(faces) == len(golden) == 6, len(faces)
+for f, g in zip(faces, golden):
+    assert all(abs(a - b) < 0.01 for a, b in zip(f["box"], g["box"])), (f["box"], g["box"])
+    assert len(f["landmarks"]) == 5
+assert open(f"{tmp}/mtcnn.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+assert sorted(os.listdir(f"{tmp}/mtcnn_crops")) == [f"multiface_{k}.png" for k in range(6)]
+PY
+expect 0 '"faces": \[\]' -- --detector mtcnn --min-face 2000 --factor 0.5 --thresholds 0.5,0.5,0.5 --threads 2 "$img"
 
 echo "$passed passed, $failures failed"
 [ "$failures" -eq 0 ]
