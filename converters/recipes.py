@@ -140,6 +140,14 @@ RETINAFACE_CONVS = (_backbone_convs() + _fpn_convs()
                     + [conv for level in (1, 2, 3) for conv in _context_module_convs(level)]
                     + _head_convs())
 
+# The deformable variant (context "deformable", MODELS.md section 3): the same convs, those of the
+# context modules deformable, each sampling where its own plain 3x3 conv with bias,
+# `<conv>.conv_offset` (mmcv's ModulatedDeformConv2dPack), says: 27 outputs, the (dy, dx) of the 9
+# taps in torchvision's order, then the 9 taps' mask logits (the mask is their sigmoid).
+RETINAFACE_DCN_CONVS = RETINAFACE_CONVS + [
+    Conv(f"{conv.name}.conv_offset", (3 * 9, conv.shape[1], 3, 3), batchnorm=None, activated=False)
+    for level in (1, 2, 3) for conv in _context_module_convs(level)]
+
 _BATCHNORM_PARAMETERS = ("weight", "bias", "running_mean", "running_var")
 
 
@@ -150,10 +158,10 @@ def _per_channel_keys(conv):
     return [f"{conv.name}.bias"]
 
 
-def retinaface_expected_shapes():
+def retinaface_expected_shapes(convs=RETINAFACE_CONVS):
     """Every key of a RetinaFace-mnet0.25 state dict with its shape, in checkpoint order."""
     shapes = {}
-    for conv in RETINAFACE_CONVS:
+    for conv in convs:
         shapes[f"{conv.name}.weight"] = conv.shape
         shapes.update((key, (conv.out_channels,)) for key in _per_channel_keys(conv))
     return shapes
@@ -173,9 +181,9 @@ def fold_batchnorm(weight, gamma, beta, running_mean, running_var):
     return folded_weight.astype(np.float32), folded_bias.astype(np.float32)
 
 
-def _retinaface_tensors(state_dict):
+def _retinaface_tensors(state_dict, convs):
     tensors = {}
-    for conv in RETINAFACE_CONVS:
+    for conv in convs:
         weight = state_dict[f"{conv.name}.weight"]
         if conv.batchnorm:
             weight, bias = fold_batchnorm(weight, *(state_dict[f"{conv.batchnorm}.{p}"]
@@ -187,9 +195,8 @@ def _retinaface_tensors(state_dict):
     return tensors
 
 
-def _retinaface_activations(conv_activation):
-    activations = {conv.name: conv_activation if conv.activated else NO_ACTIVATION
-                   for conv in RETINAFACE_CONVS}
+def _retinaface_activations(conv_activation, convs):
+    activations = {conv.name: conv_activation if conv.activated else NO_ACTIVATION for conv in convs}
     # The ReLU after each context module's concat is plain in every known checkpoint.
     activations.update({f"ssh{level}.out": RELU for level in (1, 2, 3)})
     return activations
@@ -201,13 +208,18 @@ class RetinaFaceRecipe:
     summary: str
     conv_activation: dict  # of every activated conv (Conv.activated)
     min_sizes: list        # anchor sizes per pyramid level
+    context: str = "plain" # "deformable": the context modules' convs are deformable (RETINAFACE_DCN_CONVS)
 
     inputs = ("CHECKPOINT.pth",)
+
+    @property
+    def convs(self):
+        return RETINAFACE_DCN_CONVS if self.context == "deformable" else RETINAFACE_CONVS
 
     def convert(self, checkpoints):
         """(metadata, tensors) for the facet file, from the one RetinaFace checkpoint."""
         (checkpoint,) = checkpoints
-        check_state_dict(checkpoint, self.name, retinaface_expected_shapes(), _RETINAFACE_OPTIONAL_KEYS)
+        check_state_dict(checkpoint, self.name, retinaface_expected_shapes(self.convs), _RETINAFACE_OPTIONAL_KEYS)
         metadata = {
             "model": "retinaface",
             "input": {"color": "bgr", "mean": [104, 117, 123], "scale": [1, 1, 1]},
@@ -216,10 +228,11 @@ class RetinaFaceRecipe:
                 "steps": [8, 16, 32],
                 "min_sizes": self.min_sizes,
                 "variances": [0.1, 0.2],
-                "activations": _retinaface_activations(self.conv_activation),
+                "context": self.context,
+                "activations": _retinaface_activations(self.conv_activation, self.convs),
             },
         }
-        return metadata, _retinaface_tensors(checkpoint.state_dict)
+        return metadata, _retinaface_tensors(checkpoint.state_dict, self.convs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,6 +404,12 @@ RECIPES = {recipe.name: recipe for recipe in (
         "Face-Detector-1MB-with-landmark mobilenet0.25_Final.pth, retrained for small faces: "
         "ReLU, anchors 10/20 32/64 128/256",
         conv_activation=RELU, min_sizes=[[10, 20], [32, 64], [128, 256]]),
+    RetinaFaceRecipe(
+        "retinaface-mnet025-dcn",
+        "RetinaFace-mnet0.25 with deformable context modules, the paper's full model (no public "
+        "checkpoint: for your own; keys: the upstream ones plus sshN.<conv>.0.conv_offset): "
+        "LeakyReLU(0.1), anchors 16/32 64/128 256/512",
+        conv_activation=LEAKY_RELU_0_1, min_sizes=[[16, 32], [64, 128], [256, 512]], context="deformable"),
     MtcnnRecipe(),
     MeshDecoderRecipe(),
 )}

@@ -1,11 +1,14 @@
 // Deformable convolution: the SIMD kernel on every instruction set and the scalar reference against
 // torchvision.ops.deform_conv2d (fixtures from tests/deform/gen_fixtures.py), the kernel against the
-// reference over odd shapes and geometries.
+// reference over odd shapes and geometries; the deformable RetinaFace against its PyTorch reference
+// (tests/deform/retinaface_dcn_reference.py).
 #include <doctest/doctest.h>
 #include <facet/io/json.hpp>
 #include <facet/kernels/reference_deform.hpp>
+#include <facet/models/retinaface.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <optional>
 #include <random>
@@ -21,6 +24,7 @@ namespace {
 
 constexpr double kTorchvisionTolerance = 1e-4; // the issue's bar, relative, float32
 constexpr double kReferenceTolerance = 1e-5;   // SIMD vs reference: same sums, other order
+constexpr double kModelTolerance = 1e-3;       // raw head outputs vs the PyTorch model, absolute
 
 std::string fixture_path(const std::string& name) { return test::source_path("tests/deform/fixtures/" + name); }
 
@@ -116,6 +120,13 @@ std::vector<Fixture> load_fixtures() {
         fixtures.push_back(std::move(f));
     }
     return fixtures;
+}
+
+double max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
+    REQUIRE(a.size() == b.size());
+    double worst = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(a[i] - b[i])));
+    return worst;
 }
 
 } // namespace
@@ -251,4 +262,36 @@ TEST_CASE("pack_deform_conv refuses group counts that do not divide the channels
     g.groups = 1;
     g.offset_groups = 3;
     CHECK_THROWS_AS(pack_deform_conv(w.data(), nullptr, 6, 4, g, {}), Error);
+}
+
+TEST_CASE("the deformable RetinaFace matches its PyTorch reference end to end, on every instruction set") {
+    const std::string dir = test::source_path("tests/deform/retinaface_dcn/");
+    const test::Npy pixels = test::load_npy(dir + "input.npy");
+    REQUIRE(pixels.shape.size() == 3);
+    REQUIRE(pixels.shape[2] == 3);
+    Image image(pixels.shape[1], pixels.shape[0]);
+    for (std::size_t i = 0; i < image.rgb.size(); ++i) image.rgb[i] = static_cast<std::uint8_t>(pixels.data[i]);
+    const test::Npy loc = test::load_npy(dir + "loc.npy"), conf = test::load_npy(dir + "conf.npy"),
+                    landms = test::load_npy(dir + "landms.npy");
+
+    // Converted from tests/deform/retinaface_dcn/state_dict.pth by the build (CMakeLists.txt).
+    const auto model = RetinaFaceModel::from_file(std::string(FACET_BINARY_DIR) + "/retinaface_dcn_reference.facet");
+    REQUIRE(model->deformable_context);
+    double worst = 0;
+    for (const KernelSet* ks : test::all_kernel_sets()) {
+        CAPTURE(std::string(ks->isa));
+        RetinaFace detector(model, {}, *ks);
+        const RetinaFaceRaw raw = detector.forward_raw(image);
+        REQUIRE(raw.conf.size() == conf.data.size());
+        const double error = std::max({max_abs_difference(raw.conf, conf.data), max_abs_difference(raw.loc, loc.data),
+                                       max_abs_difference(raw.landms, landms.data)});
+        CHECK(error <= kModelTolerance);
+        worst = std::max(worst, error);
+
+        RetinaFace two_threads = detector.clone();
+        two_threads.options().threads = 2;
+        CHECK(max_abs_difference(two_threads.forward_raw(image).loc, raw.loc) == 0.0);
+        CHECK_NOTHROW(detector.detect(image));
+    }
+    MESSAGE("deformable RetinaFace, max |facet - PyTorch| over conf, loc and landms: " << worst);
 }

@@ -18,6 +18,7 @@
 #include "../kernels/kernel_set.hpp"
 #include "../post/nms.hpp"
 #include "../post/priors.hpp"
+#include "modulated_deform_conv.hpp"
 
 namespace facet {
 
@@ -60,6 +61,9 @@ public:
     };
     struct ContextModule {
         PackedConv conv3x3, conv5x5_1, conv5x5_2, conv7x7_2, conv7x7_3;
+        // deformable_context only: the five convs above, in that order, as modulated deformable
+        // convs sampling where their `<conv>.conv_offset` says; the plain ones are then empty.
+        std::array<ModulatedDeformConv, 5> deformable;
     };
 
     // Input normalisation: network channel c = (pixel[source[c]] - mean[c]) * scale[c].
@@ -72,6 +76,8 @@ public:
     std::array<PackedConv, kLevels - 1> fpn_merge;
     std::array<ContextModule, kLevels> context;
     std::array<PackedConv, kLevels> heads;       // class | box | landmark heads fused into one 1x1
+    // retinaface.context = "deformable": the paper's full model, deformable context modules.
+    bool deformable_context = false;
 
 private:
     void load(const WeightFile& f);
@@ -134,6 +140,10 @@ inline void RetinaFaceModel::load(const WeightFile& f) {
         for (const auto& level : min_sizes_)
             if (static_cast<int>(level.size()) != 2) throw Error("the heads predict 2 anchors per cell");
         variances_ = {static_cast<float>(r["variances"][0].number()), static_cast<float>(r["variances"][1].number())};
+        // Files converted before the deformable variant existed have no "context".
+        const std::string context = r.has("context") ? r["context"].string() : "plain";
+        if (context != "plain" && context != "deformable") throw Error("context must be 'plain' or 'deformable'");
+        deformable_context = context == "deformable";
 
         const json::Value& in = m["input"];
         const std::string& color = in["color"].string();
@@ -184,6 +194,18 @@ inline void RetinaFaceModel::load(const WeightFile& f) {
         c.conv5x5_2 = load_conv(f, ssh + ".conv5X5_2.0", 16, 16, 3, 1, out);
         c.conv7x7_2 = load_conv(f, ssh + ".conv7X7_2.0", 16, 16, 3, 1);
         c.conv7x7_3 = load_conv(f, ssh + ".conv7x7_3.0", 16, 16, 3, 1, out);
+        if (deformable_context) {
+            // Each conv keeps its weights and samples where its own plain 3x3 conv says.
+            const std::pair<const char*, PackedConv*> convs[] = {{".conv3X3.0", &c.conv3x3}, {".conv5X5_1.0", &c.conv5x5_1},
+                                                                 {".conv5X5_2.0", &c.conv5x5_2}, {".conv7X7_2.0", &c.conv7x7_2},
+                                                                 {".conv7x7_3.0", &c.conv7x7_3}};
+            for (std::size_t i = 0; i < c.deformable.size(); ++i) {
+                PackedConv& conv = *convs[i].second;
+                PackedConv offset_mask = load_conv(f, ssh + convs[i].first + ".conv_offset", conv.cin,
+                                                   ModulatedDeformConv::offset_mask_channels(conv.k * conv.k), conv.k, conv.stride);
+                c.deformable[i] = make_modulated_deform_conv(std::move(offset_mask), std::move(conv));
+            }
+        }
 
         // Heads: stack the three 1x1 convs' output channels (2 x 2 + 2 x 4 + 2 x 10 = 32) so one
         // pointwise pass computes them all.
@@ -314,11 +336,25 @@ private:
             const FeatureMap& f = *features[k];
             context_[k].resize(f.h, f.w, 64);
             const FeatureMap& out = context_[k].map();
-            conv_into(c.conv3x3, f, out.channels(0, 32));
-            conv(c.conv5x5_1, f, context_t_);
-            conv_into(c.conv5x5_2, context_t_.map(), out.channels(32, 16));
-            conv(c.conv7x7_2, context_t_.map(), context_u_);
-            conv_into(c.conv7x7_3, context_u_.map(), out.channels(48, 16));
+            if (m.deformable_context) {
+                // The same dataflow as below, every conv deformable (ContextModule::deformable).
+                const auto deformable = [&](int i, const FeatureMap& in, const FeatureMap& to) {
+                    run_modulated_deform_conv(*kernels_, c.deformable[i], in, context_offsets_, to, threads);
+                };
+                context_t_.resize(f.h, f.w, 16);
+                context_u_.resize(f.h, f.w, 16);
+                deformable(0, f, out.channels(0, 32));
+                deformable(1, f, context_t_.map());
+                deformable(2, context_t_.map(), out.channels(32, 16));
+                deformable(3, context_t_.map(), context_u_.map());
+                deformable(4, context_u_.map(), out.channels(48, 16));
+            } else {
+                conv_into(c.conv3x3, f, out.channels(0, 32));
+                conv(c.conv5x5_1, f, context_t_);
+                conv_into(c.conv5x5_2, context_t_.map(), out.channels(32, 16));
+                conv(c.conv7x7_2, context_t_.map(), context_u_);
+                conv_into(c.conv7x7_3, context_u_.map(), out.channels(48, 16));
+            }
             conv(m.heads[k], out, heads_[k]);
         }
     }
@@ -374,6 +410,7 @@ private:
     const KernelSet* kernels_;
     // Scratch memory, sized at the first call for an input size and reused after.
     FeatureBuffer input_, ping_[2], context_t_, context_u_;
+    FeatureBuffer context_offsets_; // deformable_context: a context conv's predicted offsets and mask
     FeatureBuffer stage_[RetinaFaceModel::kLevels], lateral_[RetinaFaceModel::kLevels];
     FeatureBuffer merged_[RetinaFaceModel::kLevels - 1], context_[RetinaFaceModel::kLevels], heads_[RetinaFaceModel::kLevels];
     std::vector<Prior> priors_;
