@@ -164,8 +164,7 @@ TEST_CASE("a face cut by the image border is cropped with the padding rule, not 
     for (const KernelSet* ks : test::all_kernel_sets()) {
         CAPTURE(std::string(ks->isa));
         Mtcnn detector(load_model(), *ks);
-        const ImageF rgb = to_float(cut);
-        const auto onet_input = detector.rnet_stage(rgb, detector.pnet_stage(rgb));
+        const auto onet_input = detector.rnet_stage(cut, detector.pnet_stage(cut));
         CHECK(std::any_of(onet_input.begin(), onet_input.end(), [](const Face& f) { return f.box[0] < 0 && f.box[1] < 0; }));
         const auto faces = detector.detect(cut);
         REQUIRE(faces.size() == 1);

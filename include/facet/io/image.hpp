@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../core/error.hpp"
@@ -178,28 +179,52 @@ inline ImageF resize_bilinear(const ImageF& src, int out_w, int out_h) {
     return dst;
 }
 
-// Area resampling: output pixel i is the mean of source pixels [floor(i*in/out), ceil((i+1)*in/out))
-// in each axis (PyTorch's adaptive_avg_pool2d / interpolate(mode="area")).
-inline ImageF resize_area(const ImageF& src, int out_w, int out_h) {
-    ImageF dst(out_w, out_h, src.channels);
-    auto span = [](int i, int in, int out) {
-        const long long lo = static_cast<long long>(i) * in / out;
-        const long long hi = (static_cast<long long>(i + 1) * in + out - 1) / out;
-        return std::pair<int, int>(static_cast<int>(lo), static_cast<int>(hi));
-    };
-    std::vector<double> acc(static_cast<std::size_t>(src.channels));
-    for (int y = 0; y < out_h; ++y) {
-        const auto [y0, y1] = span(y, src.height, out_h);
-        for (int x = 0; x < out_w; ++x) {
-            const auto [x0, x1] = span(x, src.width, out_w);
-            std::fill(acc.begin(), acc.end(), 0.0);
-            for (int sy = y0; sy < y1; ++sy)
-                for (int sx = x0; sx < x1; ++sx)
-                    for (int c = 0; c < src.channels; ++c) acc[c] += src.pixel(sx, sy)[c];
-            const double n = static_cast<double>(y1 - y0) * (x1 - x0);
-            for (int c = 0; c < src.channels; ++c) dst.pixel(x, y)[c] = static_cast<float>(acc[c] / n);
+// The source indices [begin, end) that output index i of an area resampling from `in` to `out`
+// averages: [floor(i * in / out), ceil((i + 1) * in / out)), as PyTorch's adaptive_avg_pool2d
+// (interpolate(mode="area")). Windows overlap by a pixel where in / out is not whole.
+struct AreaSpan {
+    int begin, end;
+};
+
+inline std::vector<AreaSpan> area_spans(int in, int out) {
+    std::vector<AreaSpan> spans(static_cast<std::size_t>(out));
+    for (int i = 0; i < out; ++i)
+        spans[i] = {static_cast<int>(static_cast<long long>(i) * in / out),
+                    static_cast<int>((static_cast<long long>(i + 1) * in + out - 1) / out)};
+    return spans;
+}
+
+// Calls put(x, y, c, value) for every output sample of the area resampling of `get(x, y, c)` to
+// the sizes of the two span tables. The mean is computed as PyTorch's CPU kernel does, in float:
+// the window's sum (row by row), divided by its rows, then by its columns. 8-bit samples are
+// summed as integers, which is exactly PyTorch's float sum of them while that stays below 2^24
+// (windows up to 65,000 pixels).
+template <class Get, class Put>
+inline void resample_area(const std::vector<AreaSpan>& xs, const std::vector<AreaSpan>& ys, int channels, Get&& get,
+                          Put&& put) {
+    using Sample = decltype(get(0, 0, 0));
+    using Sum = std::conditional_t<std::is_integral_v<Sample>, std::uint32_t, float>;
+    for (std::size_t y = 0; y < ys.size(); ++y) {
+        const AreaSpan sy = ys[y];
+        for (std::size_t x = 0; x < xs.size(); ++x) {
+            const AreaSpan sx = xs[x];
+            const float rows = static_cast<float>(sy.end - sy.begin), cols = static_cast<float>(sx.end - sx.begin);
+            for (int c = 0; c < channels; ++c) {
+                Sum sum = 0;
+                for (int iy = sy.begin; iy < sy.end; ++iy)
+                    for (int ix = sx.begin; ix < sx.end; ++ix) sum += get(ix, iy, c);
+                put(static_cast<int>(x), static_cast<int>(y), c, static_cast<float>(sum) / rows / cols);
+            }
         }
     }
+}
+
+// Area resampling (see area_spans): each output pixel is the mean of the source pixels it covers.
+inline ImageF resize_area(const ImageF& src, int out_w, int out_h) {
+    ImageF dst(out_w, out_h, src.channels);
+    resample_area(
+        area_spans(src.width, out_w), area_spans(src.height, out_h), src.channels,
+        [&](int x, int y, int c) { return src.pixel(x, y)[c]; }, [&](int x, int y, int c, float v) { dst.pixel(x, y)[c] = v; });
     return dst;
 }
 

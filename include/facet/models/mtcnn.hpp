@@ -283,25 +283,24 @@ public:
     std::vector<Face> detect(const Image& image) {
         check_image_size(image.width, image.height, "input");
         check_options(options_);
-        const ImageF rgb = to_float(image);
-        std::vector<Face> faces = onet_stage(rgb, rnet_stage(rgb, pnet_stage(rgb)));
+        std::vector<Face> faces = onet_stage(image, rnet_stage(image, pnet_stage(image)));
         const auto area = [](const Face& f) { return (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]); };
         std::stable_sort(faces.begin(), faces.end(), [&](const Face& a, const Face& b) { return area(a) > area(b); });
         return faces;
     }
 
     // The cascade stage by stage (detect() runs them in turn; public for tests and benchmarks).
-    // `rgb` is the image as floats; boxes and scores pass from stage to stage as Faces whose
-    // landmarks only O-Net fills.
+    // Boxes and scores pass from stage to stage as Faces whose landmarks only O-Net fills.
 
     // P-Net on every pyramid level; candidates with NMS per level (IoU 0.5) and over all levels
     // (0.7), refined by their box regression and squared.
-    std::vector<Face> pnet_stage(const ImageF& rgb) {
-        const std::vector<double> scales = mtcnn_scales(rgb.height, rgb.width, options_.min_face, options_.factor);
+    std::vector<Face> pnet_stage(const Image& image) {
+        const std::vector<double> scales = mtcnn_scales(image.height, image.width, options_.min_face, options_.factor);
         if (scales.empty()) return {};
         // The first level is the largest: it bounds what the pyramid allocates.
-        check_image_size(mtcnn_level_size(rgb.width, scales[0]), mtcnn_level_size(rgb.height, scales[0]),
+        check_image_size(mtcnn_level_size(image.width, scales[0]), mtcnn_level_size(image.height, scales[0]),
                          "MTCNN pyramid (min_face " + std::to_string(options_.min_face) + ")");
+        const CropRect whole{0, 0, image.width, image.height};
         const int levels = static_cast<int>(scales.size());
         const int threads = std::min(options_.threads, levels);
         if (static_cast<int>(pnet_scratch_.size()) < threads) pnet_scratch_.resize(static_cast<std::size_t>(threads));
@@ -312,7 +311,7 @@ public:
         for (int level = 0; level < levels; ++level) {
             PnetScratch& s = pnet_scratch_[static_cast<std::size_t>(omp_get_thread_num())];
             const double scale = scales[static_cast<std::size_t>(level)];
-            set_input(resize_area(rgb, mtcnn_level_size(rgb.width, scale), mtcnn_level_size(rgb.height, scale)), s.input);
+            set_input(image, whole, mtcnn_level_size(image.width, scale), mtcnn_level_size(image.height, scale), s.input);
             run_pnet(s);
             per_level[static_cast<std::size_t>(level)] = nms(pnet_proposals(s.heads.map(), scale), 0.5f, kPlainIou, kAll);
         }
@@ -326,9 +325,9 @@ public:
 
     // R-Net on a 24 x 24 crop of every candidate: keeps probability > thresholds[1], NMS 0.7,
     // refined and squared again.
-    std::vector<Face> rnet_stage(const ImageF& rgb, const std::vector<Face>& candidates) {
+    std::vector<Face> rnet_stage(const Image& image, const std::vector<Face>& candidates) {
         const MtcnnModel::RNet& net = model_->rnet;
-        const std::vector<Face> cropped = run_on_crops(rgb, candidates, MtcnnModel::kRnetInput, net.dense4,
+        const std::vector<Face> cropped = run_on_crops(image, candidates, MtcnnModel::kRnetInput, net.dense4,
                                                        [&](const FeatureMap& input, const FeatureMap& features) {
             conv_valid(*kernels_, net.conv1, input, crop_a_, 1);
             pool(kernels_->maxpool3x3_s2, 3, crop_a_.map(), crop_b_);
@@ -352,9 +351,9 @@ public:
     // O-Net on a 48 x 48 crop of every candidate: keeps probability > thresholds[2], reads the
     // landmarks (relative to the crop's box), refines the boxes, and a last NMS at 0.7 with
     // intersection over the smaller area and "+1" areas.
-    std::vector<Face> onet_stage(const ImageF& rgb, const std::vector<Face>& candidates) {
+    std::vector<Face> onet_stage(const Image& image, const std::vector<Face>& candidates) {
         const MtcnnModel::ONet& net = model_->onet;
-        const std::vector<Face> cropped = run_on_crops(rgb, candidates, MtcnnModel::kOnetInput, net.dense5,
+        const std::vector<Face> cropped = run_on_crops(image, candidates, MtcnnModel::kOnetInput, net.dense5,
                                                        [&](const FeatureMap& input, const FeatureMap& features) {
             conv_valid(*kernels_, net.conv1, input, crop_a_, 1);
             pool(kernels_->maxpool3x3_s2, 3, crop_a_.map(), crop_b_);
@@ -403,17 +402,16 @@ private:
         return f;
     }
 
-    // Normalises an RGB float image into a network input map (colour order, mean, scale).
-    void set_input(const ImageF& rgb, FeatureBuffer& input) const {
+    // The network input for `region` of the image: area-resampled to out_w x out_h and normalised
+    // (colour order, mean, scale) straight from the 8-bit pixels into the input map.
+    void set_input(const Image& image, const CropRect& region, int out_w, int out_h, FeatureBuffer& input) const {
         const MtcnnModel& m = *model_;
-        input.resize(rgb.height, rgb.width, 3, 1);
+        input.resize(out_h, out_w, 3, 1);
         const FeatureMap& in = input.map();
-        for (int y = 0; y < rgb.height; ++y)
-            for (int x = 0; x < rgb.width; ++x) {
-                const float* p = rgb.pixel(x, y);
-                float* d = in.at(y, x);
-                for (int c = 0; c < 3; ++c) d[c] = (p[m.source_channel[c]] - m.mean[c]) * m.scale[c];
-            }
+        resample_area(
+            area_spans(region.w, out_w), area_spans(region.h, out_h), 3,
+            [&](int x, int y, int c) { return image.pixel(region.x + x, region.y + y)[m.source_channel[c]]; },
+            [&](int x, int y, int c, float v) { in.at(y, x)[c] = (v - m.mean[c]) * m.scale[c]; });
     }
 
     void pool(MaxPoolKernel kernel, int k, const FeatureMap& in, FeatureBuffer& out) const {
@@ -451,19 +449,19 @@ private:
         return out;
     }
 
-    // Crops every candidate (crop_rect), area-resizes the crop to size x size and runs `conv_layers`
+    // Crops every candidate (crop_rect), area-resamples the crop to size x size, runs `conv_layers`
     // on it, which writes the net's last conv output into the rows it is given of features_: one
     // input of the batch that run_dense_layers then reads. Candidates with an empty crop (a box
     // entirely outside the image) are dropped; the rest are returned in order, one per batch item.
     template <class ConvLayers>
-    std::vector<Face> run_on_crops(const ImageF& rgb, const std::vector<Face>& candidates, int size,
+    std::vector<Face> run_on_crops(const Image& image, const std::vector<Face>& candidates, int size,
                                    const PackedDense& first_dense, ConvLayers&& conv_layers) {
         std::vector<Face> cropped;
         features_.resize(static_cast<int>(candidates.size()) * first_dense.in_h, first_dense.in_w, first_dense.cin);
         for (const Face& c : candidates) {
-            const CropRect r = crop_rect(c.box, rgb.width, rgb.height);
+            const CropRect r = crop_rect(c.box, image.width, image.height);
             if (r.empty()) continue;
-            set_input(resize_area(crop(rgb, r), size, size), crop_input_);
+            set_input(image, r, size, size, crop_input_);
             FeatureMap item = features_.map();
             item.data = item.at(static_cast<int>(cropped.size()) * first_dense.in_h, 0);
             item.h = first_dense.in_h;
@@ -483,14 +481,6 @@ private:
         kernels_->dense(batch, hidden, hidden_.map(), options_.threads);
         heads_.resize(n, 1, heads.cout);
         kernels_->dense(hidden_.map(), heads, heads_.map(), options_.threads);
-    }
-
-    static ImageF crop(const ImageF& src, const CropRect& r) {
-        ImageF out(r.w, r.h, src.channels);
-        for (int y = 0; y < r.h; ++y)
-            std::copy(src.pixel(r.x, r.y + y), src.pixel(r.x, r.y + y) + static_cast<std::size_t>(r.w) * src.channels,
-                      out.pixel(0, y));
-        return out;
     }
 
     std::shared_ptr<const MtcnnModel> model_;
