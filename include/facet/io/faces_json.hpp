@@ -9,13 +9,15 @@
 
 namespace facet {
 
-inline std::string faces_to_json(const std::string& image, int width, int height, const std::vector<Face>& faces) {
+// `newline` separates the faces ("\n" for a readable file, "" for one JSON object per line).
+inline std::string faces_to_json(const std::string& image, int width, int height, const std::vector<Face>& faces,
+                                 const std::string& newline = "\n") {
     std::string out = "{\"image\": ";
     json::write_string(out, image);
     out += ", \"width\": " + std::to_string(width) + ", \"height\": " + std::to_string(height) + ", \"faces\": [";
     for (std::size_t i = 0; i < faces.size(); ++i) {
         const Face& f = faces[i];
-        out += i ? ",\n  {\"box\": [" : "\n  {\"box\": [";
+        out += (i ? "," : "") + newline + (newline.empty() ? "" : "  ") + "{\"box\": [";
         for (int k = 0; k < 4; ++k) {
             if (k) out += ", ";
             json::write_number(out, f.box[k], 3);
@@ -32,7 +34,7 @@ inline std::string faces_to_json(const std::string& image, int width, int height
         }
         out += "]}";
     }
-    out += faces.empty() ? "]}" : "\n]}";
+    out += faces.empty() ? "]}" : newline + "]}";
     return out;
 }
 

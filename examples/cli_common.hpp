@@ -1,0 +1,66 @@
+// Shared by facet's command-line tools: option values, usage errors, the default model lookup.
+#pragma once
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <facet/core/error.hpp>
+
+namespace facet::cli {
+
+// A mistake in the command line: reported with a pointer to --help and exit status 2.
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+inline double parse_number(const std::string& flag, const std::string& text, double lo, double hi) {
+    char* end = nullptr;
+    errno = 0;
+    const double v = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || errno != 0 || !(v >= lo && v <= hi))
+        throw UsageError(flag + " wants a number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + text + "'");
+    return v;
+}
+
+inline int parse_int(const std::string& flag, const std::string& text, int lo, int hi) {
+    const double v = parse_number(flag, text, lo, hi);
+    if (v != static_cast<int>(v)) throw UsageError(flag + " wants a whole number, got '" + text + "'");
+    return static_cast<int>(v);
+}
+
+inline bool file_exists(const std::string& path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+inline std::string executable_dir() {
+    char buf[PATH_MAX];
+    const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) return ".";
+    const std::string path(buf, static_cast<std::size_t>(n));
+    return path.substr(0, path.find_last_of('/'));
+}
+
+// $FACET_MODEL, else `file` in $FACET_WEIGHTS_DIR, ../../weights or ../share/facet next to the
+// executable (the build tree's bin/ and an installed prefix's bin/).
+inline std::string find_default_model(const std::string& file) {
+    if (const char* env = std::getenv("FACET_MODEL"); env && *env) return env;
+    std::vector<std::string> candidates;
+    if (const char* dir = std::getenv("FACET_WEIGHTS_DIR"); dir && *dir) candidates.push_back(std::string(dir) + "/" + file);
+    const std::string exe = executable_dir();
+    candidates.push_back(exe + "/../../weights/" + file);
+    candidates.push_back(exe + "/../share/facet/" + file);
+    for (const auto& c : candidates)
+        if (file_exists(c)) return c;
+    std::string msg = "no model given and " + file + " not found; looked in:";
+    for (const auto& c : candidates) msg += "\n  " + c;
+    throw Error(msg + "\n(run ./setup.sh to convert the weights, or pass --model FILE)");
+}
+
+} // namespace facet::cli
