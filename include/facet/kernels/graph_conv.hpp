@@ -11,8 +11,6 @@
 // act(sum_k T_k W_k + b) with the conv kernels' register tile: kTilePixels vertices x
 // kTileVectors output vectors, each T value broadcast into a weight vector loaded once per tile.
 #pragma once
-#include <algorithm>
-
 #include "graph_layout.hpp"
 #include "simd.hpp"
 
