@@ -194,27 +194,26 @@ inline std::vector<AreaSpan> area_spans(int in, int out) {
     return spans;
 }
 
-// Calls put(x, y, c, value) for every output sample of the area resampling of `get(x, y, c)` to
-// the sizes of the two span tables. The mean is computed as PyTorch's CPU kernel does, in float:
-// the window's sum (row by row), divided by its rows, then by its columns. 8-bit samples are
-// summed as integers, which is exactly PyTorch's float sum of them while that stays below 2^24
-// (windows up to 65,000 pixels).
-template <class Get, class Put>
-inline void resample_area(const std::vector<AreaSpan>& xs, const std::vector<AreaSpan>& ys, int channels, Get&& get,
-                          Put&& put) {
+// Calls put(x, y, c, value) for every output sample of the area resampling of `get(x, y, c)`
+// (`Channels` channels) to the sizes of the two span tables. The mean is computed as PyTorch's CPU
+// kernel does, in float: the window's sum (row by row), divided by its rows, then by its columns.
+// 8-bit samples are summed as integers, which is exactly PyTorch's float sum of them while that
+// stays below 2^24 (windows up to 65,000 pixels).
+template <int Channels, class Get, class Put>
+inline void resample_area(const std::vector<AreaSpan>& xs, const std::vector<AreaSpan>& ys, Get&& get, Put&& put) {
     using Sample = decltype(get(0, 0, 0));
     using Sum = std::conditional_t<std::is_integral_v<Sample>, std::uint32_t, float>;
     for (std::size_t y = 0; y < ys.size(); ++y) {
         const AreaSpan sy = ys[y];
         for (std::size_t x = 0; x < xs.size(); ++x) {
             const AreaSpan sx = xs[x];
+            Sum sum[Channels] = {}; // all channels at once: one pass over the window
+            for (int iy = sy.begin; iy < sy.end; ++iy)
+                for (int ix = sx.begin; ix < sx.end; ++ix)
+                    for (int c = 0; c < Channels; ++c) sum[c] += get(ix, iy, c);
             const float rows = static_cast<float>(sy.end - sy.begin), cols = static_cast<float>(sx.end - sx.begin);
-            for (int c = 0; c < channels; ++c) {
-                Sum sum = 0;
-                for (int iy = sy.begin; iy < sy.end; ++iy)
-                    for (int ix = sx.begin; ix < sx.end; ++ix) sum += get(ix, iy, c);
-                put(static_cast<int>(x), static_cast<int>(y), c, static_cast<float>(sum) / rows / cols);
-            }
+            for (int c = 0; c < Channels; ++c)
+                put(static_cast<int>(x), static_cast<int>(y), c, static_cast<float>(sum[c]) / rows / cols);
         }
     }
 }
@@ -222,9 +221,11 @@ inline void resample_area(const std::vector<AreaSpan>& xs, const std::vector<Are
 // Area resampling (see area_spans): each output pixel is the mean of the source pixels it covers.
 inline ImageF resize_area(const ImageF& src, int out_w, int out_h) {
     ImageF dst(out_w, out_h, src.channels);
-    resample_area(
-        area_spans(src.width, out_w), area_spans(src.height, out_h), src.channels,
-        [&](int x, int y, int c) { return src.pixel(x, y)[c]; }, [&](int x, int y, int c, float v) { dst.pixel(x, y)[c] = v; });
+    const auto xs = area_spans(src.width, out_w), ys = area_spans(src.height, out_h);
+    for (int channel = 0; channel < src.channels; ++channel) // one at a time, so any channel count works
+        resample_area<1>(
+            xs, ys, [&](int x, int y, int) { return src.pixel(x, y)[channel]; },
+            [&](int x, int y, int, float v) { dst.pixel(x, y)[channel] = v; });
     return dst;
 }
 

@@ -40,7 +40,7 @@ struct MtcnnOptions {
     double factor = 0.709; // scale from one pyramid level to the next, in (0, 1)
     // Face probability a candidate needs to pass P-Net (>=), R-Net (>) and O-Net (>), as upstream.
     std::array<float, 3> thresholds{0.6f, 0.7f, 0.7f};
-    int threads = 1; // OpenMP threads over P-Net's pyramid levels, where nearly all the time goes
+    int threads = 1; // OpenMP threads over P-Net's pyramid levels and over R-Net's and O-Net's crops
 };
 
 // Throws an Error naming the first option out of range.
@@ -302,14 +302,13 @@ public:
                          "MTCNN pyramid (min_face " + std::to_string(options_.min_face) + ")");
         const CropRect whole{0, 0, image.width, image.height};
         const int levels = static_cast<int>(scales.size());
-        const int threads = std::min(options_.threads, levels);
-        if (static_cast<int>(pnet_scratch_.size()) < threads) pnet_scratch_.resize(static_cast<std::size_t>(threads));
+        const int threads = thread_scratch(levels);
         std::vector<std::vector<Proposal>> per_level(scales.size());
         // Levels shrink by factor^2 in area, so the first is about half the work: dynamic scheduling
         // lets the other threads take the rest meanwhile. Each level's kernels run on one thread.
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
         for (int level = 0; level < levels; ++level) {
-            PnetScratch& s = pnet_scratch_[static_cast<std::size_t>(omp_get_thread_num())];
+            NetScratch& s = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
             const double scale = scales[static_cast<std::size_t>(level)];
             set_input(image, whole, mtcnn_level_size(image.width, scale), mtcnn_level_size(image.height, scale), s.input);
             run_pnet(s);
@@ -328,12 +327,12 @@ public:
     std::vector<Face> rnet_stage(const Image& image, const std::vector<Face>& candidates) {
         const MtcnnModel::RNet& net = model_->rnet;
         const std::vector<Face> cropped = run_on_crops(image, candidates, MtcnnModel::kRnetInput, net.dense4,
-                                                       [&](const FeatureMap& input, const FeatureMap& features) {
-            conv_valid(*kernels_, net.conv1, input, crop_a_, 1);
-            pool(kernels_->maxpool3x3_s2, 3, crop_a_.map(), crop_b_);
-            conv_valid(*kernels_, net.conv2, crop_b_.map(), crop_a_, 1);
-            pool(kernels_->maxpool3x3_s2, 3, crop_a_.map(), crop_b_);
-            conv_valid_into(*kernels_, net.conv3, crop_b_.map(), features, 1);
+                                                       [&](NetScratch& s, const FeatureMap& features) {
+            conv_valid(*kernels_, net.conv1, s.input.map(), s.a, 1);
+            pool(kernels_->maxpool3x3_s2, 3, s.a.map(), s.b);
+            conv_valid(*kernels_, net.conv2, s.b.map(), s.a, 1);
+            pool(kernels_->maxpool3x3_s2, 3, s.a.map(), s.b);
+            conv_valid_into(*kernels_, net.conv3, s.b.map(), features, 1);
         });
         run_dense_layers(net.dense4, net.heads, cropped.size());
         std::vector<Proposal> passed;
@@ -354,14 +353,14 @@ public:
     std::vector<Face> onet_stage(const Image& image, const std::vector<Face>& candidates) {
         const MtcnnModel::ONet& net = model_->onet;
         const std::vector<Face> cropped = run_on_crops(image, candidates, MtcnnModel::kOnetInput, net.dense5,
-                                                       [&](const FeatureMap& input, const FeatureMap& features) {
-            conv_valid(*kernels_, net.conv1, input, crop_a_, 1);
-            pool(kernels_->maxpool3x3_s2, 3, crop_a_.map(), crop_b_);
-            conv_valid(*kernels_, net.conv2, crop_b_.map(), crop_a_, 1);
-            pool(kernels_->maxpool3x3_s2, 3, crop_a_.map(), crop_b_);
-            conv_valid(*kernels_, net.conv3, crop_b_.map(), crop_a_, 1);
-            pool(kernels_->maxpool2x2_s2, 2, crop_a_.map(), crop_b_);
-            conv_valid_into(*kernels_, net.conv4, crop_b_.map(), features, 1);
+                                                       [&](NetScratch& s, const FeatureMap& features) {
+            conv_valid(*kernels_, net.conv1, s.input.map(), s.a, 1);
+            pool(kernels_->maxpool3x3_s2, 3, s.a.map(), s.b);
+            conv_valid(*kernels_, net.conv2, s.b.map(), s.a, 1);
+            pool(kernels_->maxpool3x3_s2, 3, s.a.map(), s.b);
+            conv_valid(*kernels_, net.conv3, s.b.map(), s.a, 1);
+            pool(kernels_->maxpool2x2_s2, 2, s.a.map(), s.b);
+            conv_valid_into(*kernels_, net.conv4, s.b.map(), features, 1);
         });
         run_dense_layers(net.dense5, net.heads, cropped.size());
         std::vector<Face> passed;
@@ -387,7 +386,9 @@ private:
         float score;
         std::array<float, 4> regression;
     };
-    struct PnetScratch {
+    // One thread's maps for one net at a time: its input, two buffers the layers alternate
+    // between, and P-Net's heads.
+    struct NetScratch {
         FeatureBuffer input, a, b, heads;
     };
 
@@ -408,8 +409,8 @@ private:
         const MtcnnModel& m = *model_;
         input.resize(out_h, out_w, 3, 1);
         const FeatureMap& in = input.map();
-        resample_area(
-            area_spans(region.w, out_w), area_spans(region.h, out_h), 3,
+        resample_area<3>(
+            area_spans(region.w, out_w), area_spans(region.h, out_h),
             [&](int x, int y, int c) { return image.pixel(region.x + x, region.y + y)[m.source_channel[c]]; },
             [&](int x, int y, int c, float v) { in.at(y, x)[c] = (v - m.mean[c]) * m.scale[c]; });
     }
@@ -419,7 +420,7 @@ private:
         kernel(in, out.map(), 1);
     }
 
-    void run_pnet(PnetScratch& s) const {
+    void run_pnet(NetScratch& s) const {
         const MtcnnModel::PNet& net = model_->pnet;
         conv_valid(*kernels_, net.conv1, s.input.map(), s.a, 1);
         pool(kernels_->maxpool2x2_s2, 2, s.a.map(), s.b);
@@ -449,24 +450,40 @@ private:
         return out;
     }
 
-    // Crops every candidate (crop_rect), area-resamples the crop to size x size, runs `conv_layers`
-    // on it, which writes the net's last conv output into the rows it is given of features_: one
-    // input of the batch that run_dense_layers then reads. Candidates with an empty crop (a box
-    // entirely outside the image) are dropped; the rest are returned in order, one per batch item.
+    // Sizes the per-thread scratch for a loop of `tasks` and returns how many threads it uses.
+    int thread_scratch(int tasks) {
+        const int threads = std::max(1, std::min(options_.threads, tasks));
+        if (static_cast<int>(scratch_.size()) < threads) scratch_.resize(static_cast<std::size_t>(threads));
+        return threads;
+    }
+
+    // Crops every candidate (crop_rect), area-resamples the crop to size x size into a scratch's
+    // input and runs `conv_layers` on it, which writes the net's last conv output into the rows it
+    // is given of features_: one input of the batch that run_dense_layers then reads. Candidates
+    // with an empty crop (a box entirely outside the image) are dropped; the rest are returned in
+    // order, one per batch item. Crops are independent, so threads take them in turn.
     template <class ConvLayers>
     std::vector<Face> run_on_crops(const Image& image, const std::vector<Face>& candidates, int size,
                                    const PackedDense& first_dense, ConvLayers&& conv_layers) {
         std::vector<Face> cropped;
-        features_.resize(static_cast<int>(candidates.size()) * first_dense.in_h, first_dense.in_w, first_dense.cin);
+        std::vector<CropRect> crops;
         for (const Face& c : candidates) {
             const CropRect r = crop_rect(c.box, image.width, image.height);
             if (r.empty()) continue;
-            set_input(image, r, size, size, crop_input_);
-            FeatureMap item = features_.map();
-            item.data = item.at(static_cast<int>(cropped.size()) * first_dense.in_h, 0);
-            item.h = first_dense.in_h;
-            conv_layers(crop_input_.map(), item);
             cropped.push_back(c);
+            crops.push_back(r);
+        }
+        const int items = static_cast<int>(crops.size());
+        features_.resize(items * first_dense.in_h, first_dense.in_w, first_dense.cin);
+        const int threads = thread_scratch(items);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 8) if (threads > 1)
+        for (int i = 0; i < items; ++i) {
+            NetScratch& s = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
+            set_input(image, crops[static_cast<std::size_t>(i)], size, size, s.input);
+            FeatureMap item = features_.map();
+            item.data = item.at(i * first_dense.in_h, 0);
+            item.h = first_dense.in_h;
+            conv_layers(s, item);
         }
         return cropped;
     }
@@ -486,10 +503,10 @@ private:
     std::shared_ptr<const MtcnnModel> model_;
     MtcnnOptions options_;
     const KernelSet* kernels_;
-    // Scratch memory, reused from call to call: P-Net's maps per OpenMP thread; one crop's input
-    // and maps; the batch of crops' last conv outputs and the dense layers' outputs.
-    std::vector<PnetScratch> pnet_scratch_;
-    FeatureBuffer crop_input_, crop_a_, crop_b_, features_, hidden_, heads_;
+    // Scratch memory, reused from call to call: each OpenMP thread's maps for the pyramid level or
+    // crop it is on; the batch of crops' last conv outputs and the dense layers' outputs.
+    std::vector<NetScratch> scratch_;
+    FeatureBuffer features_, hidden_, heads_;
 };
 
 } // namespace facet

@@ -1,0 +1,194 @@
+// MTCNN benchmarks: the kernels it adds, at the shapes the cascade runs them, and the whole cascade
+// on one 640x480 frame, per instruction set.
+//
+//   maxpool2x2_s2/<isa>/<c>x<h>x<w>, maxpool3x3_s2/<isa>/...   one pooling call (bytes)
+//   dense/<isa>/<items>x<in_h>x<in_w>x<cin>-><cout>            one dense layer over a batch (FLOPS)
+//   BM_MTCNN_VGA/<isa>                 the cascade on shared/golden/crowd_640x480.png, 1 thread
+//   BM_MTCNN_VGA/<best isa>/threads:2  the same with pyramid levels and crops on two threads
+//
+// The cascade cases time the three stages detect() runs (detect() adds only a sort of the faces by
+// size), each on its own clock, and report each stage's share of the frame: pnet_share (pyramid
+// resampling, P-Net on every level, NMS), rnet_share (24x24 crops, R-Net, NMS), onet_share (48x48
+// crops, O-Net, landmarks, NMS). pnet_boxes and rnet_boxes are how many candidates P-Net and R-Net
+// pass on (the crops the next stage runs), faces what O-Net keeps.
+//
+// Inputs: weights/mtcnn.facet (FACET_WEIGHTS_DIR overrides the directory) and the golden frame
+// (FACET_SHARED overrides the shared directory); when either is missing the cascade cases report
+// an error saying how to make it, and the kernel cases still run. Times are wall-clock
+// (UseRealTime), as in bench_models.cpp.
+#include <benchmark/benchmark.h>
+#include <facet/io/image.hpp>
+#include <facet/kernels/maxpool_size.hpp>
+#include <facet/models/mtcnn.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <exception>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace facet;
+
+using Rate = benchmark::Counter;
+
+// Batches of the dense cases: the candidates R-Net and O-Net get on the VGA frame (pnet_boxes and
+// rnet_boxes of BM_MTCNN_VGA).
+constexpr int kRnetCrops = 793, kOnetCrops = 176;
+
+void fill_random(const FeatureMap& m, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (int y = 0; y < m.h; ++y)
+        for (int x = 0; x < m.w; ++x)
+            for (int c = 0; c < m.c; ++c) m.at(y, x)[c] = dist(rng);
+}
+
+template <class... Args>
+benchmark::internal::Benchmark* register_case(const std::string& name, Args&&... args) {
+    return benchmark::RegisterBenchmark(name.c_str(), std::forward<Args>(args)...)->UseRealTime();
+}
+
+// bytes: the input and output maps the call reads and writes, padded channel lanes included.
+void bm_maxpool(benchmark::State& state, const KernelSet* kernels, int k, int c, int h, int w) {
+    FeatureBuffer in(h, w, c), out(maxpool_out_size(h, k, 2), maxpool_out_size(w, k, 2), c);
+    fill_random(in.map(), 1);
+    const MaxPoolKernel pool = k == 2 ? kernels->maxpool2x2_s2 : kernels->maxpool3x3_s2;
+    for (auto _ : state) {
+        pool(in.map(), out.map(), 1);
+        benchmark::ClobberMemory();
+    }
+    const double bytes = (static_cast<double>(h) * w + static_cast<double>(out.map().h) * out.map().w) *
+                         in.map().cstride * sizeof(float);
+    state.counters["bytes"] = Rate(bytes, Rate::kIsIterationInvariantRate, Rate::kIs1000);
+}
+
+// FLOPS: 2 x the multiply-accumulates of the real (unpadded) output channels.
+void bm_dense(benchmark::State& state, const KernelSet* kernels, int items, int in_h, int in_w, int cin, int cout) {
+    FeatureBuffer in(items * in_h, in_w, cin), out(items, 1, cout);
+    fill_random(in.map(), 2);
+    std::vector<float> weights(static_cast<std::size_t>(cout) * in_h * in_w * cin, 0.01f), bias(cout, 0.1f);
+    const PackedDense packed = pack_dense(weights.data(), bias.data(), cout, in_h, in_w, cin, Epilogue{});
+    for (auto _ : state) {
+        kernels->dense(in.map(), packed, out.map(), 1);
+        benchmark::ClobberMemory();
+    }
+    const double flops = 2.0 * items * in_h * in_w * cin * cout;
+    state.counters["FLOPS"] = Rate(flops, Rate::kIsIterationInvariantRate, Rate::kIs1000);
+}
+
+std::string env_or(const char* name, const std::string& fallback) {
+    const char* value = std::getenv(name);
+    return value && *value ? std::string(value) : fallback;
+}
+
+// The model and the frame, loaded on first use (listing the benchmarks stays instant), or why not.
+struct CascadeInputs {
+    std::shared_ptr<const MtcnnModel> model;
+    Image frame;
+    std::string error; // non-empty: the cascade cases skip with this message
+};
+
+CascadeInputs load_cascade_inputs() {
+    CascadeInputs in;
+    const std::string model_path = env_or("FACET_WEIGHTS_DIR", FACET_SOURCE_DIR "/weights") + "/mtcnn.facet";
+    const std::string frame_path = env_or("FACET_SHARED", FACET_SOURCE_DIR "/../shared") + "/golden/crowd_640x480.png";
+    if (!std::ifstream(model_path).good()) {
+        in.error = model_path + " not found: run ./setup.sh to convert the weights (or set FACET_WEIGHTS_DIR)";
+        return in;
+    }
+    if (!std::ifstream(frame_path).good()) {
+        in.error = frame_path + " not found: run ./setup.sh (or set FACET_SHARED to the shared data directory)";
+        return in;
+    }
+    try {
+        in.model = MtcnnModel::from_file(model_path);
+        in.frame = load_image(frame_path);
+    } catch (const std::exception& e) {
+        in.model.reset();
+        in.error = e.what();
+    }
+    return in;
+}
+
+const CascadeInputs& cascade_inputs() {
+    static const CascadeInputs inputs = load_cascade_inputs();
+    return inputs;
+}
+
+// The untimed first call sizes the detector's scratch maps, which later frames reuse.
+void bm_cascade(benchmark::State& state, const KernelSet* kernels, int threads) {
+    const CascadeInputs& in = cascade_inputs();
+    if (!in.error.empty()) {
+        state.SkipWithError(in.error.c_str());
+        return;
+    }
+    MtcnnOptions options = in.model->defaults();
+    options.threads = threads;
+    Mtcnn detector(in.model, options, *kernels);
+    benchmark::DoNotOptimize(detector.detect(in.frame));
+
+    using Clock = std::chrono::steady_clock;
+    double seconds[3] = {0, 0, 0};
+    std::size_t pnet_boxes = 0, rnet_boxes = 0, faces = 0;
+    for (auto _ : state) {
+        const auto t0 = Clock::now();
+        const std::vector<Face> proposed = detector.pnet_stage(in.frame);
+        const auto t1 = Clock::now();
+        const std::vector<Face> refined = detector.rnet_stage(in.frame, proposed);
+        const auto t2 = Clock::now();
+        const std::vector<Face> found = detector.onet_stage(in.frame, refined);
+        const auto t3 = Clock::now();
+        seconds[0] += std::chrono::duration<double>(t1 - t0).count();
+        seconds[1] += std::chrono::duration<double>(t2 - t1).count();
+        seconds[2] += std::chrono::duration<double>(t3 - t2).count();
+        pnet_boxes = proposed.size();
+        rnet_boxes = refined.size();
+        faces = found.size();
+    }
+    const double total = seconds[0] + seconds[1] + seconds[2];
+    state.counters["pnet_share"] = seconds[0] / total;
+    state.counters["rnet_share"] = seconds[1] / total;
+    state.counters["onet_share"] = seconds[2] / total;
+    state.counters["pnet_boxes"] = static_cast<double>(pnet_boxes);
+    state.counters["rnet_boxes"] = static_cast<double>(rnet_boxes);
+    state.counters["faces"] = static_cast<double>(faces);
+}
+
+// "<channels>x<height>x<width>", as bench_kernels.cpp names maps.
+std::string map_name(int c, int h, int w) { return std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w); }
+
+// benchmark_main has its own main(), so registration happens during static initialisation.
+const bool kRegistered = [] {
+    struct Pool { int k, c, h, w; };
+    // P-Net's pool on the VGA frame's first pyramid level (385x289 -> conv -> 383x287), R-Net's
+    // two, O-Net's three.
+    const Pool pools[] = {{2, 10, 287, 383}, {3, 28, 22, 22}, {3, 48, 9, 9}, {3, 32, 46, 46}, {3, 64, 21, 21}, {2, 64, 8, 8}};
+    struct Dense { int items, in_h, in_w, cin, cout; };
+    // R-Net's hidden layer and heads, O-Net's.
+    const Dense denses[] = {{kRnetCrops, 3, 3, 64, 128}, {kRnetCrops, 1, 1, 128, 6}, {kOnetCrops, 3, 3, 128, 256}, {kOnetCrops, 1, 1, 256, 16}};
+    const auto isas = supported_isas();
+    for (Isa isa : isas) {
+        const KernelSet* kernels = &kernel_set(isa);
+        const std::string suffix = std::string("/") + kernels->isa + "/";
+        for (const Pool& p : pools)
+            register_case((p.k == 2 ? "maxpool2x2_s2" : "maxpool3x3_s2") + suffix + map_name(p.c, p.h, p.w), bm_maxpool,
+                          kernels, p.k, p.c, p.h, p.w);
+        for (const Dense& d : denses)
+            register_case("dense" + suffix + std::to_string(d.items) + "x" + std::to_string(d.in_h) + "x" +
+                              std::to_string(d.in_w) + "x" + std::to_string(d.cin) + "->" + std::to_string(d.cout),
+                          bm_dense, kernels, d.items, d.in_h, d.in_w, d.cin, d.cout);
+        register_case(std::string("BM_MTCNN_VGA/") + kernels->isa, bm_cascade, kernels, 1)->Unit(benchmark::kMillisecond);
+    }
+    if (!isas.empty()) {
+        const KernelSet* best = &kernel_set(isas.back());
+        register_case(std::string("BM_MTCNN_VGA/") + best->isa + "/threads:2", bm_cascade, best, 2)
+            ->Unit(benchmark::kMillisecond);
+    }
+    return true;
+}();
+
+} // namespace
