@@ -112,16 +112,16 @@ TEST_CASE("MTCNN model: defaults from the file's metadata") {
 
 TEST_CASE("pyramid scales per MODELS.md") {
     // 624 px short side, min face 20: 0.6, 0.6 * 0.709, ... while 624 * s >= 12.
-    const auto scales = mtcnn_scales(624, 1024, 20, 0.709);
+    const auto scales = mtcnn::pyramid_scales(624, 1024, 20, 0.709);
     REQUIRE(scales.size() == 11);
     CHECK(scales[0] == 0.6);
     CHECK(scales[1] == 0.6 * 0.709);
     CHECK(624 * scales.back() >= 12);
     CHECK(624 * scales.back() * 0.709 < 12);
-    CHECK(mtcnn_level_size(624, 0.6) == 375); // int(624 * 0.6 + 1)
-    CHECK(mtcnn_scales(11, 500, 12, 0.709).empty());
-    CHECK(mtcnn_scales(12, 12, 12, 0.709).size() == 1);
-    CHECK(mtcnn_scales(100, 19, 20, 0.709).empty()); // shorter than the minimum face
+    CHECK(mtcnn::level_size(624, 0.6) == 375); // int(624 * 0.6 + 1)
+    CHECK(mtcnn::pyramid_scales(11, 500, 12, 0.709).empty());
+    CHECK(mtcnn::pyramid_scales(12, 12, 12, 0.709).size() == 1);
+    CHECK(mtcnn::pyramid_scales(100, 19, 20, 0.709).empty()); // shorter than the minimum face
 }
 
 TEST_CASE("MTCNN on images smaller than the window or the minimum face: no faces, no error") {
@@ -137,20 +137,35 @@ TEST_CASE("MTCNN on images smaller than the window or the minimum face: no faces
     CHECK_NOTHROW(detector.detect(pattern(12, 12)));
 }
 
-TEST_CASE("crop_rect: the padding rule clamps boxes to the image and truncates to integers") {
+TEST_CASE("mtcnn box arithmetic: regression with and without +1 sizes, squaring, softmax") {
+    // 20 x 40 box; P-Net measures it as is, R-Net and O-Net as 21 x 41.
+    const std::array<float, 4> box{10, 20, 30, 60}, offsets{0.1f, 0.2f, -0.1f, 0.5f};
+    const auto p = mtcnn::regress_box(box, offsets, 0.0f);
+    CHECK(p[0] == doctest::Approx(12)); CHECK(p[1] == doctest::Approx(28));
+    CHECK(p[2] == doctest::Approx(28)); CHECK(p[3] == doctest::Approx(80));
+    const auto r = mtcnn::regress_box(box, offsets, 1.0f);
+    CHECK(r[0] == doctest::Approx(12.1)); CHECK(r[1] == doctest::Approx(28.2));
+    CHECK(r[2] == doctest::Approx(27.9)); CHECK(r[3] == doctest::Approx(80.5));
+    // Square of side max(w, h) = 40 about the centre (20, 40).
+    CHECK(mtcnn::square_box(box) == std::array<float, 4>{0, 20, 40, 60});
+    const float logits[2] = {0.5f, 2.0f};
+    CHECK(mtcnn::face_probability(logits) == doctest::Approx(1.0 / (1.0 + std::exp(-1.5))));
+}
+
+TEST_CASE("mtcnn::crop_rect: the padding rule clamps boxes to the image and truncates to integers") {
     // Inside: truncated; rows y1 - 1 .. y2 - 1 and columns x1 - 1 .. x2 - 1.
-    CropRect r = crop_rect({10.7f, 20.2f, 30.9f, 40.5f}, 100, 80);
+    mtcnn::CropRect r = mtcnn::crop_rect({10.7f, 20.2f, 30.9f, 40.5f}, 100, 80);
     CHECK(r.x == 9); CHECK(r.y == 19); CHECK(r.w == 21); CHECK(r.h == 21);
     // Past the top-left corner: x1, y1 clamp to 1 (truncation is toward zero: -10.7 -> -10).
-    r = crop_rect({-10.7f, -0.5f, 30.0f, 50.0f}, 100, 80);
+    r = mtcnn::crop_rect({-10.7f, -0.5f, 30.0f, 50.0f}, 100, 80);
     CHECK(r.x == 0); CHECK(r.y == 0); CHECK(r.w == 30); CHECK(r.h == 50);
     // Past the bottom-right corner: x2, y2 clamp to the image size.
-    r = crop_rect({90.0f, 70.0f, 130.0f, 110.0f}, 100, 80);
+    r = mtcnn::crop_rect({90.0f, 70.0f, 130.0f, 110.0f}, 100, 80);
     CHECK(r.x == 89); CHECK(r.y == 69); CHECK(r.w == 11); CHECK(r.h == 11);
     CHECK(!r.empty());
     // Entirely outside: empty.
-    CHECK(crop_rect({-40.0f, 10.0f, 0.5f, 20.0f}, 100, 80).empty());
-    CHECK(crop_rect({120.0f, 10.0f, 150.0f, 20.0f}, 100, 80).empty());
+    CHECK(mtcnn::crop_rect({-40.0f, 10.0f, 0.5f, 20.0f}, 100, 80).empty());
+    CHECK(mtcnn::crop_rect({120.0f, 10.0f, 150.0f, 20.0f}, 100, 80).empty());
 }
 
 TEST_CASE("a face cut by the image border is cropped with the padding rule, not skipped") {

@@ -56,11 +56,15 @@ inline void check_options(const MtcnnOptions& o) {
     if (o.threads < 1) throw Error("MTCNN threads must be at least 1, got " + std::to_string(o.threads));
 }
 
+// The cascade's arithmetic, kept apart from the model and the detector so that the tests can check
+// each rule of MODELS.md section 2 on its own.
+namespace mtcnn {
+
 // The pyramid's scales for an image: m = 12 / min_face, then m * factor^k for as long as the
 // image's shorter side, scaled, is at least P-Net's 12-pixel window. The shorter side is scaled
 // by its own running product, as upstream computes it (the two products can differ in the last
 // bit, which decides whether a level exactly at 12 pixels is kept).
-inline std::vector<double> mtcnn_scales(int height, int width, double min_face, double factor) {
+inline std::vector<double> pyramid_scales(int height, int width, double min_face, double factor) {
     const double m = 12.0 / min_face;
     std::vector<double> scales;
     double scale = m, shorter_side = std::min(height, width) * m;
@@ -73,7 +77,45 @@ inline std::vector<double> mtcnn_scales(int height, int width, double min_face, 
 }
 
 // A pyramid level's size, int(side * scale + 1) as upstream.
-inline int mtcnn_level_size(int side, double scale) { return static_cast<int>(side * scale + 1); }
+inline int level_size(int side, double scale) { return static_cast<int>(side * scale + 1); }
+
+// Face probability from the two logits of a head: softmax index 1, as PyTorch computes it.
+inline float face_probability(const float* logits) {
+    const float top = std::max(logits[0], logits[1]);
+    const float e0 = std::exp(logits[0] - top), e1 = std::exp(logits[1] - top);
+    return e1 / (e0 + e1);
+}
+
+// Box regression: each edge moves by its offset times the box's width or height. P-Net's boxes
+// are measured as x2 - x1, R-Net's and O-Net's as x2 - x1 + 1 (`pixel_offset`), as upstream.
+inline std::array<float, 4> regress_box(const std::array<float, 4>& b, const std::array<float, 4>& offsets,
+                                        float pixel_offset) {
+    const float w = b[2] - b[0] + pixel_offset, h = b[3] - b[1] + pixel_offset;
+    return {b[0] + offsets[0] * w, b[1] + offsets[1] * h, b[2] + offsets[2] * w, b[3] + offsets[3] * h};
+}
+
+// The square of side max(w, h) with the box's centre (upstream's rerec, operation for operation).
+inline std::array<float, 4> square_box(const std::array<float, 4>& b) {
+    const float w = b[2] - b[0], h = b[3] - b[1], side = std::max(w, h);
+    const float x1 = b[0] + w * 0.5f - side * 0.5f, y1 = b[1] + h * 0.5f - side * 0.5f;
+    return {x1, y1, x1 + side, y1 + side};
+}
+
+// The pixels a box is cropped to (MODELS.md's padding rule, upstream's pad()): the box truncated to
+// integers, x1 and y1 clamped to >= 1, x2 and y2 to <= the image size, then rows y1 - 1 .. y2 - 1
+// and columns x1 - 1 .. x2 - 1 inclusive. A box reaching past the image is cropped to the part
+// inside, not skipped; a box entirely outside gives an empty crop.
+struct CropRect {
+    int x = 0, y = 0, w = 0, h = 0; // first column and row, size
+    bool empty() const { return w <= 0 || h <= 0; }
+};
+inline CropRect crop_rect(const std::array<float, 4>& box, int image_w, int image_h) {
+    const int x1 = std::max(static_cast<int>(box[0]), 1), y1 = std::max(static_cast<int>(box[1]), 1);
+    const int x2 = std::min(static_cast<int>(box[2]), image_w), y2 = std::min(static_cast<int>(box[3]), image_h);
+    return {x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1};
+}
+
+} // namespace mtcnn
 
 class MtcnnModel {
 public:
@@ -227,42 +269,6 @@ inline void conv_valid(const KernelSet& kernels, const PackedConv& w, const Feat
     conv_valid_into(kernels, w, in, out.map(), threads);
 }
 
-// Face probability from the two logits of a head: softmax index 1, as PyTorch computes it.
-inline float face_probability(const float* logits) {
-    const float top = std::max(logits[0], logits[1]);
-    const float e0 = std::exp(logits[0] - top), e1 = std::exp(logits[1] - top);
-    return e1 / (e0 + e1);
-}
-
-// Box regression: each edge moves by its offset times the box's width or height. P-Net's boxes
-// are measured as x2 - x1, R-Net's and O-Net's as x2 - x1 + 1 (`pixel_offset`), as upstream.
-inline std::array<float, 4> regress_box(const std::array<float, 4>& b, const std::array<float, 4>& offsets,
-                                        float pixel_offset) {
-    const float w = b[2] - b[0] + pixel_offset, h = b[3] - b[1] + pixel_offset;
-    return {b[0] + offsets[0] * w, b[1] + offsets[1] * h, b[2] + offsets[2] * w, b[3] + offsets[3] * h};
-}
-
-// The square of side max(w, h) with the box's centre (upstream's rerec, operation for operation).
-inline std::array<float, 4> square_box(const std::array<float, 4>& b) {
-    const float w = b[2] - b[0], h = b[3] - b[1], side = std::max(w, h);
-    const float x1 = b[0] + w * 0.5f - side * 0.5f, y1 = b[1] + h * 0.5f - side * 0.5f;
-    return {x1, y1, x1 + side, y1 + side};
-}
-
-// The pixels a box is cropped to (MODELS.md's padding rule, upstream's pad()): the box truncated to
-// integers, x1 and y1 clamped to >= 1, x2 and y2 to <= the image size, then rows y1 - 1 .. y2 - 1
-// and columns x1 - 1 .. x2 - 1 inclusive. A box reaching past the image is cropped to the part
-// inside, not skipped; a box entirely outside gives an empty crop.
-struct CropRect {
-    int x = 0, y = 0, w = 0, h = 0; // first column and row, size
-    bool empty() const { return w <= 0 || h <= 0; }
-};
-inline CropRect crop_rect(const std::array<float, 4>& box, int image_w, int image_h) {
-    const int x1 = std::max(static_cast<int>(box[0]), 1), y1 = std::max(static_cast<int>(box[1]), 1);
-    const int x2 = std::min(static_cast<int>(box[2]), image_w), y2 = std::min(static_cast<int>(box[3]), image_h);
-    return {x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1};
-}
-
 class Mtcnn {
 public:
     explicit Mtcnn(std::shared_ptr<const MtcnnModel> model, const KernelSet& kernels = default_kernel_set())
@@ -295,12 +301,12 @@ public:
     // P-Net on every pyramid level; candidates with NMS per level (IoU 0.5) and over all levels
     // (0.7), refined by their box regression and squared.
     std::vector<Face> pnet_stage(const Image& image) {
-        const std::vector<double> scales = mtcnn_scales(image.height, image.width, options_.min_face, options_.factor);
+        const std::vector<double> scales = mtcnn::pyramid_scales(image.height, image.width, options_.min_face, options_.factor);
         if (scales.empty()) return {};
         // The first level is the largest: it bounds what the pyramid allocates.
-        check_image_size(mtcnn_level_size(image.width, scales[0]), mtcnn_level_size(image.height, scales[0]),
+        check_image_size(mtcnn::level_size(image.width, scales[0]), mtcnn::level_size(image.height, scales[0]),
                          "MTCNN pyramid (min_face " + std::to_string(options_.min_face) + ")");
-        const CropRect whole{0, 0, image.width, image.height};
+        const mtcnn::CropRect whole{0, 0, image.width, image.height};
         const int levels = static_cast<int>(scales.size());
         const int threads = thread_scratch(levels);
         std::vector<std::vector<Proposal>> per_level(scales.size());
@@ -310,7 +316,7 @@ public:
         for (int level = 0; level < levels; ++level) {
             NetScratch& s = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
             const double scale = scales[static_cast<std::size_t>(level)];
-            set_input(image, whole, mtcnn_level_size(image.width, scale), mtcnn_level_size(image.height, scale), s.input);
+            set_input(image, whole, mtcnn::level_size(image.width, scale), mtcnn::level_size(image.height, scale), s.input);
             run_pnet(s);
             per_level[static_cast<std::size_t>(level)] = nms(pnet_proposals(s.heads.map(), scale), 0.5f, kPlainIou, kAll);
         }
@@ -318,7 +324,7 @@ public:
         for (auto& level : per_level) all.insert(all.end(), level.begin(), level.end());
         std::vector<Face> out;
         for (const Proposal& p : nms(std::move(all), 0.7f, kPlainIou, kAll))
-            out.push_back(face(square_box(regress_box(p.box, p.regression, 0.0f)), p.score));
+            out.push_back(face(mtcnn::square_box(mtcnn::regress_box(p.box, p.regression, 0.0f)), p.score));
         return out;
     }
 
@@ -338,12 +344,12 @@ public:
         std::vector<Proposal> passed;
         for (std::size_t i = 0; i < cropped.size(); ++i) {
             const float* o = heads_.map().at(static_cast<int>(i), 0);
-            const float score = face_probability(o);
+            const float score = mtcnn::face_probability(o);
             if (score > options_.thresholds[1]) passed.push_back({cropped[i].box, score, {o[2], o[3], o[4], o[5]}});
         }
         std::vector<Face> out;
         for (const Proposal& p : nms(std::move(passed), 0.7f, kPlainIou, kAll))
-            out.push_back(face(square_box(regress_box(p.box, p.regression, 1.0f)), p.score));
+            out.push_back(face(mtcnn::square_box(mtcnn::regress_box(p.box, p.regression, 1.0f)), p.score));
         return out;
     }
 
@@ -366,12 +372,12 @@ public:
         std::vector<Face> passed;
         for (std::size_t i = 0; i < cropped.size(); ++i) {
             const float* o = heads_.map().at(static_cast<int>(i), 0);
-            const float score = face_probability(o);
+            const float score = mtcnn::face_probability(o);
             if (!(score > options_.thresholds[2])) continue;
             const std::array<float, 4>& b = cropped[i].box;
             // Landmarks are fractions of the box before its regression, measured with "+1" sizes.
             const float w = b[2] - b[0] + 1.0f, h = b[3] - b[1] + 1.0f;
-            Face f = face(regress_box(b, {o[2], o[3], o[4], o[5]}, 1.0f), score);
+            Face f = face(mtcnn::regress_box(b, {o[2], o[3], o[4], o[5]}, 1.0f), score);
             for (int n = 0; n < 5; ++n) f.landmarks[n] = {w * o[6 + n] + b[0] - 1.0f, h * o[11 + n] + b[1] - 1.0f};
             passed.push_back(f);
         }
@@ -405,7 +411,7 @@ private:
 
     // The network input for `region` of the image: area-resampled to out_w x out_h and normalised
     // (colour order, mean, scale) straight from the 8-bit pixels into the input map.
-    void set_input(const Image& image, const CropRect& region, int out_w, int out_h, FeatureBuffer& input) const {
+    void set_input(const Image& image, const mtcnn::CropRect& region, int out_w, int out_h, FeatureBuffer& input) const {
         const MtcnnModel& m = *model_;
         input.resize(out_h, out_w, 3, 1);
         const FeatureMap& in = input.map();
@@ -439,7 +445,7 @@ private:
         for (int y = 0; y < heads.h; ++y)
             for (int x = 0; x < heads.w; ++x) {
                 const float* o = heads.at(y, x);
-                const float score = face_probability(o);
+                const float score = mtcnn::face_probability(o);
                 if (!(score >= options_.thresholds[0])) continue;
                 const float fx = static_cast<float>(2 * x), fy = static_cast<float>(2 * y);
                 out.push_back({{std::floor((fx + 1) / s), std::floor((fy + 1) / s), std::floor((fx + 12) / s),
@@ -457,7 +463,7 @@ private:
         return threads;
     }
 
-    // Crops every candidate (crop_rect), area-resamples the crop to size x size into a scratch's
+    // Crops every candidate (mtcnn::crop_rect), area-resamples the crop to size x size into a scratch's
     // input and runs `conv_layers` on it, which writes the net's last conv output into the rows it
     // is given of features_: one input of the batch that run_dense_layers then reads. Candidates
     // with an empty crop (a box entirely outside the image) are dropped; the rest are returned in
@@ -466,9 +472,9 @@ private:
     std::vector<Face> run_on_crops(const Image& image, const std::vector<Face>& candidates, int size,
                                    const PackedDense& first_dense, ConvLayers&& conv_layers) {
         std::vector<Face> cropped;
-        std::vector<CropRect> crops;
+        std::vector<mtcnn::CropRect> crops;
         for (const Face& c : candidates) {
-            const CropRect r = crop_rect(c.box, image.width, image.height);
+            const mtcnn::CropRect r = mtcnn::crop_rect(c.box, image.width, image.height);
             if (r.empty()) continue;
             cropped.push_back(c);
             crops.push_back(r);
