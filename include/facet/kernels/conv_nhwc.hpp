@@ -45,12 +45,21 @@ inline void conv_tile(const FeatureMap& in, const PackedConv& w, int vec0, int o
     }
 }
 
-// One output row, channel vectors [vec0, vec0 + V): full P-pixel tiles, then single pixels.
+// One output row, channel vectors [vec0, vec0 + V): full P-pixel tiles, then one narrower tile for
+// the rest of the row (a one-pixel tile would load V weight vectors per single broadcast).
 template <class Arch, int K, int S, int V>
 inline void conv_row_block(const FeatureMap& in, const PackedConv& w, int vec0, int oy, const FeatureMap& out) {
+    static_assert(kTilePixels == 6, "the remainder switch below covers 1 to 5 pixels");
     int ox = 0;
     for (; ox + kTilePixels <= out.w; ox += kTilePixels) conv_tile<Arch, K, S, kTilePixels, V>(in, w, vec0, oy, ox, out);
-    for (; ox < out.w; ++ox) conv_tile<Arch, K, S, 1, V>(in, w, vec0, oy, ox, out);
+    switch (out.w - ox) {
+    case 1: conv_tile<Arch, K, S, 1, V>(in, w, vec0, oy, ox, out); break;
+    case 2: conv_tile<Arch, K, S, 2, V>(in, w, vec0, oy, ox, out); break;
+    case 3: conv_tile<Arch, K, S, 3, V>(in, w, vec0, oy, ox, out); break;
+    case 4: conv_tile<Arch, K, S, 4, V>(in, w, vec0, oy, ox, out); break;
+    case 5: conv_tile<Arch, K, S, 5, V>(in, w, vec0, oy, ox, out); break;
+    default: break;
+    }
 }
 
 // out = epilogue(conv_KxK_strideS(in) + bias). in.c == w.cin; out is (conv_out_size) x cout and
@@ -58,13 +67,9 @@ inline void conv_row_block(const FeatureMap& in, const PackedConv& w, int vec0, 
 template <class Arch, int K, int S>
 void conv_nhwc(const FeatureMap& in, const PackedConv& w, const FeatureMap& out, int threads) {
     constexpr int N = Batch<Arch>::size;
-    constexpr int T = kTileVectors<Arch>;
     const int vectors = w.cout_pad / N;
     parallel_for(0, out.h, threads, [&](int oy) {
-        int v = 0;
-        for (; v + T <= vectors; v += T) conv_row_block<Arch, K, S, T>(in, w, v, oy, out);
-        // The remainder (fewer than T vectors) is handled one vector at a time.
-        for (; v < vectors; ++v) conv_row_block<Arch, K, S, 1>(in, w, v, oy, out);
+        for_each_vector_block<Arch>(vectors, [&](auto width, int v) { conv_row_block<Arch, K, S, width>(in, w, v, oy, out); });
     });
 }
 

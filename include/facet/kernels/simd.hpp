@@ -1,5 +1,7 @@
 // facet: the few xsimd helpers every SIMD kernel shares.
 #pragma once
+#include <type_traits>
+
 #include <xsimd/xsimd.hpp>
 
 #include "conv_weights.hpp"
@@ -29,6 +31,23 @@ inline Batch<Arch> activate(const Batch<Arch>& x, const Epilogue& e, int channel
     case Activation::none: break;
     }
     return x;
+}
+
+// Splits `vectors` output channel vectors into register-tile blocks: as many full blocks of
+// kTileVectors as fit, then the remainder as one narrower block, so that no layer falls back to
+// one-vector tiles (which load as many input values as they do FMAs). Calls
+// block(std::integral_constant<int, V>{}, first_vector) for each.
+template <class Arch, class Block>
+inline void for_each_vector_block(int vectors, Block&& block) {
+    constexpr int T = kTileVectors<Arch>;
+    int v = 0;
+    for (; v + T <= vectors; v += T) block(std::integral_constant<int, T>{}, v);
+    switch (vectors - v) {
+    case 1: block(std::integral_constant<int, 1>{}, v); break;
+    case 2: if constexpr (T > 2) block(std::integral_constant<int, 2>{}, v); break;
+    case 3: if constexpr (T > 3) block(std::integral_constant<int, 3>{}, v); break;
+    default: break;
+    }
 }
 
 // Runs a loop body over a parallel range with OpenMP when threads > 1, serially otherwise (no

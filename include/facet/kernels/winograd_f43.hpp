@@ -139,7 +139,6 @@ void conv3x3_s1_winograd_nhwc(const FeatureMap& in, const PackedConv& w, const F
     // V rows are vector-stored per input channel vector: an input whose channel stride is not a
     // whole number of vectors (an image with 3 interleaved channels) goes to the direct kernel.
     if (in.cstride % N != 0) return conv_nhwc<Arch, 3, 1>(in, w, out, threads);
-    constexpr int T = kTileVectors<Arch>;
     const int tiles_x = (out.w + kTile - 1) / kTile, tiles_y = (out.h + kTile - 1) / kTile;
     const int tiles = tiles_x * tiles_y, blocks = (tiles + kTilesPerBlock - 1) / kTilesPerBlock;
     const int cin_stride = in.cstride, cout_pad = w.cout_pad, vectors = cout_pad / N;
@@ -166,9 +165,9 @@ void conv3x3_s1_winograd_nhwc(const FeatureMap& in, const PackedConv& w, const F
             const float* u = w.winograd.get() + static_cast<std::ptrdiff_t>(pos) * w.cin * cout_pad;
             const float* vp = v + pos * v_pos_stride;
             float* mp = m + pos * m_pos_stride;
-            int vec = 0;
-            for (; vec + T <= vectors; vec += T) gemm_position<Arch, T>(vp, u, mp, count, w.cin, cin_stride, cout_pad, vec);
-            for (; vec < vectors; ++vec) gemm_position<Arch, 1>(vp, u, mp, count, w.cin, cin_stride, cout_pad, vec);
+            for_each_vector_block<Arch>(vectors, [&](auto width, int vec) {
+                gemm_position<Arch, width>(vp, u, mp, count, w.cin, cin_stride, cout_pad, vec);
+            });
         }
         for (int t = 0; t < count; ++t) {
             const int tile = first + t, oy = tile / tiles_x * kTile, ox = tile % tiles_x * kTile;

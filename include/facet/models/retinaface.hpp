@@ -280,9 +280,20 @@ private:
         const RetinaFaceModel& m = *model_;
         const auto put = [&](int x, int y, int c, float v) { in.at(y, x)[c] = (v - m.mean[c]) * m.scale[c]; };
         if (net_w == image.width && net_h == image.height) {
-            for (int y = 0; y < net_h; ++y)
-                for (int x = 0; x < net_w; ++x)
-                    for (int c = 0; c < 3; ++c) put(x, y, c, image.pixel(x, y)[m.source_channel[c]]);
+            // Per channel: out = pixel * scale + offset, over whole rows (the map has no row padding
+            // between pixels: its channel stride is 3).
+            const int s0 = m.source_channel[0], s1 = m.source_channel[1], s2 = m.source_channel[2];
+            const float k0 = m.scale[0], k1 = m.scale[1], k2 = m.scale[2];
+            const float b0 = -m.mean[0] * k0, b1 = -m.mean[1] * k1, b2 = -m.mean[2] * k2;
+            for (int y = 0; y < net_h; ++y) {
+                const std::uint8_t* src = image.pixel(0, y);
+                float* dst = in.at(y, 0);
+                for (int x = 0; x < net_w; ++x, src += 3, dst += 3) {
+                    dst[0] = src[s0] * k0 + b0;
+                    dst[1] = src[s1] * k1 + b1;
+                    dst[2] = src[s2] * k2 + b2;
+                }
+            }
             return;
         }
         if (taps_x_.size() != static_cast<std::size_t>(net_w) || taps_source_w_ != image.width) taps_x_ = bilinear_taps(image.width, net_w);
