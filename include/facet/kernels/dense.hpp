@@ -44,15 +44,11 @@ inline void dense_tile(const FeatureMap& in, const PackedDense& w, int item0, in
     }
 }
 
-// Inputs [item0, item0 + P), every output channel vector: blocks of T vectors, then single ones.
+// Inputs [item0, item0 + P), every output channel vector, in register-tile blocks.
 template <class Arch, int P>
 inline void dense_items(const FeatureMap& in, const PackedDense& w, int item0, const FeatureMap& out) {
-    constexpr int N = Batch<Arch>::size;
-    constexpr int T = kTileVectors<Arch>;
-    const int vectors = w.cout_pad / N;
-    int v = 0;
-    for (; v + T <= vectors; v += T) dense_tile<Arch, P, T>(in, w, item0, v, out);
-    for (; v < vectors; ++v) dense_tile<Arch, P, 1>(in, w, item0, v, out);
+    for_each_vector_block<Arch>(w.cout_pad / Batch<Arch>::size,
+                                [&](auto width, int v) { dense_tile<Arch, P, width>(in, w, item0, v, out); });
 }
 
 // out = epilogue(W x + bias) for every input of the batch. in: (n * w.in_h) x w.in_w x w.cin;

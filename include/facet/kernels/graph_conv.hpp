@@ -121,15 +121,11 @@ inline void chebyshev_combine_tile(const ChebyshevTerms& terms, const PackedCheb
     }
 }
 
-// Rows [row0, row0 + P), all output vectors: kTileVectors at a time, then the rest one by one.
+// Rows [row0, row0 + P), all output vectors, in register-tile blocks.
 template <class Arch, int P>
 inline void chebyshev_combine_rows(const ChebyshevTerms& terms, const PackedChebConv& w, int row0, const GraphFeatures& out) {
-    constexpr int N = Batch<Arch>::size;
-    constexpr int T = kTileVectors<Arch>;
-    const int vectors = w.cout_pad / N;
-    int v = 0;
-    for (; v + T <= vectors; v += T) chebyshev_combine_tile<Arch, P, T>(terms, w, row0, v, out);
-    for (; v < vectors; ++v) chebyshev_combine_tile<Arch, P, 1>(terms, w, row0, v, out);
+    for_each_vector_block<Arch>(w.cout_pad / Batch<Arch>::size,
+                                [&](auto width, int v) { chebyshev_combine_tile<Arch, P, width>(terms, w, row0, v, out); });
 }
 
 // out = act(sum_k T_k(L~) x W_k + b) for the scaled Laplacian L~ [V, V] (unused when K = 1: then
