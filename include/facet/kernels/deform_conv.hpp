@@ -12,7 +12,7 @@
 //  2. GEMM: the column tile times the packed weights [tap][channel][cout_pad], with the register
 //     tile of conv_nhwc.hpp (P pixels x V channel vectors; per reduction step V weight vectors are
 //     loaded once and each pixel's column value is broadcast into them). Remainders get a tile of
-//     exactly their size rather than a run of 1-pixel or 1-vector tiles.
+//     exactly their size rather than a run of 1-pixel or 1-vector tiles (for_each_vector_block).
 // The column tile of RetinaFace's 64-channel 3x3 convs is 6 x 9 x 64 floats, 14 KB: it stays in L1
 // for all the output-channel blocks that read it.
 #pragma once
@@ -32,8 +32,8 @@ inline void with_tile_size_impl(int n, Body& body, std::integer_sequence<int, I.
     ((n == I + 1 ? body(std::integral_constant<int, I + 1>{}) : void()), ...);
 }
 
-// Calls body(std::integral_constant<int, n>) for a run-time n in [1, Max], so that a remainder
-// runs a register tile of exactly its size.
+// Calls body(std::integral_constant<int, n>) for a run-time n in [1, Max], so that the pixels left
+// at the end of a row run a register tile of exactly their count.
 template <int Max, class Body>
 inline void with_tile_size(int n, Body&& body) {
     with_tile_size_impl(n, body, std::make_integer_sequence<int, Max>{});
@@ -120,8 +120,8 @@ inline void deform_gemm_tile(const float* columns, const PackedDeformConv& w, in
     }
 }
 
-// out = epilogue(deform_conv2d(in, offsets, w, bias, mask)); mask == nullptr is DCNv1. offsets and
-// mask are laid out as DeformGeometry says, at out's size, which is
+// out = epilogue(deform_conv2d(in, offsets, w, bias, mask)); mask == nullptr is DCNv1. in.c ==
+// w.cin; offsets and mask are laid out as DeformGeometry says, at out's size, which is
 // w.geometry.out_h(in.h) x w.geometry.out_w(in.w) x cout; in needs its zero ring (any padding,
 // dilation and offsets: points beyond the ring sample zero without reading). out may be a channel
 // slice of a wider map whose first channel is vector aligned.
@@ -129,23 +129,21 @@ template <class Arch>
 void deform_conv2d_nhwc(const FeatureMap& in, const FeatureMap& offsets, const FeatureMap* mask,
                         const PackedDeformConv& w, const FeatureMap& out, int threads) {
     constexpr int N = Batch<Arch>::size;
-    constexpr int T = kTileVectors<Arch>;
     const int row = w.geometry.taps() * w.cin;
     const int vectors = w.cout_pad / N;
     parallel_for(0, out.h, threads, [&](int oy) {
+        // One column tile per row, so that each OpenMP thread has its own; every value read is
+        // gathered first.
         const std::unique_ptr<float[]> columns(new float[static_cast<std::size_t>(kTilePixels) * row]);
         for (int ox = 0; ox < out.w; ox += kTilePixels) {
             const int pixels = std::min(kTilePixels, out.w - ox);
             for (int p = 0; p < pixels; ++p)
                 gather_deform_columns<Arch>(in, offsets, mask, w.geometry, oy, ox + p, columns.get() + p * row);
             with_tile_size<kTilePixels>(pixels, [&](auto tile_pixels) {
-                constexpr int P = decltype(tile_pixels)::value;
-                int v = 0;
-                for (; v + T <= vectors; v += T) deform_gemm_tile<Arch, P, T>(columns.get(), w, v, out, oy, ox);
-                if (v < vectors)
-                    with_tile_size<T>(vectors - v, [&](auto tile_vectors) {
-                        deform_gemm_tile<Arch, P, decltype(tile_vectors)::value>(columns.get(), w, v, out, oy, ox);
-                    });
+                for_each_vector_block<Arch>(vectors, [&](auto tile_vectors, int v) {
+                    deform_gemm_tile<Arch, decltype(tile_pixels)::value, decltype(tile_vectors)::value>(columns.get(), w, v,
+                                                                                                      out, oy, ox);
+                });
             });
         }
     });
