@@ -5,7 +5,10 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
+#include <iostream>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -19,18 +22,28 @@ struct UsageError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// "1", "0.5", "1e-3", ... as written in a range message: no trailing zeros.
+inline std::string format_number(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+}
+
 inline double parse_number(const std::string& flag, const std::string& text, double lo, double hi) {
     char* end = nullptr;
     errno = 0;
     const double v = std::strtod(text.c_str(), &end);
     if (text.empty() || *end != '\0' || errno != 0 || !(v >= lo && v <= hi))
-        throw UsageError(flag + " wants a number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + text + "'");
+        throw UsageError(flag + " wants a number in [" + format_number(lo) + ", " + format_number(hi) + "], got '" + text + "'");
     return v;
 }
 
 inline int parse_int(const std::string& flag, const std::string& text, int lo, int hi) {
-    const double v = parse_number(flag, text, lo, hi);
-    if (v != static_cast<int>(v)) throw UsageError(flag + " wants a whole number, got '" + text + "'");
+    char* end = nullptr;
+    errno = 0;
+    const long v = std::strtol(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || errno != 0 || v < lo || v > hi)
+        throw UsageError(flag + " wants a whole number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + text + "'");
     return static_cast<int>(v);
 }
 
@@ -47,10 +60,11 @@ inline std::string executable_dir() {
     return path.substr(0, path.find_last_of('/'));
 }
 
-// $FACET_MODEL, else `file` in $FACET_WEIGHTS_DIR, ../../weights or ../share/facet next to the
-// executable (the build tree's bin/ and an installed prefix's bin/).
-inline std::string find_default_model(const std::string& file) {
-    if (const char* env = std::getenv("FACET_MODEL"); env && *env) return env;
+// $FACET_MODEL when `use_facet_model` (it names the default RetinaFace model), else `file` in
+// $FACET_WEIGHTS_DIR, ../../weights or ../share/facet next to the executable (the build tree's
+// bin/ and an installed prefix's bin/).
+inline std::string find_default_model(const std::string& file, bool use_facet_model = true) {
+    if (const char* env = std::getenv("FACET_MODEL"); use_facet_model && env && *env) return env;
     std::vector<std::string> candidates;
     if (const char* dir = std::getenv("FACET_WEIGHTS_DIR"); dir && *dir) candidates.push_back(std::string(dir) + "/" + file);
     const std::string exe = executable_dir();
@@ -61,6 +75,27 @@ inline std::string find_default_model(const std::string& file) {
     std::string msg = "no model given and " + file + " not found; looked in:";
     for (const auto& c : candidates) msg += "\n  " + c;
     throw Error(msg + "\n(run ./setup.sh to convert the weights, or pass --model FILE)");
+}
+
+// The main() of every facet tool: parse the arguments, run, and turn errors into a message on
+// stderr and the exit status (2: usage error, 1: a bad input such as a model or an image).
+template <class Parse, class Run>
+int tool_main(const char* tool, int argc, char** argv, Parse&& parse, Run&& run) {
+    decltype(parse(argc, argv)) args;
+    try {
+        args = parse(argc, argv);
+    } catch (const UsageError& e) {
+        std::cerr << tool << ": " << e.what() << "\n(see " << tool << " --help)\n";
+        return 2;
+    }
+    try {
+        return run(args);
+    } catch (const Error& e) {
+        std::cerr << tool << ": " << e.what() << "\n";
+    } catch (const std::bad_alloc&) {
+        std::cerr << tool << ": out of memory\n";
+    }
+    return 1;
 }
 
 } // namespace facet::cli

@@ -20,7 +20,14 @@
 
 #include <facet/facet.hpp>
 
+#include "cli_common.hpp"
+
 namespace {
+
+using facet::cli::find_default_model;
+using facet::cli::parse_int;
+using facet::cli::parse_number;
+using facet::cli::UsageError;
 
 constexpr const char* kDefaultModel = "retinaface_mnet025_official.facet";
 constexpr const char* kDefaultMtcnnModel = "mtcnn.facet";
@@ -63,10 +70,6 @@ One image gives one JSON object; several give an array of objects. Faces are lis
 best first (retinaface) or largest first (mtcnn, as upstream).
 )";
 
-struct UsageError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
 struct Args {
     std::string detector = "retinaface";
     std::string model;
@@ -81,21 +84,6 @@ struct Args {
     std::string crops;
     std::vector<std::string> images;
 };
-
-double parse_number(const std::string& flag, const std::string& text, double lo, double hi) {
-    char* end = nullptr;
-    errno = 0;
-    const double v = std::strtod(text.c_str(), &end);
-    if (text.empty() || *end != '\0' || errno != 0 || !(v >= lo && v <= hi))
-        throw UsageError(flag + " wants a number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + text + "'");
-    return v;
-}
-
-int parse_int(const std::string& flag, const std::string& text, int lo, int hi) {
-    const double v = parse_number(flag, text, lo, hi);
-    if (v != static_cast<int>(v)) throw UsageError(flag + " wants a whole number, got '" + text + "'");
-    return static_cast<int>(v);
-}
 
 // A number strictly between 0 and 1.
 double parse_fraction(const std::string& flag, const std::string& text) {
@@ -160,35 +148,6 @@ Args parse_args(int argc, char** argv) {
     if (a.detector == "retinaface" && !a.mtcnn_only_flag.empty())
         throw UsageError(a.mtcnn_only_flag + " applies to --detector mtcnn only");
     return a;
-}
-
-bool file_exists(const std::string& path) {
-    struct stat st;
-    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-std::string executable_dir() {
-    char buf[PATH_MAX];
-    const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n <= 0) return ".";
-    std::string path(buf, static_cast<std::size_t>(n));
-    return path.substr(0, path.find_last_of('/'));
-}
-
-// The weight file `name`: $FACET_MODEL when `use_facet_model` and it is set, else the first of the
-// weights directories that holds it.
-std::string find_default_model(const std::string& name, bool use_facet_model) {
-    if (const char* env = std::getenv("FACET_MODEL"); use_facet_model && env && *env) return env;
-    std::vector<std::string> candidates;
-    if (const char* dir = std::getenv("FACET_WEIGHTS_DIR"); dir && *dir) candidates.push_back(std::string(dir) + "/" + name);
-    const std::string exe = executable_dir();
-    candidates.push_back(exe + "/../../weights/" + name);
-    candidates.push_back(exe + "/../share/facet/" + name);
-    for (const auto& c : candidates)
-        if (file_exists(c)) return c;
-    std::string msg = "no model given and " + name + " not found; looked in:";
-    for (const auto& c : candidates) msg += "\n  " + c;
-    throw facet::Error(msg + "\n(run ./setup.sh to convert the weights, or pass --model FILE)");
 }
 
 // "dir/photo.jpg" -> "photo"
@@ -257,20 +216,4 @@ int run(const Args& args) {
 
 } // namespace
 
-int main(int argc, char** argv) {
-    Args args;
-    try {
-        args = parse_args(argc, argv);
-    } catch (const UsageError& e) {
-        std::cerr << "facet-detect: " << e.what() << "\n(see facet-detect --help)\n";
-        return 2;
-    }
-    try {
-        return run(args);
-    } catch (const facet::Error& e) {
-        std::cerr << "facet-detect: " << e.what() << "\n";
-    } catch (const std::bad_alloc&) {
-        std::cerr << "facet-detect: out of memory\n";
-    }
-    return 1;
-}
+int main(int argc, char** argv) { return facet::cli::tool_main("facet-detect", argc, argv, parse_args, run); }

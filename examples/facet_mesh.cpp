@@ -19,7 +19,13 @@
 #include <facet/io/image.hpp>
 #include <facet/models/mesh_decoder.hpp>
 
+#include "cli_common.hpp"
+
 namespace {
+
+using facet::cli::parse_int;
+using facet::cli::UsageError;
+
 
 const char* const kUsage = R"(usage: facet-mesh --model FILE --out PREFIX [options]
 
@@ -42,10 +48,6 @@ options:
 Without rgb outputs (an xyz decoder) the mesh is light grey.
 )";
 
-struct UsageError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
 struct Args {
     std::string model, out, latent, png;
     unsigned seed = 0;
@@ -53,15 +55,6 @@ struct Args {
     int size = 512;
     int threads = 1;
 };
-
-int parse_int(const std::string& flag, const std::string& text, long lo, long hi) {
-    char* end = nullptr;
-    errno = 0;
-    const long v = std::strtol(text.c_str(), &end, 10);
-    if (text.empty() || *end != '\0' || errno != 0 || v < lo || v > hi)
-        throw UsageError(flag + " wants a whole number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + text + "'");
-    return static_cast<int>(v);
-}
 
 Args parse_args(int argc, char** argv) {
     Args a;
@@ -240,20 +233,4 @@ int run(const Args& args) {
 
 } // namespace
 
-int main(int argc, char** argv) {
-    Args args;
-    try {
-        args = parse_args(argc, argv);
-    } catch (const UsageError& e) {
-        std::cerr << "facet-mesh: " << e.what() << "\n(see facet-mesh --help)\n";
-        return 2;
-    }
-    try {
-        return run(args);
-    } catch (const facet::Error& e) {
-        std::cerr << "facet-mesh: " << e.what() << "\n";
-    } catch (const std::bad_alloc&) {
-        std::cerr << "facet-mesh: out of memory\n";
-    }
-    return 1;
-}
+int main(int argc, char** argv) { return facet::cli::tool_main("facet-mesh", argc, argv, parse_args, run); }

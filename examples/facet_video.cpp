@@ -96,20 +96,4 @@ int run(const Args& args) {
 
 } // namespace
 
-int main(int argc, char** argv) {
-    Args args;
-    try {
-        args = parse_args(argc, argv);
-    } catch (const facet::cli::UsageError& e) {
-        std::cerr << "facet-video: " << e.what() << "\n(see facet-video --help)\n";
-        return 2;
-    }
-    try {
-        return run(args);
-    } catch (const facet::Error& e) {
-        std::cerr << "facet-video: " << e.what() << "\n";
-    } catch (const std::bad_alloc&) {
-        std::cerr << "facet-video: out of memory\n";
-    }
-    return 1;
-}
+int main(int argc, char** argv) { return facet::cli::tool_main("facet-video", argc, argv, parse_args, run); }

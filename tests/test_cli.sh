@@ -30,7 +30,7 @@ expect 0 "usage: facet-detect" -- --help
 expect 2 "unknown option --frobnicate" -- --frobnicate 1 "$img"
 expect 2 "no image given" --
 expect 2 "--threshold wants a number" -- --threshold abc "$img"
-expect 2 "--threads wants a number" -- --threads 0 "$img"
+expect 2 "--threads wants a whole number in \\[1, 256\\]" -- --threads 0 "$img"
 expect 2 "--max-side wants a whole number" -- --max-side 1.5 "$img"
 expect 2 "--json needs a value" -- "$img" --json
 expect 2 "--detector must be retinaface or mtcnn" -- --detector yolo "$img"
