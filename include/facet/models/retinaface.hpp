@@ -241,6 +241,14 @@ public:
 
     // Faces in `image`, best first.
     std::vector<Face> detect(const Image& image) {
+        std::vector<Face> faces;
+        detect(image, faces);
+        return faces;
+    }
+
+    // The same into `faces`, reusing its memory: once the detector has seen a frame of this size
+    // and `faces` has held as many faces, a call allocates nothing (tests/test_retinaface.cpp).
+    void detect(const Image& image, std::vector<Face>& faces) {
         check_image_size(image.width, image.height, "input");
         const double shrink = options_.max_side > 0 ? std::min(1.0, static_cast<double>(options_.max_side) /
                                                                         std::max(image.width, image.height))
@@ -249,7 +257,7 @@ public:
         const int net_h = std::max(1, static_cast<int>(std::lround(image.height * shrink)));
         set_input(image, net_w, net_h);
         run_network();
-        return decode(static_cast<float>(image.width), static_cast<float>(image.height));
+        decode(static_cast<float>(image.width), static_cast<float>(image.height), faces);
     }
 
     // The raw network outputs for an image fed at its own size (no max_side): for parity tests.
@@ -393,27 +401,38 @@ private:
         }
     }
 
-    std::vector<Face> decode(float image_w, float image_h) {
+    // A face candidate and the index of its prior, the tie-break that keeps sorting stable
+    // without std::stable_sort's temporary buffer.
+    struct Candidate : Face {
+        std::size_t prior = 0;
+    };
+
+    void decode(float image_w, float image_h, std::vector<Face>& faces) {
         const RetinaFaceModel& m = *model_;
-        std::vector<Face> candidates;
+        candidates_.clear();
+        std::size_t index = 0;
         for_each_prior([&](const Prior& p, const float* logits, const float* box, const float* landmarks) {
+            const std::size_t prior = index++;
             const float score = face_probability(logits);
             if (!(score > options_.score_threshold)) return;
-            Face face;
-            face.score = score;
+            Candidate c;
+            c.prior = prior;
+            c.score = score;
             const auto b = decode_box(p, box, m.variance_centre(), m.variance_size());
-            face.box = {b[0] * image_w, b[1] * image_h, b[2] * image_w, b[3] * image_h};
+            c.box = {b[0] * image_w, b[1] * image_h, b[2] * image_w, b[3] * image_h};
             for (int n = 0; n < 5; ++n) {
                 const auto l = decode_landmark(p, landmarks, n, m.variance_centre());
-                face.landmarks[n] = {l[0] * image_w, l[1] * image_h};
+                c.landmarks[n] = {l[0] * image_w, l[1] * image_h};
             }
-            candidates.push_back(face);
+            candidates_.push_back(c);
         });
-        std::stable_sort(candidates.begin(), candidates.end(), [](const Face& a, const Face& b) { return a.score > b.score; });
-        if (candidates.size() > static_cast<std::size_t>(std::max(0, options_.top_k)))
-            candidates.resize(static_cast<std::size_t>(std::max(0, options_.top_k)));
-        return nms(std::move(candidates), options_.nms_iou, NmsRule{1.0f, false},
-                   static_cast<std::size_t>(std::max(0, options_.max_faces)));
+        std::sort(candidates_.begin(), candidates_.end(), [](const Candidate& a, const Candidate& b) {
+            return a.score != b.score ? a.score > b.score : a.prior < b.prior;
+        });
+        if (candidates_.size() > static_cast<std::size_t>(std::max(0, options_.top_k)))
+            candidates_.resize(static_cast<std::size_t>(std::max(0, options_.top_k)));
+        nms_sorted_in_place(candidates_, options_.nms_iou, NmsRule{1.0f, false}, static_cast<std::size_t>(std::max(0, options_.max_faces)));
+        faces.assign(candidates_.begin(), candidates_.end());
     }
 
     std::shared_ptr<const RetinaFaceModel> model_;
@@ -426,6 +445,7 @@ private:
     FeatureBuffer merged_[RetinaFaceModel::kLevels - 1], context_[RetinaFaceModel::kLevels], heads_[RetinaFaceModel::kLevels];
     std::vector<Prior> priors_;
     int priors_h_ = -1, priors_w_ = -1;
+    std::vector<Candidate> candidates_;
     std::vector<BilinearTap> taps_x_, taps_y_;
     int taps_source_w_ = -1, taps_source_h_ = -1;
 };

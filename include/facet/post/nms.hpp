@@ -23,22 +23,29 @@ inline float box_overlap(const std::array<float, 4>& a, const std::array<float, 
     return denom > 0.0f ? inter / denom : 0.0f;
 }
 
-// Keeps faces in descending score order, dropping any whose overlap with an already kept face
-// exceeds `threshold`; stops after `max_keep`. Ties keep their input order (stable), as upstream's
-// argsort of an already sorted array does. Any type with Face's `box` and `score` members works
-// (a cascade's candidates carry their box regression through NMS).
+// Greedy NMS on candidates already sorted best first, in place: keeps each one that overlaps no
+// kept one by more than `threshold`, in order, up to `max_keep`. The kept ones form a growing
+// prefix of the vector, so this needs no memory of its own and compares each candidate with the
+// kept faces only. Any type with Face's `box` and `score` members works (a cascade's candidates
+// carry their box regression through NMS).
+template <class Scored>
+void nms_sorted_in_place(std::vector<Scored>& sorted, float threshold, NmsRule rule, std::size_t max_keep) {
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < sorted.size() && kept < max_keep; ++i) {
+        bool suppressed = false;
+        for (std::size_t j = 0; j < kept && !suppressed; ++j) suppressed = box_overlap(sorted[j].box, sorted[i].box, rule) > threshold;
+        if (!suppressed) sorted[kept++] = sorted[i];
+    }
+    sorted.resize(kept);
+}
+
+// Sorts `faces` by descending score, then NMS as above. Ties keep their input order (stable), as
+// upstream's argsort of an already sorted array does.
 template <class Scored>
 std::vector<Scored> nms(std::vector<Scored> faces, float threshold, NmsRule rule, std::size_t max_keep) {
     std::stable_sort(faces.begin(), faces.end(), [](const Scored& a, const Scored& b) { return a.score > b.score; });
-    std::vector<Scored> kept;
-    std::vector<char> suppressed(faces.size(), 0);
-    for (std::size_t i = 0; i < faces.size() && kept.size() < max_keep; ++i) {
-        if (suppressed[i]) continue;
-        kept.push_back(faces[i]);
-        for (std::size_t j = i + 1; j < faces.size(); ++j)
-            if (!suppressed[j] && box_overlap(faces[i].box, faces[j].box, rule) > threshold) suppressed[j] = 1;
-    }
-    return kept;
+    nms_sorted_in_place(faces, threshold, rule, max_keep);
+    return faces;
 }
 
 } // namespace facet
