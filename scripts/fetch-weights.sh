@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Gets the upstream checkpoints and sample images listed in weights/manifest and converts the
-# checkpoints into weights/*.facet.
+# Gets the upstream checkpoints, ONNX models and sample images listed in weights/manifest and
+# converts the models into weights/*.facet.
 #
 # Each file is taken from ../shared/upstream (FACET_UPSTREAM overrides) when present, otherwise
 # downloaded into weights/.cache; either way its sha256 must match the manifest.
@@ -42,9 +42,24 @@ convert() {
   [ -f "$out" ] || "$python" converters/pth2facet.py --recipe "$recipe" --out "$out" "${inputs[@]}"
 }
 
+# An ONNX model: convert_onnx NAME PATH [onnx2facet options].
+convert_onnx() {
+  local out="weights/$1.facet" input
+  input="$(fetch "$2")"; shift 2
+  if [ -f "$out" ]; then
+    for dependency in "$input" converters/onnx2facet.py converters/onnxproto.py converters/facetfile.py; do
+      [ "$out" -nt "$dependency" ] || { rm -f "$out"; break; }
+    done
+  fi
+  [ -f "$out" ] || "$python" converters/onnx2facet.py --out "$out" "$@" "$input"
+}
+
 convert retinaface_mnet025_official retinaface-mnet025-official retinaface/official/mobilenet0.25_Final.pth
 convert retinaface_mnet025 retinaface-mnet025 retinaface/mobilenet0.25_Final.pth
 convert retinaface_mnet025_1mb retinaface-mnet025-1mb retinaface/face-detector-1mb/mobilenet0.25_Final.pth
 convert mtcnn mtcnn mtcnn/pnet.pt mtcnn/rnet.pt mtcnn/onet.pt
+# PFLD-GhostOne, 98 landmarks (MODELS.md section 6): RGB, (x / 255 - 0.5) / 0.5.
+convert_onnx pfld_ghostone pfld/PFLD_GhostOne_112_1_opt_sim.onnx --color rgb --mean 127.5,127.5,127.5 \
+  --scale 0.00784313725490196,0.00784313725490196,0.00784313725490196
 # The demo and test images.
-for image in images/crowd.jpg images/multiface.jpg; do fetch "$image" >/dev/null; done
+for image in images/crowd.jpg images/multiface.jpg images/portrait_kate_siegel.jpg; do fetch "$image" >/dev/null; done

@@ -7,6 +7,7 @@
 #include "io/image.hpp"
 #include "io/weights.hpp"
 #include "kernels/kernel_set.hpp"
+#include "models/graph.hpp"
 #include "models/mesh_decoder.hpp"
 #include "models/mtcnn.hpp"
 #include "models/retinaface.hpp"

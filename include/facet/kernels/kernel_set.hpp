@@ -19,6 +19,9 @@
 #include "deform_conv_weights.hpp"
 #include "dense_weights.hpp"
 #include "graph_layout.hpp"
+#include "grouped_conv_weights.hpp"
+#include "map_activation.hpp"
+#include "pool_geometry.hpp"
 
 namespace facet {
 
@@ -35,6 +38,13 @@ using ChebyshevConvKernel = void (*)(const SparseMatrix& laplacian, const GraphF
 // is DCNv1 (DeformGeometry: the layouts of offsets and mask).
 using DeformConvKernel = void (*)(const FeatureMap& in, const FeatureMap& offsets, const FeatureMap* mask,
                                   const PackedDeformConv& w, const FeatureMap& out, int threads);
+
+// The kernels imported graphs add (models/graph.hpp).
+using GroupedConvKernel = void (*)(const FeatureMap& in, const PackedGroupedConv& w, const FeatureMap& out, int threads);
+using PoolKernel = void (*)(const FeatureMap& in, const PoolGeometry& g, const FeatureMap& out, int threads);
+using MapActivationKernel = void (*)(const FeatureMap& in, const MapActivation& a, const FeatureMap& out, int threads);
+using BinaryMapKernel = void (*)(const FeatureMap& a, const FeatureMap& b, const FeatureMap& out, int threads);
+using MapKernel = void (*)(const FeatureMap& in, const FeatureMap& out, int threads);
 
 // Every kernel of one instruction set: the single place that names them. Models pick kernels by
 // layer shape (conv_for, dwconv_for); the tests and benchmarks call each member directly.
@@ -55,6 +65,14 @@ struct KernelSet {
     SparseProductKernel spmm_csr;         // CSR sparse x dense: mesh up-sampling (graph_conv.hpp)
     ChebyshevConvKernel chebyshev_conv;   // Chebyshev graph conv, bias, optional ELU (graph_conv.hpp)
     DeformConvKernel deform_conv2d;       // deformable conv, any geometry (deform_conv.hpp)
+    GroupedConvKernel grouped_conv;       // conv of any groups, kernel, stride, padding, dilation (grouped_conv.hpp)
+    PoolKernel avg_pool;                  // average pooling, any window (pool.hpp)
+    PoolKernel max_pool;                  // max pooling, any window (pool.hpp)
+    MapActivationKernel activation;       // an activation on its own (elementwise.hpp)
+    BinaryMapKernel add;                  // a + b, b of a's size or one pixel (elementwise.hpp)
+    BinaryMapKernel mul;                  // a * b, likewise
+    MapKernel softmax_channels;           // softmax over each pixel's channels (elementwise.hpp)
+    MapKernel resize_nearest;             // nearest resampling to the output's size (upsample.hpp)
 
     // The dense conv kernel for a packed layer's shape.
     ConvKernel conv_for(const PackedConv& w) const {

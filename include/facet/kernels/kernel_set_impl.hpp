@@ -5,9 +5,12 @@
 #include "deform_conv.hpp"
 #include "dense.hpp"
 #include "dwconv3x3.hpp"
+#include "elementwise.hpp"
 #include "graph_conv.hpp"
+#include "grouped_conv.hpp"
 #include "kernel_set.hpp"
 #include "maxpool.hpp"
+#include "pool.hpp"
 #include "upsample.hpp"
 #include "winograd_f43.hpp"
 
@@ -32,6 +35,14 @@ const KernelSet& make_kernel_set(const char* isa) {
         &spmm_csr<Arch>,
         &chebyshev_conv<Arch>,
         &deform_conv2d_nhwc<Arch>,
+        &grouped_conv_nhwc<Arch>,
+        &avg_pool2d_nhwc<Arch>,
+        &max_pool2d_nhwc<Arch>,
+        &activation_nhwc<Arch>,
+        &add_nhwc<Arch>,
+        &mul_nhwc<Arch>,
+        &softmax_channels_nhwc<Arch>,
+        &resize_nearest_nhwc<Arch>,
     };
     return set;
 }

@@ -1,0 +1,137 @@
+// Graph models (ONNX imports, models/graph.hpp): PFLD-GhostOne against its golden output on every
+// instruction set, the memory plan, and files the loader must refuse.
+#include <doctest/doctest.h>
+#include <facet/io/image.hpp>
+#include <facet/models/graph.hpp>
+#include <facet/models/retinaface.hpp>
+
+#include <algorithm>
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "npy.hpp"
+#include "test_util.hpp"
+
+using namespace facet;
+
+namespace {
+
+std::shared_ptr<const GraphModel> load_pfld() {
+    return GraphModel::from_file(test::weights_path("pfld_ghostone.facet"));
+}
+
+// Copies a [1, C, H, W] array into the executor's input map.
+void set_input_nchw(GraphExecutor& net, const test::Npy& x) {
+    const FeatureMap& in = net.input();
+    REQUIRE(x.shape == std::vector<int>{1, in.c, in.h, in.w});
+    for (int c = 0; c < in.c; ++c)
+        for (int y = 0; y < in.h; ++y)
+            for (int xx = 0; xx < in.w; ++xx) in.at(y, xx)[c] = x.data[(static_cast<std::size_t>(c) * in.h + y) * in.w + xx];
+}
+
+double max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
+    REQUIRE(a.size() == b.size());
+    double worst = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(a[i] - b[i])));
+    return worst;
+}
+
+} // namespace
+
+TEST_CASE("PFLD-GhostOne: the golden input gives the golden 98 landmarks within 1e-4, on every instruction set") {
+    const auto model = load_pfld();
+    const test::Npy input = test::load_npy(test::shared_path("golden/pfld_ghostone_kate_siegel_input.npy"));
+    const test::Npy golden = test::load_npy(test::shared_path("golden/pfld_ghostone_kate_siegel_output.npy"));
+    REQUIRE(model->outputs().size() == 1);
+    CHECK(model->outputs()[0].onnx_shape == std::vector<int>{1, 196});
+    for (const KernelSet* ks : test::all_kernel_sets()) {
+        GraphExecutor net(model, *ks);
+        set_input_nchw(net, input);
+        net.run();
+        const double error = max_abs_difference(net.output(0), golden.data);
+        CAPTURE(std::string(ks->isa));
+        MESSAGE(std::string(ks->isa) << ": largest difference " << error << " (" << error * 112 << " px of the 112 px crop)");
+        CHECK(error < 1e-4);
+    }
+}
+
+TEST_CASE("graph executor: runs allocate nothing, repeat exactly, and do not depend on the thread count") {
+    const auto model = load_pfld();
+    const test::Npy input = test::load_npy(test::shared_path("golden/pfld_ghostone_kate_siegel_input.npy"));
+    GraphExecutor one(model, default_kernel_set(), 1), two(model, default_kernel_set(), 2);
+    const std::size_t scratch = one.scratch_floats();
+    set_input_nchw(one, input);
+    one.run();
+    const std::vector<float> first = one.output(0);
+    set_input_nchw(one, input);
+    one.run();
+    CHECK(one.scratch_floats() == scratch);
+    CHECK(one.output(0) == first);
+    set_input_nchw(two, input);
+    two.run();
+    CHECK(two.output(0) == first);
+    // Liveness lets maps share slots: fewer slots than values, less memory than one buffer each.
+    std::size_t unshared = 0;
+    for (const GraphValue& v : model->values())
+        if (v.constant < 0 && v.within < 0) unshared += static_cast<std::size_t>(v.h + 2) * (v.w + 2) * v.cstride;
+    MESSAGE(model->ops().size() << " ops, " << model->slot_largest_value().size() << " slots, scratch " << scratch * 4 / 1024
+                                << " KiB (one buffer per value: " << unshared * 4 / 1024 << " KiB)");
+    CHECK(scratch < unshared / 2);
+}
+
+TEST_CASE("graph executor: every operator the converter maps runs as PyTorch ran it (tests/onnx ops zoo), every instruction set") {
+    const auto model = GraphModel::from_file(FACET_BINARY_DIR "/onnx/ops_zoo.facet");
+    const test::Npy input = test::load_npy(test::source_path("tests/onnx/ops_zoo_input.npy"));
+    const char* names[] = {"chw", "vector", "rows"};
+    REQUIRE(model->outputs().size() == 3);
+    for (const KernelSet* ks : test::all_kernel_sets()) {
+        GraphExecutor net(model, *ks);
+        set_input_nchw(net, input);
+        net.run();
+        for (std::size_t i = 0; i < 3; ++i) {
+            const test::Npy expected = test::load_npy(test::source_path(std::string("tests/onnx/ops_zoo_") + names[i] + ".npy"));
+            CHECK(model->outputs()[i].onnx_shape == expected.shape);
+            double scale = 0;
+            for (float v : expected.data) scale = std::max(scale, static_cast<double>(std::fabs(v)));
+            CAPTURE(std::string(ks->isa));
+            CAPTURE(names[i]);
+            CHECK(max_abs_difference(net.output(i), expected.data) / (1 + scale) < 1e-5);
+        }
+    }
+}
+
+TEST_CASE("RetinaFace exported to ONNX and run as a graph equals the hand-built RetinaFace, every instruction set") {
+    // The same random weights two ways (tests/onnx/gen_fixtures.py): the ONNX export through
+    // onnx2facet, its state dict through the hand-built model's recipe (retinaface_recipe.py).
+    const auto graph = GraphModel::from_file(FACET_BINARY_DIR "/onnx/retinaface_random.facet");
+    const auto hand_built = RetinaFaceModel::from_file(FACET_BINARY_DIR "/onnx/retinaface_random_recipe.facet");
+    const GraphValue& in = graph->input();
+    // The export's input size (odd, 201 x 135) cut from a photo.
+    const Image photo = load_image(test::shared_path("upstream/images/multiface.jpg"));
+    Image image(in.w, in.h);
+    for (int y = 0; y < in.h; ++y)
+        for (int x = 0; x < in.w; ++x) std::copy_n(photo.pixel(x + 400, y + 100), 3, image.pixel(x, y));
+    for (const KernelSet* ks : test::all_kernel_sets()) {
+        RetinaFace detector(hand_built, {}, *ks);
+        const RetinaFaceRaw expected = detector.forward_raw(image);
+        GraphExecutor net(graph, *ks);
+        net.set_input(image);
+        net.run();
+        const std::vector<float> loc = net.output(0), conf = net.output(1), landms = net.output(2);
+        REQUIRE(conf.size() == 2 * expected.conf.size());
+        std::vector<float> face_probability(expected.conf.size());
+        for (std::size_t p = 0; p < face_probability.size(); ++p) face_probability[p] = conf[2 * p + 1];
+        const double loc_error = max_abs_difference(loc, expected.loc), conf_error = max_abs_difference(face_probability, expected.conf);
+        const double landms_error = max_abs_difference(landms, expected.landms);
+        double largest = 0;
+        for (float v : expected.landms) largest = std::max(largest, static_cast<double>(std::fabs(v)));
+        MESSAGE(std::string(ks->isa) << ": " << expected.conf.size() << " priors, largest difference loc " << loc_error << ", conf "
+                                     << conf_error << ", landms " << landms_error << " (landms up to " << largest << ")");
+        CAPTURE(std::string(ks->isa));
+        CHECK(loc_error < 1e-4);
+        CHECK(conf_error < 1e-4);
+        CHECK(landms_error < 1e-4);
+    }
+}
