@@ -89,5 +89,27 @@ assert sorted(os.listdir(f"{tmp}/mtcnn_crops")) == [f"multiface_{k}.png" for k i
 PY
 expect 0 '"faces": \[\]' -- --detector mtcnn --min-face 2000 --factor 0.5 --thresholds 0.5,0.5,0.5 --threads 2 "$img"
 
+# Dense landmarks: PFLD-GhostOne on the golden face. The golden box is upstream's detector's, the
+# 2019 RetinaFace at full size; every one of the 98 points must be within 1 px of the golden file.
+portrait="$shared/upstream/images/portrait_kate_siegel.jpg"
+expect 0 "" -- --model weights/retinaface_mnet025.facet --max-side 0 --landmark-model weights/pfld_ghostone.facet "$portrait" \
+  --json "$tmp/landmarks.json" --annotate "$tmp/landmarks.png" --crops "$tmp/landmark_crops"
+/usr/bin/python3 - "$tmp" "$shared" <<'PY' || failures=$((failures + 1))
+import json, os, sys
+tmp, shared = sys.argv[1:]
+face = json.load(open(f"{tmp}/landmarks.json"))["faces"][0]
+golden = json.load(open(f"{shared}/golden/pfld_ghostone_kate_siegel.json"))["faces"][0]
+assert all(abs(a - b) < 0.01 for a, b in zip(face["box"], golden["box"])), face["box"]
+assert len(face["landmarks98"]) == 98
+worst = max(abs(p[k] - g[k]) for p, g in zip(face["landmarks98"], golden["landmarks98"]) for k in (0, 1))
+assert worst < 1.0, worst
+assert open(f"{tmp}/landmarks.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+assert "portrait_kate_siegel_0.png" in os.listdir(f"{tmp}/landmark_crops")
+PY
+expect 0 '"landmarks98"' -- --detector mtcnn --landmark-model weights/pfld_ghostone.facet "$img"
+expect 1 "is a 'retinaface' model, expected a 'graph' model" -- --landmark-model weights/retinaface_mnet025.facet "$img"
+expect 1 "/nonexistent.facet: cannot open weight file" -- --landmark-model /nonexistent.facet "$img"
+expect 2 "--landmark-model needs a value" -- "$img" --landmark-model
+
 echo "$passed passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -8,6 +8,7 @@
 #include "io/weights.hpp"
 #include "kernels/kernel_set.hpp"
 #include "models/graph.hpp"
+#include "models/landmarks.hpp"
 #include "models/mesh_decoder.hpp"
 #include "models/mtcnn.hpp"
 #include "models/retinaface.hpp"

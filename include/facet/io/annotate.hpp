@@ -55,4 +55,15 @@ inline void annotate(Image& img, const std::vector<Face>& faces) {
     }
 }
 
+// Dense landmarks (models/landmarks.hpp) as small dots: white ringed in black, so they show on any
+// skin or background; sized, as the rest, by the face.
+inline void annotate_landmarks(Image& img, const std::vector<Face>& faces, const std::vector<LandmarkPoints>& dense) {
+    for (std::size_t i = 0; i < faces.size() && i < dense.size(); ++i) {
+        const Face& f = faces[i];
+        const float radius = std::clamp(std::min(f.box[2] - f.box[0], f.box[3] - f.box[1]) / 80.0f, 1.0f, 4.0f);
+        for (const auto& p : dense[i]) draw_dot(img, p[0], p[1], radius + 1.0f, {0, 0, 0});
+        for (const auto& p : dense[i]) draw_dot(img, p[0], p[1], radius, {255, 255, 255});
+    }
+}
+
 } // namespace facet

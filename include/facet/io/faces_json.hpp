@@ -1,5 +1,6 @@
 // facet: detections as JSON, in the schema of the golden files:
 // {"image", "width", "height", "faces": [{"box": [x1, y1, x2, y2], "score", "landmarks": [[x, y] x 5]}]}
+// and, when a landmark model ran, each face's dense landmarks as "landmarks98" or "landmarks68".
 #pragma once
 #include <string>
 #include <vector>
@@ -9,9 +10,28 @@
 
 namespace facet {
 
-// `newline` separates the faces ("\n" for a readable file, "" for one JSON object per line).
+namespace detail {
+
+// Points as [[x, y], ...], 3 decimals (a thousandth of a pixel).
+template <class Points>
+inline void write_points(std::string& out, const Points& points) {
+    out += "[";
+    for (std::size_t n = 0; n < points.size(); ++n) {
+        out += n ? ", [" : "[";
+        json::write_number(out, points[n][0], 3);
+        out += ", ";
+        json::write_number(out, points[n][1], 3);
+        out += "]";
+    }
+    out += "]";
+}
+
+} // namespace detail
+
+// `newline` separates the faces ("\n" for a readable file, "" for one JSON object per line);
+// `dense`, when not empty, holds each face's dense landmarks.
 inline std::string faces_to_json(const std::string& image, int width, int height, const std::vector<Face>& faces,
-                                 const std::string& newline = "\n") {
+                                 const std::string& newline = "\n", const std::vector<LandmarkPoints>& dense = {}) {
     std::string out = "{\"image\": ";
     json::write_string(out, image);
     out += ", \"width\": " + std::to_string(width) + ", \"height\": " + std::to_string(height) + ", \"faces\": [";
@@ -24,15 +44,13 @@ inline std::string faces_to_json(const std::string& image, int width, int height
         }
         out += "], \"score\": ";
         json::write_number(out, f.score, 5);
-        out += ", \"landmarks\": [";
-        for (int n = 0; n < 5; ++n) {
-            out += n ? ", [" : "[";
-            json::write_number(out, f.landmarks[n][0], 3);
-            out += ", ";
-            json::write_number(out, f.landmarks[n][1], 3);
-            out += "]";
+        out += ", \"landmarks\": ";
+        detail::write_points(out, f.landmarks);
+        if (i < dense.size()) {
+            out += ", \"landmarks" + std::to_string(dense[i].size()) + "\": ";
+            detail::write_points(out, dense[i]);
         }
-        out += "]}";
+        out += "}";
     }
     out += faces.empty() ? "]}" : newline + "]}";
     return out;

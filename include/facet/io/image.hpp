@@ -6,6 +6,7 @@
 // the stb implementations itself.
 #pragma once
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -227,6 +228,69 @@ inline ImageF resize_area(const ImageF& src, int out_w, int out_h) {
             xs, ys, [&](int x, int y, int) { return src.pixel(x, y)[channel]; },
             [&](int x, int y, int, float v) { dst.pixel(x, y)[channel] = v; });
     return dst;
+}
+
+// Where output index i of OpenCV's bicubic resampling (cv::resize with INTER_CUBIC, a = -0.75)
+// from `in` to `out` samples: four source indices, clamped at the edges (OpenCV replicates the
+// border), and their weights in OpenCV's fixed point for 8-bit images (11 fraction bits). The
+// source position and the weights are computed in float, as OpenCV does, so that the result is
+// OpenCV's to the last bit: upstream landmark models were trained and tested on its crops.
+struct CubicTap {
+    std::array<int, 4> index;
+    std::array<int, 4> weight;
+};
+
+inline std::vector<CubicTap> cubic_taps(int in, int out) {
+    constexpr float a = -0.75f, one_in_fixed_point = 2048.0f;
+    std::vector<CubicTap> taps(static_cast<std::size_t>(out));
+    const double scale = 1.0 / (static_cast<double>(out) / in);
+    for (int i = 0; i < out; ++i) {
+        const float position = static_cast<float>((i + 0.5) * scale - 0.5);
+        const int first = static_cast<int>(std::floor(position));
+        const float x = position - static_cast<float>(first);
+        float w[4];
+        w[0] = ((a * (x + 1) - 5 * a) * (x + 1) + 8 * a) * (x + 1) - 4 * a;
+        w[1] = ((a + 2) * x - (a + 3)) * x * x + 1;
+        w[2] = ((a + 2) * (1 - x) - (a + 3)) * (1 - x) * (1 - x) + 1;
+        w[3] = 1.0f - w[0] - w[1] - w[2];
+        for (int k = 0; k < 4; ++k) {
+            taps[i].index[k] = std::clamp(first - 1 + k, 0, in - 1);
+            taps[i].weight[k] = static_cast<int>(std::lrint(w[k] * one_in_fixed_point));
+        }
+    }
+    return taps;
+}
+
+// The bicubic resampling of an 8-bit source with `Channels` interleaved channels, whose row y is
+// source_row(y) (a pointer to its samples), to the sizes of the two tap tables, into the rows
+// output_row(y), in OpenCV's integer arithmetic: weights with 11 fraction bits in both passes, the
+// sum rounded off its 22 fraction bits and saturated to 0..255. The sums are exact integers (they
+// stay below 2^31), so the order of the passes does not change them: the vertical one runs first,
+// over whole contiguous rows. `sums` is scratch memory, kept by the caller so that calls of one
+// size allocate nothing.
+template <int Channels, class SourceRow, class OutputRow>
+inline void resample_cubic(const std::vector<CubicTap>& xs, const std::vector<CubicTap>& ys, std::vector<std::int32_t>& sums,
+                           SourceRow&& source_row, OutputRow&& output_row) {
+    int columns = 0;
+    for (const CubicTap& t : xs) columns = std::max(columns, t.index[3] + 1);
+    const std::size_t row_size = static_cast<std::size_t>(columns) * Channels;
+    sums.resize(row_size);
+    for (std::size_t y = 0; y < ys.size(); ++y) {
+        const CubicTap& t = ys[y];
+        const std::uint8_t* r[4];
+        for (int k = 0; k < 4; ++k) r[k] = source_row(t.index[k]);
+        for (std::size_t i = 0; i < row_size; ++i)
+            sums[i] = t.weight[0] * r[0][i] + t.weight[1] * r[1][i] + t.weight[2] * r[2][i] + t.weight[3] * r[3][i];
+        std::uint8_t* out = output_row(static_cast<int>(y));
+        for (std::size_t x = 0; x < xs.size(); ++x) {
+            const CubicTap& u = xs[x];
+            for (int c = 0; c < Channels; ++c) {
+                const std::int32_t sum = u.weight[0] * sums[u.index[0] * Channels + c] + u.weight[1] * sums[u.index[1] * Channels + c] +
+                                         u.weight[2] * sums[u.index[2] * Channels + c] + u.weight[3] * sums[u.index[3] * Channels + c];
+                out[x * Channels + c] = static_cast<std::uint8_t>(std::clamp((sum + (1 << 21)) >> 22, 0, 255));
+            }
+        }
+    }
 }
 
 } // namespace facet

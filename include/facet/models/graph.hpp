@@ -561,18 +561,26 @@ public:
         for (const GraphOp& op : model_->ops()) run_op(op);
     }
 
-    // Output i as a map, and its elements in the ONNX output's order.
+    // Output i as a map, and its elements in the ONNX output's order (into `out`, output_size(i)
+    // floats, or a new vector).
     const FeatureMap& output_map(std::size_t i) const { return maps_[model_->outputs().at(i).value]; }
-    std::vector<float> output(std::size_t i) const {
+    std::size_t output_size(std::size_t i) const {
+        const GraphValue& v = model_->values()[model_->outputs().at(i).value];
+        return static_cast<std::size_t>(v.h) * v.w * v.c;
+    }
+    void read_output(std::size_t i, float* out) const {
         const GraphOutput& o = model_->outputs().at(i);
         const FeatureMap& m = output_map(i);
-        std::vector<float> out(static_cast<std::size_t>(m.h) * m.w * m.c);
         for (int y = 0; y < m.h; ++y)
             for (int x = 0; x < m.w; ++x)
                 for (int c = 0; c < m.c; ++c) {
                     const std::size_t pixel = static_cast<std::size_t>(y) * m.w + x;
                     out[o.channel_major ? c * static_cast<std::size_t>(m.h) * m.w + pixel : pixel * m.c + c] = m.at(y, x)[c];
                 }
+    }
+    std::vector<float> output(std::size_t i) const {
+        std::vector<float> out(output_size(i));
+        read_output(i, out.data());
         return out;
     }
 

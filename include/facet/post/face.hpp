@@ -13,4 +13,7 @@ struct Face {
     std::array<std::array<float, 2>, 5> landmarks{};
 };
 
+// Dense landmarks of one face (98 WFLW or 68 points, models/landmarks.hpp), x and y in image pixels.
+using LandmarkPoints = std::vector<std::array<float, 2>>;
+
 } // namespace facet

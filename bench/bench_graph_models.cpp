@@ -1,0 +1,186 @@
+// Benchmarks of graph models (ONNX imports, models/graph.hpp) and of the kernels they add, on every
+// instruction set this CPU runs, one thread:
+//
+//   BM_PFLD_GhostOne_Face/<isa>      FaceLandmarker::landmarks on the golden face of
+//                                    portrait_kate_siegel.jpg: crop, bicubic to 112 x 112, network,
+//                                    98 points (what facet-detect --landmark-model pays per face)
+//   BM_PFLD_GhostOne_Network/<isa>   GraphExecutor::run alone, on that face's crop
+//   grouped_conv/<isa>/<h>x<w>x<cin>-><cout>/k<k>s<s>g<groups>
+//                                    the grouped conv kernel: PFLD-GhostOne's 7 x 7 conv over its
+//                                    whole 7 x 7 map, and grouped 3 x 3 convs of ResNeXt widths
+//   avg_pool/<isa>/<h>x<w>x<c>/global PFLD-GhostOne's global average pools
+//
+// Inputs: weights/pfld_ghostone.facet (FACET_WEIGHTS_DIR overrides the directory; ./setup.sh makes
+// it) and ../shared/upstream/images/portrait_kate_siegel.jpg (FACET_SHARED overrides ../shared);
+// when either is missing the PFLD cases report an error saying so and the kernel cases still run.
+// Counters: FLOPS is 2 x the multiply-accumulates of the convolutions and dense layers (padded
+// lanes not counted), bytes the input, output and packed weights a kernel must move; both are rates.
+// bench/peers/run.py times ONNX Runtime on the same model in the same run (bench/README.md).
+#include <benchmark/benchmark.h>
+#include <facet/io/image.hpp>
+#include <facet/models/landmarks.hpp>
+
+#include <cstdlib>
+#include <exception>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace facet;
+
+constexpr const char* kModelFile = "pfld_ghostone.facet";
+constexpr const char* kImageFile = "upstream/images/portrait_kate_siegel.jpg";
+// The golden face's box (../shared/golden/pfld_ghostone_kate_siegel.json): a 307-pixel crop.
+constexpr std::array<float, 4> kFaceBox{542.745f, 113.519f, 763.93f, 420.059f};
+
+using Rate = benchmark::Counter;
+Rate per_second(double per_iteration) { return Rate(per_iteration, Rate::kIsIterationInvariantRate, Rate::kIs1000); }
+
+std::string env_or(const char* name, const std::string& fallback) {
+    const char* value = std::getenv(name);
+    return value && *value ? std::string(value) : fallback;
+}
+
+// Multiply-accumulates of one run, from the loaded model's ops and value shapes.
+double graph_macs(const GraphModel& m) {
+    double macs = 0;
+    for (const GraphOp& op : m.ops()) {
+        const GraphValue& out = m.values()[op.output];
+        const double pixels = static_cast<double>(out.h) * out.w;
+        switch (op.kind) {
+        case GraphOp::Kind::conv: macs += pixels * op.conv.cout * op.conv.cin * op.conv.k * op.conv.k; break;
+        case GraphOp::Kind::depthwise: macs += pixels * op.depthwise.c * 9; break;
+        case GraphOp::Kind::grouped_conv: {
+            const ConvGeometry& g = op.grouped.geometry;
+            macs += pixels * op.grouped.cout * (op.grouped.cin / g.groups) * g.kernel_h * g.kernel_w;
+            break;
+        }
+        case GraphOp::Kind::dense: macs += static_cast<double>(op.dense.cin) * op.dense.cout; break;
+        default: break;
+        }
+    }
+    return macs;
+}
+
+struct PfldInputs {
+    std::shared_ptr<const GraphModel> model;
+    Image image;
+    double flops = 0;
+    std::string error; // non-empty: the PFLD cases skip with this message
+};
+
+const PfldInputs& pfld_inputs() {
+    static const PfldInputs inputs = [] {
+        PfldInputs in;
+        const std::string model_path = env_or("FACET_WEIGHTS_DIR", FACET_SOURCE_DIR "/weights") + "/" + kModelFile;
+        const std::string image_path = env_or("FACET_SHARED", FACET_SOURCE_DIR "/../shared") + "/" + kImageFile;
+        if (!std::ifstream(model_path).good()) {
+            in.error = model_path + " not found: run ./setup.sh to convert the weights (or set FACET_WEIGHTS_DIR)";
+            return in;
+        }
+        try {
+            in.model = GraphModel::from_file(model_path);
+            in.image = load_image(image_path);
+            in.flops = 2 * graph_macs(*in.model);
+        } catch (const std::exception& e) {
+            in.model.reset();
+            in.error = e.what();
+        }
+        return in;
+    }();
+    return inputs;
+}
+
+// Crop, resize, network and points for one face. The untimed first call sizes the buffers.
+void bm_face(benchmark::State& state, const KernelSet* kernels) {
+    const PfldInputs& in = pfld_inputs();
+    if (!in.error.empty()) return state.SkipWithError(in.error.c_str());
+    FaceLandmarker landmarker(in.model, *kernels);
+    benchmark::DoNotOptimize(landmarker.landmarks(in.image, kFaceBox));
+    for (auto _ : state) benchmark::DoNotOptimize(landmarker.landmarks(in.image, kFaceBox));
+    state.counters["FLOPS"] = per_second(in.flops);
+}
+
+// The network alone, on the face's crop.
+void bm_network(benchmark::State& state, const KernelSet* kernels) {
+    const PfldInputs& in = pfld_inputs();
+    if (!in.error.empty()) return state.SkipWithError(in.error.c_str());
+    FaceLandmarker landmarker(in.model, *kernels);
+    landmarker.landmarks(in.image, kFaceBox);
+    GraphExecutor net(in.model, *kernels);
+    net.set_input(landmarker.last_crop());
+    net.run();
+    for (auto _ : state) net.run();
+    state.counters["FLOPS"] = per_second(in.flops);
+}
+
+struct GroupedShape {
+    int h, w, cin, cout, k, stride, groups;
+};
+
+// The kernel on random data (weights from a fixed seed).
+void bm_grouped_conv(benchmark::State& state, const KernelSet* kernels, GroupedShape s) {
+    ConvGeometry g;
+    g.kernel_h = g.kernel_w = s.k;
+    g.stride_h = g.stride_w = s.stride;
+    g.pad_top = g.pad_left = g.pad_bottom = g.pad_right = s.k == s.h ? 0 : (s.k - 1) / 2; // whole-map: no padding
+    g.groups = s.groups;
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    std::vector<float> weights(static_cast<std::size_t>(s.cout) * (s.cin / s.groups) * s.k * s.k), bias(s.cout);
+    for (float& v : weights) v = dist(rng);
+    for (float& v : bias) v = dist(rng);
+    const PackedGroupedConv packed = pack_grouped_conv(weights.data(), bias.data(), s.cout, s.cin, g, {Activation::relu, 0.0f});
+    FeatureBuffer in(s.h, s.w, s.cin), out(g.out_h(s.h), g.out_w(s.w), s.cout);
+    for (int y = 0; y < s.h; ++y)
+        for (int x = 0; x < s.w; ++x)
+            for (int c = 0; c < s.cin; ++c) in.map().at(y, x)[c] = dist(rng);
+    for (auto _ : state) kernels->grouped_conv(in.map(), packed, out.map(), 1);
+    const double out_pixels = static_cast<double>(out.map().h) * out.map().w;
+    state.counters["FLOPS"] = per_second(2 * out_pixels * s.cout * (s.cin / s.groups) * s.k * s.k);
+    state.counters["bytes"] = per_second(sizeof(float) * (static_cast<double>(s.h) * s.w * round_up(s.cin, kChannelAlign) +
+                                                          out_pixels * packed.cout_pad + weights.size()));
+}
+
+void bm_global_avg_pool(benchmark::State& state, const KernelSet* kernels, int side, int channels) {
+    PoolGeometry g;
+    g.kernel_h = g.kernel_w = g.stride_h = g.stride_w = side;
+    FeatureBuffer in(side, side, channels), out(1, 1, channels);
+    for (auto _ : state) kernels->avg_pool(in.map(), g, out.map(), 1);
+    state.counters["bytes"] = per_second(sizeof(float) * static_cast<double>(side) * side * round_up(channels, kChannelAlign));
+}
+
+std::string shape_name(int h, int w, int c) { return std::to_string(h) + "x" + std::to_string(w) + "x" + std::to_string(c); }
+
+// benchmark_main has its own main(), so registration happens during static initialisation.
+const bool kRegistered = [] {
+    const GroupedShape grouped[] = {
+        {7, 7, 32, 128, 7, 1, 1},    // PFLD-GhostOne's conv8: the whole 7 x 7 map into 128 features
+        {56, 56, 128, 128, 3, 1, 32}, // ResNeXt-50 stage 1: 32 groups of 4
+        {28, 28, 256, 256, 3, 1, 32}, // stage 2: 32 groups of 8
+        {28, 28, 64, 64, 3, 2, 2},    // two groups, stride 2
+    };
+    for (Isa isa : supported_isas()) {
+        const KernelSet* ks = &kernel_set(isa);
+        const std::string name = ks->isa;
+        benchmark::RegisterBenchmark(("BM_PFLD_GhostOne_Face/" + name).c_str(), bm_face, ks)->UseRealTime()->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark(("BM_PFLD_GhostOne_Network/" + name).c_str(), bm_network, ks)->UseRealTime()->Unit(benchmark::kMillisecond);
+        for (const GroupedShape& s : grouped)
+            benchmark::RegisterBenchmark(("grouped_conv/" + name + "/" + shape_name(s.h, s.w, s.cin) + "->" + std::to_string(s.cout) + "/k" +
+                                          std::to_string(s.k) + "s" + std::to_string(s.stride) + "g" + std::to_string(s.groups))
+                                             .c_str(),
+                                         bm_grouped_conv, ks, s)
+                ->Unit(benchmark::kMicrosecond);
+        for (auto [side, channels] : {std::pair<int, int>{56, 64}, {28, 80}, {14, 96}, {7, 144}})
+            benchmark::RegisterBenchmark(("avg_pool/" + name + "/" + shape_name(side, side, channels) + "/global").c_str(),
+                                         bm_global_avg_pool, ks, side, channels)
+                ->Unit(benchmark::kMicrosecond);
+    }
+    return true;
+}();
+
+} // namespace

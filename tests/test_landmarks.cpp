@@ -1,0 +1,113 @@
+// Dense landmarks (models/landmarks.hpp): upstream's crop and OpenCV's bicubic to the last bit, and
+// PFLD-GhostOne end to end on the golden face, on every instruction set.
+#include <doctest/doctest.h>
+#include <facet/io/image.hpp>
+#include <facet/io/json.hpp>
+#include <facet/models/landmarks.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "npy.hpp"
+#include "test_util.hpp"
+
+using namespace facet;
+
+namespace {
+
+struct GoldenFace {
+    std::array<float, 4> box{};
+    LandmarkPoints landmarks;
+};
+
+GoldenFace load_golden_face() {
+    std::ifstream f(test::shared_path("golden/pfld_ghostone_kate_siegel.json"));
+    REQUIRE(f);
+    std::stringstream text;
+    text << f.rdbuf();
+    const json::Value doc = json::parse(text.str());
+    const json::Value& face = doc["faces"][0];
+    GoldenFace g;
+    for (int k = 0; k < 4; ++k) g.box[k] = static_cast<float>(face["box"][k].number());
+    for (const json::Value& p : face["landmarks98"].array())
+        g.landmarks.push_back({static_cast<float>(p[0].number()), static_cast<float>(p[1].number())});
+    return g;
+}
+
+} // namespace
+
+TEST_CASE("bicubic resampling: an unchanged size is the identity, and the weights sum to one") {
+    for (int n : {1, 2, 7, 112})
+        for (const CubicTap& t : cubic_taps(n, n)) CHECK(t.weight == std::array<int, 4>{0, 2048, 0, 0});
+    for (auto [in, out] : {std::pair<int, int>{307, 112}, {50, 112}, {3, 9}})
+        for (const CubicTap& t : cubic_taps(in, out)) {
+            CHECK(std::abs(t.weight[0] + t.weight[1] + t.weight[2] + t.weight[3] - 2048) <= 2);
+            for (int i : t.index) CHECK((i >= 0 && i < in));
+        }
+    Image image(5, 4);
+    for (std::size_t i = 0; i < image.rgb.size(); ++i) image.rgb[i] = static_cast<std::uint8_t>(i * 37);
+    Image copy(5, 4);
+    std::vector<std::int32_t> rows;
+    resample_cubic<3>(
+        cubic_taps(5, 5), cubic_taps(4, 4), rows, [&](int y) { return image.pixel(0, y); }, [&](int y) { return copy.pixel(0, y); });
+    CHECK(copy.rgb == image.rgb);
+}
+
+TEST_CASE("PFLD-GhostOne: upstream's crop to the bit, and the 98 landmarks within 1 px of the golden ones, every instruction set") {
+    const GoldenFace golden = load_golden_face();
+    const Image image = load_image(test::shared_path("upstream/images/portrait_kate_siegel.jpg"));
+    // The square of side max(w, h) around the golden box, rounded as upstream rounds it.
+    const LandmarkCrop crop = landmark_crop(golden.box);
+    CHECK(crop.x == 500);
+    CHECK(crop.y == 114);
+    CHECK(crop.side == 307);
+    const test::Npy input = test::load_npy(test::shared_path("golden/pfld_ghostone_kate_siegel_input.npy"));
+    const auto model = GraphModel::from_file(test::weights_path("pfld_ghostone.facet"));
+    for (const KernelSet* ks : test::all_kernel_sets()) {
+        FaceLandmarker landmarker(model, *ks);
+        CHECK(landmarker.points() == 98);
+        const LandmarkPoints points = landmarker.landmarks(image, golden.box);
+        // The network input is OpenCV's INTER_CUBIC crop exactly: the golden input holds it as
+        // (x / 255 - 0.5) / 0.5 in NCHW.
+        int differing = 0;
+        for (int c = 0; c < 3; ++c)
+            for (int y = 0; y < 112; ++y)
+                for (int x = 0; x < 112; ++x) {
+                    const float expected = (input.data[(static_cast<std::size_t>(c) * 112 + y) * 112 + x] * 0.5f + 0.5f) * 255.0f;
+                    differing += std::fabs(landmarker.last_crop().pixel(x, y)[c] - expected) > 0.01f;
+                }
+        CHECK(differing == 0);
+        REQUIRE(points.size() == golden.landmarks.size());
+        double worst = 0;
+        for (std::size_t i = 0; i < points.size(); ++i)
+            for (int k = 0; k < 2; ++k) worst = std::max(worst, static_cast<double>(std::fabs(points[i][k] - golden.landmarks[i][k])));
+        MESSAGE(std::string(ks->isa) << ": largest landmark difference " << worst << " px");
+        CAPTURE(std::string(ks->isa));
+        CHECK(worst < 1.0);
+        CHECK(worst < 0.01); // in fact: the golden JSON rounds to 0.001 px
+    }
+}
+
+TEST_CASE("alignment points from dense landmarks: eyes, nose tip and mouth corners where the face has them") {
+    const GoldenFace golden = load_golden_face();
+    const auto p = alignment_points(golden.landmarks);
+    CHECK(p[0][0] < p[2][0]); // left eye, nose, right eye from left to right
+    CHECK(p[2][0] < p[1][0]);
+    CHECK(p[3][0] < p[4][0]); // mouth corners
+    CHECK(std::max(p[0][1], p[1][1]) < p[2][1]); // eyes above the nose tip, above the mouth
+    CHECK(p[2][1] < std::min(p[3][1], p[4][1]));
+    CHECK_THROWS_AS(alignment_points(LandmarkPoints(5)), Error);
+}
+
+TEST_CASE("a graph that is not a 98- or 68-point landmark model is refused") {
+    const auto zoo = GraphModel::from_file(FACET_BINARY_DIR "/onnx/ops_zoo.facet");
+    try {
+        FaceLandmarker landmarker(zoo);
+        FAIL("accepted");
+    } catch (const Error& e) {
+        CHECK(std::string(e.what()).find("a landmark model") != std::string::npos);
+    }
+}
