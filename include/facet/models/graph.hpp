@@ -466,8 +466,8 @@ inline void GraphModel::plan_in_place_concats() {
 }
 
 // Assigns every activation a slot: a value takes a free slot (the smallest large enough, else the
-// largest, grown) when it is first written, and gives it back after its last reader; outputs keep
-// theirs. A value written in place into a concatenation lives in the concatenation's slot, which
+// largest, grown) when it is first written, and gives it back after its last reader; the input and
+// the outputs keep theirs. A value written in place into a concatenation lives in the concatenation's slot, which
 // so lives from the first of its inputs' ops to the last reader of it or of any of them.
 inline void GraphModel::plan_memory() {
     const int count = static_cast<int>(values_.size()), never = static_cast<int>(ops_.size());
@@ -475,7 +475,9 @@ inline void GraphModel::plan_memory() {
     std::vector<int> last_read(count, -1);
     for (int i = 0; i < never; ++i)
         for (int v : ops_[i].inputs) last_read[root(v)] = std::max(last_read[root(v)], i);
+    // Outputs are read after the run; the input is kept from run to run (run() twice computes the same).
     for (const GraphOutput& o : outputs_) last_read[root(o.value)] = never;
+    last_read[input_] = never;
     std::vector<std::size_t> capacity; // floats, per slot
     std::vector<int> free_slots;
     const auto take_slot = [&](int v) {
@@ -503,7 +505,6 @@ inline void GraphModel::plan_memory() {
         if (values_[v].constant < 0 && last_read[v] <= op_index) free_slots.push_back(values_[v].slot);
     };
     take_slot(input_);
-    release_after(-1, input_); // an input nothing reads
     for (int i = 0; i < never; ++i) {
         // The output's slot is taken while the inputs still hold theirs: kernels write out of place.
         const int written = root(ops_[i].output);
@@ -535,13 +536,14 @@ public:
             const GraphValue& value = model_->values()[v];
             if (value.constant >= 0) maps_[v] = model_->constants()[value.constant].map();
         }
+        shape(model_->input_value()); // zeros until set
     }
 
     const GraphModel& model() const { return *model_; }
     const KernelSet& kernels() const { return *kernels_; }
 
-    // The network input: fill its interior, or call set_input.
-    const FeatureMap& input() { return shape(model_->input_value()); }
+    // The network input: fill its interior, or call set_input. It keeps its values from run to run.
+    const FeatureMap& input() { return maps_[model_->input_value()]; }
 
     // The input from an 8-bit image of exactly the input's size, normalised as the file says.
     void set_input(const Image& image) {
