@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "facet_writer.hpp"
 #include "npy.hpp"
 #include "test_util.hpp"
 
@@ -134,4 +135,44 @@ TEST_CASE("RetinaFace exported to ONNX and run as a graph equals the hand-built 
         CHECK(conf_error < 1e-4);
         CHECK(landms_error < 1e-4);
     }
+}
+
+TEST_CASE("graph loader: a file whose graph does not hold together is refused, naming the op") {
+    // A valid graph: a 3x3 conv of the 3-channel 4x4 input into 2 channels, then a ReLU.
+    const auto graph_file = [](const std::string& values, const std::string& ops) {
+        const std::string metadata =
+            R"({"format": "facet", "model": "graph", "input": {"color": "rgb", "mean": [0, 0, 0], "scale": [1, 1, 1]},
+                "graph": {"input": {"name": "x", "onnx_shape": [1, 3, 4, 4]},
+                          "outputs": [{"name": "y", "value": "y", "onnx_shape": [1, 2, 4, 4], "order": "chw"}],
+                          "values": )" + values + R"(, "constants": {}, "ops": )" + ops + "}}";
+        return test::parse(test::write_facet(metadata, {{"w", {2, 3, 3, 3}, std::vector<float>(54, 0.5f)}}));
+    };
+    const std::string values = R"({"x": [4, 4, 3], "c": [4, 4, 2], "y": [4, 4, 2]})";
+    const std::string conv = R"({"op": "conv", "name": "conv", "input": "x", "output": "c", "weight": "w", "groups": 1,
+                                 "kernel": [3, 3], "stride": [1, 1], "pads": [1, 1, 1, 1], "dilation": [1, 1], "activation": {"kind": "none"}})";
+    const std::string relu = R"({"op": "activation", "name": "relu", "input": "c", "output": "y", "activation": {"kind": "relu"}})";
+    GraphExecutor net(std::make_shared<const GraphModel>(graph_file(values, "[" + conv + ", " + relu + "]")));
+    net.run();
+    CHECK(net.output(0) == std::vector<float>(32, 0.0f)); // zero input: zero output
+
+    const auto refused = [&](const std::string& v, const std::string& ops, const std::string& message) {
+        CAPTURE(message);
+        try {
+            GraphModel model(graph_file(v, ops));
+            FAIL("accepted");
+        } catch (const Error& e) {
+            const std::string what = e.what();
+            CAPTURE(what);
+            CHECK(what.find(message) != std::string::npos);
+        }
+    };
+    refused(values, "[" + relu + ", " + conv + "]", "op 'relu' (activation): reads 'c' before any op writes it");
+    refused(values, "[" + conv + ", " + conv + "]", "writes 'c', which is the input, a constant or another op's output");
+    refused(R"({"x": [4, 4, 3], "c": [2, 2, 2], "y": [4, 4, 2]})", "[" + conv + ", " + relu + "]",
+            "op 'conv' (conv): output shape does not follow from the conv");
+    refused(values, R"([{"op": "lstm", "name": "rnn", "input": "x", "output": "c"}])", "op 'rnn' (lstm): unknown op kind 'lstm'");
+    refused(R"({"x": [4, 4, 3], "c": [16000, 16000, 2000], "y": [4, 4, 2]})", "[]", "larger than facet's limit");
+    std::string huge_groups = conv;
+    huge_groups.replace(huge_groups.find("\"groups\": 1"), 11, "\"groups\": 1e300");
+    refused(values, "[" + huge_groups + ", " + relu + "]", "groups must be a whole number");
 }

@@ -13,6 +13,8 @@
 #pragma once
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -121,15 +123,29 @@ private:
 
 namespace detail {
 
+// Largest map a value may be: 2^28 floats (1 GiB), so that no size computation overflows.
+constexpr double kMaxValueFloats = 268435456.0;
+
+// A whole number in [lo, hi] from the metadata.
+inline int read_int(const json::Value& v, int lo, int hi, const std::string& what) {
+    const double d = v.number();
+    if (!(d >= lo && d <= hi) || d != static_cast<int>(d))
+        throw Error(what + " must be a whole number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return static_cast<int>(d);
+}
+
 inline std::vector<int> read_ints(const json::Value& v, std::size_t count, const std::string& what) {
     if (v.array().size() != count) throw Error(what + " must have " + std::to_string(count) + " numbers");
     std::vector<int> out;
-    for (const json::Value& x : v.array()) {
-        const double d = x.number();
-        if (d != static_cast<int>(d) || d < 0 || d > (1 << 24)) throw Error(what + " holds a bad number");
-        out.push_back(static_cast<int>(d));
-    }
+    for (const json::Value& x : v.array()) out.push_back(read_int(x, 0, 1 << 24, what));
     return out;
+}
+
+// A finite number a float holds.
+inline float read_float(const json::Value& v, const std::string& what) {
+    const double d = v.number();
+    if (!(std::fabs(d) <= std::numeric_limits<float>::max())) throw Error(what + " is not a finite float");
+    return static_cast<float>(d);
 }
 
 inline std::size_t value_floats(const GraphValue& v) { return static_cast<std::size_t>(v.h + 2) * (v.w + 2) * v.cstride; }
@@ -162,13 +178,15 @@ inline void GraphModel::load(const WeightFile& f) {
         if (color != "bgr" && color != "rgb") throw Error("input color must be 'bgr' or 'rgb'");
         for (int c = 0; c < 3; ++c) {
             source_channel[c] = color == "bgr" ? 2 - c : c;
-            mean[c] = static_cast<float>(in["mean"][c].number());
-            scale[c] = static_cast<float>(in["scale"][c].number());
+            mean[c] = detail::read_float(in["mean"][c], "input mean");
+            scale[c] = detail::read_float(in["scale"][c], "input scale");
         }
         const json::Value& g = m["graph"];
         for (const auto& [name, shape] : g["values"].object()) {
             const std::vector<int> s = detail::read_ints(shape, 3, "the shape of value '" + name + "'");
             if (s[0] < 1 || s[1] < 1 || s[2] < 1) throw Error("value '" + name + "' has an empty shape");
+            if (static_cast<double>(s[0] + 2) * (s[1] + 2) * round_up(s[2], kChannelAlign) > detail::kMaxValueFloats)
+                throw Error("value '" + name + "' is larger than facet's limit of 1 GiB a map");
             value_by_name_[name] = static_cast<int>(values_.size());
             values_.push_back({name, s[0], s[1], s[2]});
         }
@@ -193,14 +211,13 @@ inline void GraphModel::load(const WeightFile& f) {
             GraphOutput out;
             out.name = o["name"].string();
             out.value = value_index(o["value"].string(), "outputs");
-            for (const json::Value& d : o["onnx_shape"].array()) out.onnx_shape.push_back(static_cast<int>(d.number()));
+            for (const json::Value& d : o["onnx_shape"].array()) out.onnx_shape.push_back(detail::read_int(d, 1, 1 << 30, "an output's shape"));
             out.channel_major = o["order"].string() == "chw";
             const GraphValue& v = values_[out.value];
-            std::size_t count = 1;
-            for (int d : out.onnx_shape) count *= static_cast<std::size_t>(std::max(d, 0));
-            if (count != static_cast<std::size_t>(v.h) * v.w * v.c)
-                throw Error("output '" + out.name + "' has " + std::to_string(count) + " elements, its value " +
-                            std::to_string(static_cast<std::size_t>(v.h) * v.w * v.c));
+            double count = 1;
+            for (int d : out.onnx_shape) count *= d;
+            if (count != static_cast<double>(v.h) * v.w * v.c)
+                throw Error("output '" + out.name + "' has another element count than its value '" + v.name + "'");
             outputs_.push_back(out);
         }
         if (outputs_.empty()) throw Error("the graph has no outputs");
@@ -224,9 +241,9 @@ inline Epilogue read_graph_epilogue(const WeightFile& f, const json::Value& a, i
     if (kind == "none") return {};
     if (kind == "relu") return {Activation::relu, 0.0f};
     if (kind == "leaky_relu") {
-        const double slope = a["slope"].number();
-        *standalone_only = !(slope >= 0.0 && slope <= 1.0); // the epilogue's max(x, slope * x) needs 0 <= slope <= 1
-        return {Activation::leaky_relu, static_cast<float>(slope)};
+        const float slope = detail::read_float(a["slope"], "leaky_relu slope");
+        *standalone_only = !(slope >= 0.0f && slope <= 1.0f); // the epilogue's max(x, slope * x) needs 0 <= slope <= 1
+        return {Activation::leaky_relu, slope};
     }
     if (kind == "prelu") return {Activation::prelu, 0.0f, f.tensor(a["slopes"].string(), {channels}).data};
     throw Error("activation '" + kind + "' is not an epilogue");
@@ -264,8 +281,8 @@ inline void GraphModel::load_op(const WeightFile& f, const json::Value& spec) {
                 const std::vector<int> s = detail::read_ints(spec["stride"], 2, "stride");
                 const std::vector<int> p = detail::read_ints(spec["pads"], 4, "pads");
                 const std::vector<int> d = detail::read_ints(spec["dilation"], 2, "dilation");
-                const int groups = static_cast<int>(spec["groups"].number());
-                if (groups < 1 || in.c % groups != 0 || out.c % groups != 0) throw Error("groups do not divide the channels");
+                const int groups = detail::read_int(spec["groups"], 1, in.c, "groups");
+                if (in.c % groups != 0 || out.c % groups != 0) throw Error("groups do not divide the channels");
                 if (std::min({k[0], k[1], s[0], s[1], d[0], d[1]}) < 1) throw Error("kernel, stride and dilation must be positive");
                 const WeightTensor& w = f.tensor(spec["weight"].string(), {out.c, in.c / groups, k[0], k[1]});
                 const bool plain = d[0] == 1 && d[1] == 1 && k[0] == k[1] && s[0] == s[1] &&
@@ -293,7 +310,7 @@ inline void GraphModel::load_op(const WeightFile& f, const json::Value& spec) {
             const json::Value& a = spec["activation"];
             const std::string& name = a["kind"].string();
             if (name == "clip") {
-                op.activation = {MapActivation::Kind::clip, {}, static_cast<float>(a["min"].number()), static_cast<float>(a["max"].number())};
+                op.activation = {MapActivation::Kind::clip, {}, detail::read_float(a["min"], "clip min"), detail::read_float(a["max"], "clip max")};
                 if (!(op.activation.low <= op.activation.high)) throw Error("clip min is above max");
             } else if (name == "sigmoid") {
                 op.activation = {MapActivation::Kind::sigmoid, {}, 0.0f, 0.0f};
@@ -390,7 +407,7 @@ inline void GraphModel::check_op_shape(const GraphOp& op) const {
     }
     case K::concat_channels:
     case K::concat_rows: {
-        int total = 0;
+        long long total = 0;
         for (int v : op.inputs) {
             const GraphValue& x = values_[v];
             const bool channels = op.kind == K::concat_channels;
