@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "facet_writer.hpp"
 #include "npy.hpp"
 #include "test_util.hpp"
 
@@ -110,4 +111,42 @@ TEST_CASE("a graph that is not a 98- or 68-point landmark model is refused") {
     } catch (const Error& e) {
         CHECK(std::string(e.what()).find("a landmark model") != std::string::npos);
     }
+}
+
+TEST_CASE("a 68-point model: points in [0, 1] of the crop map to the square around the box") {
+    // An 8 x 8 input pooled to one pixel, then a dense layer with zero weights whose biases put
+    // point i at (i / 68, 1 - i / 68) of the crop.
+    const std::string metadata =
+        R"({"format": "facet", "model": "graph", "input": {"color": "rgb", "mean": [0, 0, 0], "scale": [1, 1, 1]},
+            "graph": {"input": {"name": "x", "onnx_shape": [1, 3, 8, 8]},
+                      "outputs": [{"name": "points", "value": "points", "onnx_shape": [1, 136], "order": "hwc"}],
+                      "values": {"x": [8, 8, 3], "pooled": [1, 1, 3], "points": [1, 1, 136]}, "constants": {},
+                      "ops": [{"op": "avg_pool", "name": "pool", "input": "x", "output": "pooled", "kernel": [8, 8],
+                               "stride": [8, 8], "pads": [0, 0, 0, 0], "count_include_pad": false},
+                              {"op": "dense", "name": "fc", "input": "pooled", "output": "points", "weight": "fc.weight",
+                               "bias": "fc.bias", "activation": {"kind": "none"}}]}})";
+    std::vector<float> bias(136);
+    for (int i = 0; i < 68; ++i) {
+        bias[2 * i] = i / 68.0f;
+        bias[2 * i + 1] = 1 - i / 68.0f;
+    }
+    const auto model = std::make_shared<const GraphModel>(
+        test::parse(test::write_facet(metadata, {{"fc.weight", {136, 3}, std::vector<float>(408, 0.0f)}, {"fc.bias", {136}, bias}})));
+    FaceLandmarker landmarker(model);
+    CHECK(landmarker.points() == 68);
+    const Image image(50, 40);
+    const std::array<float, 4> box{10.2f, 5.0f, 30.0f, 35.4f}; // 19.8 x 30.4: a 30-pixel square at (5, 5)
+    const LandmarkCrop crop = landmark_crop(box);
+    CHECK(crop.side == 30);
+    CHECK(crop.x == 5);
+    CHECK(crop.y == 5);
+    const LandmarkPoints points = landmarker.landmarks(image, box);
+    REQUIRE(points.size() == 68);
+    for (int i = 0; i < 68; ++i) {
+        CHECK(points[i][0] == doctest::Approx(5 + 30.0 * i / 68).epsilon(1e-5));
+        CHECK(points[i][1] == doctest::Approx(5 + 30.0 * (1 - i / 68.0)).epsilon(1e-5));
+    }
+    const auto five = alignment_points(points); // eyes: means of points 36-41 and 42-47
+    CHECK(five[0][0] == doctest::Approx(5 + 30.0 * 38.5 / 68).epsilon(1e-5));
+    CHECK(five[2][0] == doctest::Approx(points[30][0]));
 }
