@@ -172,6 +172,7 @@ TEST_CASE("graph loader: a file whose graph does not hold together is refused, n
             "op 'conv' (conv): output shape does not follow from the conv");
     refused(values, R"([{"op": "lstm", "name": "rnn", "input": "x", "output": "c"}])", "op 'rnn' (lstm): unknown op kind 'lstm'");
     refused(R"({"x": [4, 4, 3], "c": [16000, 16000, 2000], "y": [4, 4, 2]})", "[]", "larger than facet's limit");
+    refused(values, "[" + conv + "]", "output 'y' is not written by any op");
     std::string huge_groups = conv;
     huge_groups.replace(huge_groups.find("\"groups\": 1"), 11, "\"groups\": 1e300");
     refused(values, "[" + huge_groups + ", " + relu + "]", "groups must be a whole number");

@@ -211,6 +211,8 @@ inline void GraphModel::load(const WeightFile& f) {
             GraphOutput out;
             out.name = o["name"].string();
             out.value = value_index(o["value"].string(), "outputs");
+            if (out.value == input_ || values_[out.value].constant >= 0 || !written_[out.value])
+                throw Error("output '" + out.name + "' is not written by any op");
             for (const json::Value& d : o["onnx_shape"].array()) out.onnx_shape.push_back(detail::read_int(d, 1, 1 << 30, "an output's shape"));
             out.channel_major = o["order"].string() == "chw";
             const GraphValue& v = values_[out.value];
