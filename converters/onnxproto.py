@@ -42,6 +42,11 @@ TENSOR_TYPE_NAMES = {1: "float", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16",
 
 _VARINT, _FIXED64, _LENGTH, _FIXED32 = 0, 1, 2, 5
 
+# Names of the length-delimited fields a truncation is most likely to cut, for its message.
+_FIELD_NAMES = {("ModelProto", 7): "graph", ("ModelProto", 8): "opset_import", ("GraphProto", 1): "node",
+                ("GraphProto", 5): "initializer", ("GraphProto", 11): "input", ("GraphProto", 12): "output",
+                ("GraphProto", 13): "value_info", ("NodeProto", 5): "attribute", ("TensorProto", 9): "raw_data"}
+
 
 @dataclass
 class Node:
@@ -155,7 +160,8 @@ class _Reader:
                 else:
                     size = 8 if wire == _FIXED64 else 4
                 if size > len(buffer) - position:
-                    raise self.error(what, f"truncated file: field {number} needs {size} bytes, "
+                    field = _FIELD_NAMES.get((what, number), f"field {number}")
+                    raise self.error(what, f"truncated file: its {field} needs {size} bytes, only "
                                            f"{len(buffer) - position} remain")
                 value = buffer[position:position + size]
                 position += size
