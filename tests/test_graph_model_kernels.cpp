@@ -163,12 +163,13 @@ TEST_CASE("standalone activations: SIMD matches reference, padding lanes stay ze
             for (int y = 0; y < 5; ++y)
                 for (int x = 0; x < 7; ++x)
                     for (int ch = 0; ch < c; ++ch) in.map().at(y, x)[ch] *= 8.0f; // past the clip bounds
-            // PReLU slopes as a model holds them: padded with zeros to the channel stride.
+            // PReLU slopes as a model holds them: padded with zeros to the channel stride, 64-byte
+            // aligned (the kernels load them as aligned vectors).
             MapActivation padded = a;
-            std::vector<float> slopes(round_up(c, kChannelAlign), 0.0f);
+            const AlignedFloats slopes = make_aligned_floats(round_up(c, kChannelAlign));
             if (a.epilogue.kind == Activation::prelu) {
-                std::copy(kSlopes.begin(), kSlopes.begin() + c, slopes.begin());
-                padded.epilogue.slopes = slopes.data();
+                std::copy(kSlopes.begin(), kSlopes.begin() + c, slopes.get());
+                padded.epilogue.slopes = slopes.get();
             }
             ref::activation(in.map(), padded, expected.map());
             for (const KernelSet* ks : all_kernel_sets()) {

@@ -26,6 +26,12 @@
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STBI_MAX_DIMENSIONS 16384
+#ifdef FACET_WITH_LIBJPEG
+// JPEGs go to libjpeg-turbo; stb_image's own JPEG decoder, which also takes files that only start
+// like a JPEG (fill bytes before the SOI marker), would be a second, less hardened decoder for them
+// (fuzz_detect found an out-of-bounds read in its Huffman decoding).
+#define STBI_NO_JPEG
+#endif
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -71,30 +77,99 @@ struct ImageF {
     const float* pixel(int x, int y) const { return data.data() + (static_cast<std::size_t>(y) * width + x) * channels; }
 };
 
-inline void check_image_size(int w, int h, const std::string& what) {
+namespace detail {
+
+// The size in a PNG's header (IHDR), if `bytes` starts with one and it fits an int.
+inline bool png_header_size(const std::uint8_t* bytes, std::size_t size, int& w, int& h) {
+    static const std::uint8_t signature[12] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13};
+    if (size < 24 || !std::equal(signature, signature + 12, bytes) || !std::equal(bytes + 12, bytes + 16, "IHDR")) return false;
+    const auto be32 = [&](std::size_t at) {
+        return std::uint32_t(bytes[at]) << 24 | std::uint32_t(bytes[at + 1]) << 16 | std::uint32_t(bytes[at + 2]) << 8 | bytes[at + 3];
+    };
+    if (be32(16) > INT32_MAX || be32(20) > INT32_MAX) return false;
+    w = static_cast<int>(be32(16));
+    h = static_cast<int>(be32(20));
+    return true;
+}
+
+// stb_image copies a zero-length IDAT chunk that comes before any image data with
+// memcpy(NULL, src, 0), undefined behaviour (found by fuzz/fuzz_detect.cpp). The PNG standard
+// allows empty IDAT chunks; if the file has any, `out` becomes a copy without them (they hold no
+// data) and the result is true. Chunks are walked only while their lengths fit the file.
+inline bool png_without_empty_idat(const std::uint8_t* bytes, std::size_t size, std::vector<std::uint8_t>& out) {
+    static const std::uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (size < 8 || !std::equal(signature, signature + 8, bytes)) return false;
+    const auto empty_idat = [&](std::size_t at) {
+        return at + 8 <= size && bytes[at] == 0 && bytes[at + 1] == 0 && bytes[at + 2] == 0 && bytes[at + 3] == 0 &&
+               std::equal(bytes + at + 4, bytes + at + 8, "IDAT");
+    };
+    const auto chunk_end = [&](std::size_t at) -> std::size_t { // past the chunk's CRC; 0 if it does not fit
+        if (at + 8 > size) return 0;
+        const std::uint64_t length = std::uint64_t(bytes[at]) << 24 | std::uint64_t(bytes[at + 1]) << 16 |
+                                     std::uint64_t(bytes[at + 2]) << 8 | bytes[at + 3];
+        return length + 12 <= size - at ? static_cast<std::size_t>(at + 12 + length) : 0;
+    };
+    bool found = false;
+    for (std::size_t at = 8; at < size && !found; at = chunk_end(at)) {
+        found = empty_idat(at);
+        if (!found && chunk_end(at) == 0) break;
+    }
+    if (!found) return false;
+    out.assign(bytes, bytes + 8);
+    std::size_t at = 8;
+    while (at < size) {
+        const std::size_t end = chunk_end(at);
+        if (end == 0) { // the rest does not parse as chunks: left as it is, for stb to judge
+            if (!empty_idat(at)) out.insert(out.end(), bytes + at, bytes + size);
+            break;
+        }
+        if (!empty_idat(at)) out.insert(out.end(), bytes + at, bytes + end);
+        at = end;
+    }
+    return true;
+}
+
+} // namespace detail
+
+// Throws unless a w x h image is within the limits: at most kMaxImageSide a side and `max_pixels`
+// (never more than kMaxImagePixels) in all.
+inline void check_image_size(int w, int h, const std::string& what, long long max_pixels = kMaxImagePixels) {
+    max_pixels = std::min(max_pixels, kMaxImagePixels);
     if (w <= 0 || h <= 0) throw Error(what + ": empty image");
-    if (w > kMaxImageSide || h > kMaxImageSide || static_cast<long long>(w) * h > kMaxImagePixels)
+    if (w > kMaxImageSide || h > kMaxImageSide || static_cast<long long>(w) * h > max_pixels)
         throw Error(what + ": image is " + std::to_string(w) + "x" + std::to_string(h) + ", larger than facet's limit of " +
-                    std::to_string(kMaxImageSide) + " px a side and " + std::to_string(kMaxImagePixels) + " pixels");
+                    std::to_string(kMaxImageSide) + " px a side and " + std::to_string(max_pixels) + " pixels");
 }
 
 // Decodes JPEG, PNG, BMP, ... to 8-bit RGB. Grey is replicated; alpha is dropped (detection looks
-// at the colour channels only); 16-bit PNGs are reduced to 8 bits.
-inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std::string& name) {
+// at the colour channels only); 16-bit PNGs are reduced to 8 bits. The size is checked against
+// the limits (check_image_size; `max_pixels` lowers the pixel limit) from the header, before any
+// pixel memory is allocated.
+inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std::string& name,
+                          long long max_pixels = kMaxImagePixels) {
     if (size == 0) throw Error(name + ": empty file");
     if (size > static_cast<std::size_t>(INT32_MAX)) throw Error(name + ": file too large");
     Image img;
 #ifdef FACET_WITH_LIBJPEG
     if (detail::is_jpeg(bytes, size)) {
         detail::decode_jpeg_libjpeg(
-            bytes, size, name, [&](int w, int h) { check_image_size(w, h, name); }, img.width, img.height, img.rgb);
+            bytes, size, name, [&](int w, int h) { check_image_size(w, h, name, max_pixels); }, img.width, img.height, img.rgb);
         return img;
     }
 #endif
     int w = 0, h = 0, channels = 0;
-    if (!stbi_info_from_memory(bytes, static_cast<int>(size), &w, &h, &channels))
+    if (!stbi_info_from_memory(bytes, static_cast<int>(size), &w, &h, &channels)) {
+        // stb_image refuses a PNG of 0 pixels or more than its (facet's) side limit, then tries
+        // the other formats, and reports only the last one's reason: say what the header says.
+        if (detail::png_header_size(bytes, size, w, h)) check_image_size(w, h, name, max_pixels);
         throw Error(name + ": not a readable image (" + stbi_failure_reason() + ")");
-    check_image_size(w, h, name);
+    }
+    check_image_size(w, h, name, max_pixels);
+    std::vector<std::uint8_t> cleaned;
+    if (detail::png_without_empty_idat(bytes, size, cleaned)) {
+        bytes = cleaned.data();
+        size = cleaned.size();
+    }
     unsigned char* pixels = stbi_load_from_memory(bytes, static_cast<int>(size), &w, &h, &channels, 3);
     if (!pixels) throw Error(name + ": cannot decode image (" + stbi_failure_reason() + ")");
     img.width = w;

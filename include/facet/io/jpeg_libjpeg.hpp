@@ -11,6 +11,7 @@
 #include <csetjmp>
 #include <cstdio>
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,7 @@ inline void decode_jpeg_libjpeg(const std::uint8_t* bytes, std::size_t size, con
     // Between setjmp and the end of decoding no object with a destructor is created, so the
     // longjmp of an error skips nothing; the error is thrown after it lands.
     std::string failure;
+    std::exception_ptr refusal; // check_size's exception, rethrown once the decompressor is destroyed
     std::vector<std::uint8_t> row;
     if (setjmp(err.jump)) {
         failure = err.message;
@@ -59,7 +61,15 @@ inline void decode_jpeg_libjpeg(const std::uint8_t* bytes, std::size_t size, con
         jpeg_read_header(&info, TRUE);
         const bool cmyk = info.jpeg_color_space == JCS_CMYK || info.jpeg_color_space == JCS_YCCK;
         info.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
-        check_size(static_cast<int>(info.image_width), static_cast<int>(info.image_height));
+        try {
+            check_size(static_cast<int>(info.image_width), static_cast<int>(info.image_height));
+        } catch (...) {
+            refusal = std::current_exception();
+        }
+    }
+    if (!refusal && failure.empty()) {
+        // Still inside the setjmp above: an error here lands there too.
+        const bool cmyk = info.out_color_space == JCS_CMYK;
         jpeg_start_decompress(&info);
         width = static_cast<int>(info.output_width);
         height = static_cast<int>(info.output_height);
@@ -83,6 +93,7 @@ inline void decode_jpeg_libjpeg(const std::uint8_t* bytes, std::size_t size, con
         jpeg_finish_decompress(&info);
     }
     jpeg_destroy_decompress(&info);
+    if (refusal) std::rethrow_exception(refusal);
     if (!failure.empty()) throw Error(name + ": cannot decode JPEG (" + failure + ")");
 }
 

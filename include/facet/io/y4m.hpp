@@ -55,7 +55,6 @@ public:
         } else {
             fail("colour space C" + chroma + " is not supported (8-bit C420*, C444 or Cmono are)");
         }
-        plane_.resize(static_cast<std::size_t>(width_) * height_ + 2 * static_cast<std::size_t>(chroma_w_) * chroma_h_);
     }
 
     int width() const { return width_; }
@@ -68,6 +67,9 @@ public:
         std::ungetc(first, in_);
         const std::string marker = read_line(1024);
         if (marker.rfind("FRAME", 0) != 0) fail("expected FRAME, stream corrupt");
+        // Allocated at the first frame, not from the header alone: a few header bytes cannot make
+        // the reader allocate a frame's memory (up to 400 MB) of a stream that has no frames.
+        plane_.resize(static_cast<std::size_t>(width_) * height_ + 2 * static_cast<std::size_t>(chroma_w_) * chroma_h_);
         if (std::fread(plane_.data(), 1, plane_.size(), in_) != plane_.size()) fail("truncated frame");
         out.width = width_;
         out.height = height_;
