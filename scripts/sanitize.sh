@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The sanitizer runs (README, "Threat model and guarantees"); .ci/run calls this after the tests.
+#
+# 1. build-asan: GCC with AddressSanitizer (LeakSanitizer included) and UndefinedBehaviorSanitizer,
+#    -fno-sanitize-recover=all so that any undefined behaviour fails its test. Runs the whole ctest
+#    suite (doctest cases, CLI scripts, bad-input table, examples) except install_and_find_package,
+#    which installs the headers and builds an uninstrumented consumer against them: nothing of it
+#    runs under the sanitizers.
+# 2. build-tsan: clang + libomp with ThreadSanitizer, for the concurrency tests alone
+#    (tests/test_concurrency.cpp as facet-concurrency-tests: detector clones in 4 threads, each
+#    with 1 or 2 OpenMP threads). libomp itself is not instrumented, so TSan cannot see its
+#    barriers; libomp's Archer tool (OMP_TOOL_LIBRARIES=libarcher.so) tells TSan about every
+#    OpenMP synchronisation, and ignore_noninstrumented_modules=1 mutes the races TSan would
+#    otherwise report inside libomp. No suppression file: a report is a real race. (GCC's libgomp
+#    has no such tool, hence clang for this part.)
+#
+# Usage: scripts/sanitize.sh [asan|tsan]   (both by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -gt 0 ] || set -- asan tsan
+jobs=$(nproc)
+scripts/install-deps.sh clang libclang-rt-dev libomp-dev
+
+for part in "$@"; do
+  case "$part" in
+  asan)
+    start=$SECONDS
+    san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+    cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1" \
+      -DCMAKE_CXX_FLAGS="$san" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
+      -DFACET_BUILD_BENCHMARKS=OFF >/dev/null
+    cmake --build build-asan -j"$jobs"
+    ASAN_OPTIONS="detect_leaks=1:check_initialization_order=1:strict_init_order=1" \
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+      ctest --test-dir build-asan --output-on-failure -j"$jobs" -E '^install_and_find_package$'
+    echo "facet: AddressSanitizer + UndefinedBehaviorSanitizer suite passed in $((SECONDS - start)) s"
+    ;;
+  tsan)
+    start=$SECONDS
+    cmake -S . -B build-tsan -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -gline-tables-only" -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" \
+      -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" -DFACET_BUILD_BENCHMARKS=OFF >/dev/null
+    cmake --build build-tsan -j"$jobs" --target facet-concurrency-tests
+    archer="$(dirname "$(readlink -f "$(command -v clang++)")")/../lib/libarcher.so"
+    [ -f "$archer" ] || { echo "facet: libarcher.so (libomp-dev) not found beside clang++" >&2; exit 1; }
+    OMP_TOOL_LIBRARIES="$archer" TSAN_OPTIONS="ignore_noninstrumented_modules=1:halt_on_error=1:second_deadlock_stack=1" \
+      build-tsan/bin/facet-concurrency-tests
+    echo "facet: ThreadSanitizer concurrency tests passed in $((SECONDS - start)) s"
+    ;;
+  *) echo "usage: scripts/sanitize.sh [asan|tsan]..." >&2; exit 2 ;;
+  esac
+done
