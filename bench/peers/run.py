@@ -296,16 +296,20 @@ def run_facet_bench(bench_path):
 
 
 def facet_rows(cases):
-    """Table rows for facet, default ISA first; returns (rows, end-to-end ms, network ms) of the default ISA."""
+    """Table rows for facet, default ISA first; returns (rows, end-to-end ms, network ms) of the default ISA.
+
+    cases is run_facet_bench's result, with "others" (load during the whole facet-bench run) added.
+    """
+    others = cases.pop("others")
     isas = [isa for isa in ISA_PREFERENCE if (FACET_FILTER, isa) in cases]
-    if not isas:
-        sys.exit("run.py: facet-bench reported no RetinaFace case")
+    if not isas or (FACET_FILTER + "_Network", isas[0]) not in cases:
+        sys.exit("run.py: facet-bench reported no end-to-end and network case for one ISA")
     rows = []
     for rank, isa in enumerate(isas):
         label = f"facet, {ISA_LABEL[isa]}" + (" (default)" if rank == 0 else " (forced)")
         for case, timed in ((FACET_FILTER, "end to end: detect()"), (FACET_FILTER + "_Network", "network: forward_raw()")):
             if (case, isa) in cases:
-                rows.append({"name": label, "timed": timed, "mean_only": True, **cases[(case, isa)]})
+                rows.append({"name": label, "timed": timed, "mean_only": True, "others": others, **cases[(case, isa)]})
     best = isas[0]
     return rows, cases[(FACET_FILTER, best)], cases[(FACET_FILTER + "_Network", best)]
 
@@ -354,6 +358,15 @@ class LoadMeter:
         return False
 
 
+def under_load_meter(what, call):
+    """call()'s result (a dict) with "others": the CPUs other processes kept busy meanwhile."""
+    log(f"timing {what}")
+    with LoadMeter() as load:
+        result = call()
+    result["others"] = load.others_cpus
+    return result
+
+
 def node_version():
     if not shutil.which("node"):
         return "not installed"
@@ -379,11 +392,12 @@ def git_revision():
 
 def format_table(rows, facet_e2e, facet_net):
     """One markdown table, columns padded so it also reads in a terminal."""
-    header = ["implementation", "timed", "median ms", "p10 ms", "p90 ms", "x facet end to end", "x facet network"]
+    header = ["implementation", "timed", "median ms", "p10 ms", "p90 ms", "x facet end to end", "x facet network",
+              "others' CPUs"]
     lines = [header]
     for row in rows:
         if "unavailable" in row:
-            lines.append([row["name"], f"unavailable: {row['unavailable']}", "-", "-", "-", "-", "-"])
+            lines.append([row["name"], f"unavailable: {row['unavailable']}", "-", "-", "-", "-", "-", "-"])
             continue
         mean_only = row.get("mean_only")
         lines.append([
@@ -393,6 +407,7 @@ def format_table(rows, facet_e2e, facet_net):
             "-" if mean_only else f"{row['p90']:.2f}",
             f"{row['ms'] / facet_e2e['ms']:.2f}",
             f"{row['ms'] / facet_net['ms']:.2f}",
+            f"{row['others']:.2f}",
         ])
     numeric = range(2, len(header))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -417,7 +432,8 @@ def format_report(table, context):
         "- Ratios are time / facet's time on its default ISA: above 1 is slower than facet.",
         f"- Checked before timing: {context['checks']}.",
         f"- Load: other processes kept {context['others_cpus']:.2f} of {context['cpus']} CPUs busy on average "
-        f"while this ran (1-min load average {context['loadavg']} at the start).",
+        f"while this ran (1-min load average {context['loadavg']} at the start); the last column is the same "
+        "figure for each line's own measurement (one for all facet lines: one facet-bench run).",
     ]
     return table + "\n\n" + "\n".join(notes) + "\n"
 
@@ -451,18 +467,18 @@ def main():
         workdir = Path(tmp)
         onnx_path = workdir / "retinaface_mnet025_official.onnx"
         export_onnx(model, onnx_path)
-        log("timing ONNX Runtime")
-        try:
-            ort = time_onnxruntime(onnx_path, frame, reference, workdir, args.warmup, args.runs)
-        except RuntimeError as why:
-            log(f"ONNX Runtime unavailable: {why}")
-            ort = {"name": "ONNX Runtime", "timed": "network", "unavailable": str(why)}
-        log("timing OpenCV DNN")
-        opencv = time_opencv(onnx_path, frame, reference, args.warmup, args.runs)
-        log("timing PyTorch")
-        pytorch = time_pytorch(model, frame, args.warmup, args.runs)
-        log("running facet-bench")
-        facet_cases = run_facet_bench(args.facet_bench)
+
+        def onnxruntime():
+            try:
+                return time_onnxruntime(onnx_path, frame, reference, workdir, args.warmup, args.runs)
+            except RuntimeError as why:
+                log(f"ONNX Runtime unavailable: {why}")
+                return {"name": "ONNX Runtime", "timed": "network", "unavailable": str(why)}
+
+        ort = under_load_meter("ONNX Runtime", onnxruntime)
+        opencv = under_load_meter("OpenCV DNN", lambda: time_opencv(onnx_path, frame, reference, args.warmup, args.runs))
+        pytorch = under_load_meter("PyTorch", lambda: time_pytorch(model, frame, args.warmup, args.runs))
+        facet_cases = under_load_meter("facet (facet-bench)", lambda: run_facet_bench(args.facet_bench))
 
     rows, facet_e2e, facet_net = facet_rows(facet_cases)
     if facet_e2e.get("faces") is not None and int(facet_e2e["faces"]) != faces:
