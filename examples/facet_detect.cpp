@@ -32,6 +32,9 @@ using facet::cli::UsageError;
 constexpr const char* kDefaultModel = "retinaface_mnet025_official.facet";
 constexpr const char* kDefaultMtcnnModel = "mtcnn.facet";
 
+// The landmark model --landmarks N loads.
+const char* default_landmark_model(int points) { return points == 68 ? "face_landmark_68.facet" : "pfld_ghostone.facet"; }
+
 const char* const kUsage = R"(usage: facet-detect [options] IMAGE...
 
 Detects faces and prints them as JSON (to stdout unless --json names a file).
@@ -45,11 +48,14 @@ options:
   --annotate PATH    write the image with boxes and landmarks as PNG to PATH; with several
                      images PATH is a directory and each is written as NAME.png in it
   --crops DIR        write each face aligned to 112x112 as DIR/NAME_K.png
-  --landmark-model FILE
-                     a 98- or 68-point landmark model (a graph converted by onnx2facet, e.g.
-                     weights/pfld_ghostone.facet): each face gets "landmarks98" (or
-                     "landmarks68") in image pixels, the points are drawn by --annotate, and
+  --landmarks N      dense landmarks: 68 (face-api's face_landmark_68.facet) or 98
+                     (PFLD-GhostOne, pfld_ghostone.facet), looked up as the default model: each
+                     face gets "landmarks68" (or "landmarks98") in image pixels and "head_pose"
+                     (yaw, pitch, roll in degrees), the points are drawn by --annotate, and
                      --crops aligns on them
+  --landmark-model FILE
+                     the same with another 98- or 68-point landmark model (a graph file, e.g.
+                     converted by onnx2facet or pth2facet's pfld recipe)
   -h, --help         this help
 
 retinaface only:
@@ -87,6 +93,7 @@ struct Args {
     std::string json = "-";
     std::string annotate;
     std::string crops;
+    int landmarks = 0; // --landmarks: 68 or 98, 0 when not given
     std::string landmark_model;
     std::vector<std::string> images;
 };
@@ -145,6 +152,10 @@ Args parse_args(int argc, char** argv) {
         else if (arg == "--annotate") a.annotate = value;
         else if (arg == "--crops") a.crops = value;
         else if (arg == "--landmark-model") a.landmark_model = value;
+        else if (arg == "--landmarks") {
+            a.landmarks = parse_int(arg, value, 68, 98);
+            if (a.landmarks != 68 && a.landmarks != 98) throw UsageError("--landmarks wants 68 or 98, got '" + value + "'");
+        }
         else throw UsageError("unknown option " + arg);
     }
     if (a.images.empty()) throw UsageError("no image given");
@@ -194,9 +205,14 @@ int run(const Args& args) {
     const Detector detect = make_detector(args);
     // Dense landmarks: each face of an image in turn through the network (a batch of one).
     std::unique_ptr<facet::FaceLandmarker> landmarker;
-    if (!args.landmark_model.empty())
-        landmarker = std::make_unique<facet::FaceLandmarker>(facet::GraphModel::from_file(args.landmark_model),
-                                                             facet::default_kernel_set(), args.options.threads);
+    if (!args.landmark_model.empty() || args.landmarks) {
+        const std::string path = args.landmark_model.empty() ? find_default_model(default_landmark_model(args.landmarks), false) : args.landmark_model;
+        landmarker = std::make_unique<facet::FaceLandmarker>(facet::GraphModel::from_file(path), facet::default_kernel_set(),
+                                                             args.options.threads);
+        if (args.landmarks && landmarker->points() != args.landmarks)
+            throw facet::Error(path + " gives " + std::to_string(landmarker->points()) + " landmarks, not the " +
+                               std::to_string(args.landmarks) + " --landmarks asks for");
+    }
     const bool several = args.images.size() > 1;
     if (several && !args.annotate.empty()) ensure_directory(args.annotate);
     if (!args.crops.empty()) ensure_directory(args.crops);
@@ -207,8 +223,10 @@ int run(const Args& args) {
         facet::Image image = facet::load_image(path);
         const std::vector<facet::Face> faces = detect(image);
         const std::vector<facet::LandmarkPoints> dense = landmarker ? landmarker->landmarks(image, faces) : std::vector<facet::LandmarkPoints>{};
+        std::vector<facet::HeadPose> poses;
+        for (const facet::LandmarkPoints& points : dense) poses.push_back(facet::estimate_head_pose(points, image.width, image.height));
         if (i) json += ",\n";
-        json += facet::faces_to_json(path, image.width, image.height, faces, "\n", dense);
+        json += facet::faces_to_json(path, image.width, image.height, faces, "\n", dense, poses);
         if (!args.crops.empty())
             for (std::size_t k = 0; k < faces.size(); ++k) {
                 // Aligned on the dense landmarks' eyes, nose and mouth when there are some: they

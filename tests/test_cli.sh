@@ -105,7 +105,13 @@ worst = max(abs(p[k] - g[k]) for p, g in zip(face["landmarks98"], golden["landma
 assert worst < 1.0, worst
 assert open(f"{tmp}/landmarks.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 assert "portrait_kate_siegel_0.png" in os.listdir(f"{tmp}/landmark_crops")
+pose = face["head_pose"]
+assert abs(pose["yaw"]) < 15 and abs(pose["pitch"]) < 20 and abs(pose["roll"]) < 10, pose
 PY
+expect 0 '"head_pose": {"yaw": ' -- --landmarks 98 "$portrait"
+expect 2 "--landmarks wants 68 or 98, got '70'" -- --landmarks 70 "$img"
+expect 2 "--landmarks wants a whole number" -- --landmarks many "$img"
+expect 1 "gives 98 landmarks, not the 68 --landmarks asks for" -- --landmarks 68 --landmark-model weights/pfld_ghostone.facet "$img"
 expect 0 '"landmarks98"' -- --detector mtcnn --landmark-model weights/pfld_ghostone.facet "$img"
 expect 1 "is a 'retinaface' model, expected a 'graph' model" -- --landmark-model weights/retinaface_mnet025.facet "$img"
 expect 1 "/nonexistent.facet: cannot open weight file" -- --landmark-model /nonexistent.facet "$img"

@@ -14,4 +14,5 @@
 #include "models/retinaface.hpp"
 #include "post/align.hpp"
 #include "post/face.hpp"
+#include "post/head_pose.hpp"
 #include "post/nms.hpp"

@@ -1,11 +1,13 @@
 // facet: detections as JSON, in the schema of the golden files:
 // {"image", "width", "height", "faces": [{"box": [x1, y1, x2, y2], "score", "landmarks": [[x, y] x 5]}]}
-// and, when a landmark model ran, each face's dense landmarks as "landmarks98" or "landmarks68".
+// and, when a landmark model ran, each face's dense landmarks as "landmarks98" or "landmarks68"
+// and its "head_pose": {"yaw", "pitch", "roll"} in degrees (post/head_pose.hpp).
 #pragma once
 #include <string>
 #include <vector>
 
 #include "../post/face.hpp"
+#include "../post/head_pose.hpp"
 #include "json.hpp"
 
 namespace facet {
@@ -29,9 +31,10 @@ inline void write_points(std::string& out, const Points& points) {
 } // namespace detail
 
 // `newline` separates the faces ("\n" for a readable file, "" for one JSON object per line);
-// `dense`, when not empty, holds each face's dense landmarks.
+// `dense` and `poses`, when not empty, hold each face's dense landmarks and head pose.
 inline std::string faces_to_json(const std::string& image, int width, int height, const std::vector<Face>& faces,
-                                 const std::string& newline = "\n", const std::vector<LandmarkPoints>& dense = {}) {
+                                 const std::string& newline = "\n", const std::vector<LandmarkPoints>& dense = {},
+                                 const std::vector<HeadPose>& poses = {}) {
     std::string out = "{\"image\": ";
     json::write_string(out, image);
     out += ", \"width\": " + std::to_string(width) + ", \"height\": " + std::to_string(height) + ", \"faces\": [";
@@ -49,6 +52,15 @@ inline std::string faces_to_json(const std::string& image, int width, int height
         if (i < dense.size()) {
             out += ", \"landmarks" + std::to_string(dense[i].size()) + "\": ";
             detail::write_points(out, dense[i]);
+        }
+        if (i < poses.size()) {
+            out += ", \"head_pose\": {\"yaw\": ";
+            json::write_number(out, poses[i].yaw, 2);
+            out += ", \"pitch\": ";
+            json::write_number(out, poses[i].pitch, 2);
+            out += ", \"roll\": ";
+            json::write_number(out, poses[i].roll, 2);
+            out += "}";
         }
         out += "}";
     }
