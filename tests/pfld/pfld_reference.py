@@ -144,17 +144,19 @@ def randomise(modules, generator):
         bn.reset_running_stats()
 
 
-def calibrate(backbone, auxiliary, images):
+def calibrate(networks, images):
     """Running statistics as training leaves them: measured in training mode (which uses batch
-    statistics), then frozen for evaluation."""
-    backbone.train()
-    auxiliary.train()
+    statistics), then frozen for evaluation. `networks` is the backbone, possibly its auxiliary net."""
+    backbone, *auxiliary = networks
+    for network in networks:
+        network.train()
     with torch.no_grad():
         for image in images:
             features, _ = backbone(network_input(image))
-            auxiliary(features)
-    backbone.eval()
-    auxiliary.eval()
+            for network in auxiliary:
+                network(features)
+    for network in networks:
+        network.eval()
     with torch.no_grad():  # the unused bn8: statistics of its own, far from (0, 1)
         backbone.bn8.running_mean.uniform_(-1, 1)
         backbone.bn8.running_var.uniform_(0.2, 3)
@@ -199,16 +201,16 @@ def main(out_dir):
 
     backbone, auxiliary = PFLDInference(98), AuxiliaryNet()
     randomise([backbone, auxiliary], generator)
-    calibrate(backbone, auxiliary, calibration)
+    calibrate([backbone, auxiliary], calibration)
     torch.save({"epoch": 7, "plfd_backbone": backbone.state_dict(), "auxiliarynet": auxiliary.state_dict()},
                out / "pfld98_training.pth")
     landmarks, angles = float64_outputs(backbone, auxiliary, image)
     np.save(out / "pfld98_landmarks.npy", landmarks)
     np.save(out / "pfld98_angles.npy", angles)
 
-    backbone68, unused_auxiliary = PFLDInference(68), AuxiliaryNet()
-    randomise([backbone68, unused_auxiliary], generator)
-    calibrate(backbone68, unused_auxiliary, calibration)
+    backbone68 = PFLDInference(68)
+    randomise([backbone68], generator)
+    calibrate([backbone68], calibration)
     torch.save(backbone68.state_dict(), out / "pfld68.pth")
     np.save(out / "pfld68_landmarks.npy", float64_outputs(backbone68, None, image)[0])
 
