@@ -5,6 +5,11 @@
 //                                    portrait_kate_siegel.jpg: crop, bicubic to 112 x 112, network,
 //                                    98 points (what facet-detect --landmark-model pays per face)
 //   BM_PFLD_GhostOne_Network/<isa>   GraphExecutor::run alone, on that face's crop
+//   BM_PFLD_Network/<file>/<isa>     GraphExecutor::run of PFLD converted from PyTorch (recipes pfld and
+//                                    pfld-angles) at 112 x 112: pfld98 (98 landmarks) and pfld98_angles
+//                                    (with the auxiliary net's angles); the build's randomly initialised
+//                                    reference (<build>/pfld, made when PyTorch is installed), as the
+//                                    time does not depend on the weights
 //   grouped_conv/<isa>/<h>x<w>x<cin>-><cout>/k<k>s<s>g<groups>
 //                                    the grouped conv kernel: PFLD-GhostOne's 7 x 7 conv over its
 //                                    whole 7 x 7 map, and grouped 3 x 3 convs of ResNeXt widths
@@ -118,6 +123,22 @@ void bm_network(benchmark::State& state, const KernelSet* kernels) {
     state.counters["FLOPS"] = per_second(in.flops);
 }
 
+// PFLD converted from PyTorch, on a random 112 x 112 image.
+void bm_pfld_network(benchmark::State& state, const KernelSet* kernels, const std::string& file) {
+    const std::string path = std::string(FACET_BINARY_DIR) + "/pfld/" + file;
+    if (!std::ifstream(path).good())
+        return state.SkipWithError((path + " not found: the build makes it when PyTorch (python3-torch) is installed").c_str());
+    const auto model = GraphModel::from_file(path);
+    GraphExecutor net(model, *kernels);
+    Image image(112, 112);
+    std::mt19937 rng(7);
+    for (std::uint8_t& v : image.rgb) v = static_cast<std::uint8_t>(rng());
+    net.set_input(image);
+    net.run();
+    for (auto _ : state) net.run();
+    state.counters["FLOPS"] = per_second(2 * graph_macs(*model));
+}
+
 struct GroupedShape {
     int h, w, cin, cout, k, stride, groups;
 };
@@ -169,6 +190,11 @@ const bool kRegistered = [] {
         const std::string name = ks->isa;
         benchmark::RegisterBenchmark(("BM_PFLD_GhostOne_Face/" + name).c_str(), bm_face, ks)->UseRealTime()->Unit(benchmark::kMillisecond);
         benchmark::RegisterBenchmark(("BM_PFLD_GhostOne_Network/" + name).c_str(), bm_network, ks)->UseRealTime()->Unit(benchmark::kMillisecond);
+        for (const char* file : {"pfld98", "pfld98_angles"})
+            benchmark::RegisterBenchmark(("BM_PFLD_Network/" + std::string(file) + "/" + name).c_str(), bm_pfld_network, ks,
+                                         std::string(file) + ".facet")
+                ->UseRealTime()
+                ->Unit(benchmark::kMillisecond);
         for (const GroupedShape& s : grouped)
             benchmark::RegisterBenchmark(("grouped_conv/" + name + "/" + shape_name(s.h, s.w, s.cin) + "->" + std::to_string(s.cout) + "/k" +
                                           std::to_string(s.k) + "s" + std::to_string(s.stride) + "g" + std::to_string(s.groups))

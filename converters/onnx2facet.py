@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from facetfile import write_facet
+from facetgraph import GraphBuilder, GraphError, window_count
 from onnxproto import OnnxError, TENSOR_TYPE_NAMES, load_model
 
 PROGRAM = "onnx2facet"
@@ -43,7 +44,7 @@ SUPPORTED_OPERATORS = (
     "Softmax", "Identity", "Dropout", "and shape arithmetic on constants")
 
 
-class ConversionError(ValueError):
+class ConversionError(GraphError):
     pass
 
 
@@ -94,25 +95,22 @@ class Value:
 # Conversion state
 
 
-class Converter:
+class Converter(GraphBuilder):
     """Walks the ONNX graph once, in topological order, and builds the facet graph.
 
-    Every ONNX activation is a view of one stored map (a facet value): `views` maps its name to
-    (stored value name, Value). Several ONNX names can view one stored map under different shapes
-    (a Reshape that keeps the layout, a Transpose to NHWC); facet ops read and write stored values.
+    Every ONNX activation is a view of one stored map (a facet value, in `values`): `views` maps its
+    name to (stored value name, Value). Several ONNX names can view one stored map under different
+    shapes (a Reshape that keeps the layout, a Transpose to NHWC); facet ops read and write stored
+    values. Constant operands are stored values too (`constants`).
     """
 
     def __init__(self, model, input_shape=None):
+        super().__init__()
         self.model = model
         self.opset = model.opsets.get("", None)
         self.constants = dict(model.initializers)  # name -> np.ndarray (initializers and folded values)
         self.views = {}  # ONNX activation name -> (stored value name, Value)
-        self.stored = {}  # stored value name -> map shape [h, w, c]
-        self.constant_values = {}  # stored value name -> tensor name, for constant operands
         self.producer = {}  # stored value name -> the facet op that writes it
-        self.ops = []
-        self.tensors = {}  # facet tensor name -> float32 array
-        self.op_names = set()
         self.uses = self._count_uses()
         self._check_opsets()
         self._read_input(input_shape)
@@ -157,7 +155,7 @@ class Converter:
             raise ConversionError(f"input '{info.name}' has shape {shape}; facet runs [1, C, H, W] image inputs")
         self.input_name = info.name
         self.views[info.name] = (info.name, Value(shape, "nchw"))
-        self.stored[info.name] = self.views[info.name][1].map
+        self.values[info.name] = self.views[info.name][1].map
 
     # -- helpers used by the operator handlers ------------------------------------------------
 
@@ -200,23 +198,7 @@ class Converter:
         self.uses[stored] = self.uses.get(stored, 0) - 1 + self.uses.get(out, 0)
 
     def op_name(self, node):
-        base = node.name or node.outputs[0]
-        name, k = base, 1
-        while name in self.op_names:
-            k += 1
-            name = f"{base}_{k}"
-        self.op_names.add(name)
-        return name
-
-    def tensor(self, op_name, role, array):
-        name = f"{op_name}.{role}"
-        if len(name.encode("utf-8")) > 255:
-            name = f"op{len(self.ops)}.{role}"
-        array = np.ascontiguousarray(array, dtype=np.float32)
-        if not np.all(np.isfinite(array)):
-            raise ConversionError(f"tensor {name} holds NaN or infinity")
-        self.tensors[name] = array
-        return name
+        return self.unique_op_name(node.name or node.outputs[0])
 
     def emit(self, node, op, shape, layout, **fields):
         """Append facet op `op` computing node's output, of ONNX shape `shape` in `layout`."""
@@ -225,9 +207,7 @@ class Converter:
             raise ConversionError(f"{node.describe()} would produce shape {shape}, which facet cannot hold")
         value = Value(shape, layout)
         self.views[out] = (out, value)
-        self.stored[out] = value.map
-        record = {"op": op, "name": fields.pop("name", None) or self.op_name(node), "output": out, **fields}
-        self.ops.append(record)
+        record = self.add_op(op, fields.pop("name", None) or self.op_name(node), out, value.map, **fields)
         self.producer[out] = record
         return record
 
@@ -241,8 +221,8 @@ class Converter:
         pixels = full.reshape(-1, value.map[2])
         stored = pixels[:1].reshape(1, 1, -1) if np.all(pixels == pixels[0]) else full
         name = f"{self.op_name(node)}.operand"
-        self.constant_values[name] = self.tensor(name, "value", stored)
-        self.stored[name] = list(stored.shape)
+        self.constants[name] = self.tensor(name, "value", stored)
+        self.values[name] = list(stored.shape)
         return name
 
     # -- the conversion -------------------------------------------------------------------------
@@ -272,17 +252,12 @@ class Converter:
             outputs.append({"name": info.name, "value": stored, "onnx_shape": value.shape,
                             "order": storage_order(value.shape, value.layout)})
         live = self._live({o["value"] for o in outputs})
-        ops = [op for op in self.ops if op["output"] in live]
-        referenced = {name for op in ops for name in op_tensors(op)}
-        referenced |= {tensor for name, tensor in self.constant_values.items() if name in live}
+        self.ops = [op for op in self.ops if op["output"] in live]
+        self.values = {name: shape for name, shape in self.values.items() if name in live}
+        self.constants = {name: tensor for name, tensor in self.constants.items() if name in live}
+        referenced = {name for op in self.ops for name in op_tensors(op)} | set(self.constants.values())
         self.tensors = {name: array for name, array in self.tensors.items() if name in referenced}
-        return {
-            "input": {"name": self.input_name, "onnx_shape": self.views[self.input_name][1].shape},
-            "outputs": outputs,
-            "values": {name: shape for name, shape in self.stored.items() if name in live},
-            "constants": {name: tensor for name, tensor in self.constant_values.items() if name in live},
-            "ops": ops,
-        }
+        return self.graph_metadata(self.input_name, self.views[self.input_name][1].shape, outputs)
 
     def _live(self, outputs):
         """Stored values the outputs depend on: ops computing nothing an output needs are dropped."""
@@ -507,18 +482,6 @@ def _pair(node, attributes, key, default):
         raise ConversionError(f"{node.describe()}: {key} {value} are not two positive numbers "
                               "(facet runs 2-D convolutions and pools)")
     return value
-
-
-def window_count(size, kernel, stride, pad_begin, pad_end, dilation=1, ceil_mode=False):
-    """Output size of a convolution or pooling window sliding over `size` (ONNX / PyTorch rule)."""
-    span = size + pad_begin + pad_end - (dilation * (kernel - 1) + 1)
-    if span < 0:
-        return 0
-    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
-    # Ceil mode keeps a last partial window only when it starts inside the input or its left pad.
-    if ceil_mode and (out - 1) * stride >= size + pad_begin:
-        out -= 1
-    return out
 
 
 def _map_input(converter, node):
@@ -970,9 +933,9 @@ def main(argv=None):
     args = _argument_parser().parse_args(argv)
     try:
         op_count, tensor_count = convert(args.model, args.out, args.color, args.mean, args.scale, args.input_shape)
-    except (OnnxError, ConversionError) as error:
+    except (OnnxError, GraphError) as error:
         message = str(error)
-        if isinstance(error, ConversionError):
+        if isinstance(error, GraphError):
             message = f"{args.model}: {message}"
         print(f"{PROGRAM}: error: {message}", file=sys.stderr)
         return USER_ERROR_STATUS

@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 from facetfile import write_facet
+from facetgraph import GraphError
 from recipes import RECIPES, Checkpoint, RecipeError
 from torchpickle import CheckpointError, load_state_dict
 
@@ -104,7 +105,7 @@ def main(argv=None):
                      f"{' '.join(recipe.inputs)}; got {len(args.inputs)}")
     try:
         tensor_count = convert(recipe, args.inputs, args.out)
-    except (CheckpointError, RecipeError) as error:
+    except (CheckpointError, RecipeError, GraphError) as error:
         return _report_error(str(error))
     except OSError as error:
         return _report_error(_describe_os_error(error))

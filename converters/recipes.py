@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import meshgen
+from facetgraph import GraphBuilder, window_count
 
 BATCHNORM_EPS = 1e-5  # nn.BatchNorm2d's default; a state dict does not record it
 
@@ -388,6 +389,242 @@ class MeshDecoderRecipe:
         return metadata, tensors
 
 
+# ---------------------------------------------------------------------------------------------
+# PFLD (Guo et al. 2019, "PFLD: A Practical Facial Landmark Detector"), in the PyTorch layout of
+# PFLD-pytorch, as a facet graph (weights/FORMAT.md, model "graph"; run by models/graph.hpp).
+#
+# Its train.py saves {"epoch": N, "plfd_backbone": PFLDInference's state dict, "auxiliarynet":
+# AuxiliaryNet's}: the backbone regresses the landmarks, the auxiliary net (only trained with it)
+# three head angles from the backbone's 28 x 28 features. A state dict of the backbone alone
+# converts too. The layout departs from the paper's table where checkpoints decide: conv2 is a full
+# 3x3 conv, conv5_1 has no residual connection, and conv8 has a bias and a ReLU but no BatchNorm
+# (its module holds a `bn8` the forward pass never applies: its keys are accepted and ignored).
+# Every activation is ReLU. tests/pfld/pfld_reference.py is this network in PyTorch.
+
+PFLD_INPUT_SIZE = 112
+PFLD_POINT_COUNTS = (98, 68)
+PFLD_BACKBONE_ENTRY, PFLD_AUXILIARY_ENTRY = "plfd_backbone", "auxiliarynet"  # train.py's names
+# Upstream's input: OpenCV's BGR image scaled to [0, 1] (torchvision's ToTensor).
+PFLD_INPUT = {"color": "bgr", "mean": [0, 0, 0], "scale": [1 / 255] * 3}
+
+
+@dataclass(frozen=True)
+class Bottleneck:
+    """An InvertedResidual of the backbone: 1x1 expansion to `expansion` x in channels, depthwise
+    3x3 with `stride`, both BN + ReLU, then a linear 1x1 projection with BN (its nn.Sequential
+    `conv`: convs 0, 3, 6 and their BatchNorms 1, 4, 7); the input is added when `residual`."""
+    module: str
+    in_channels: int
+    out_channels: int
+    stride: int
+    residual: bool
+    expansion: int
+
+    @property
+    def hidden(self):
+        return self.in_channels * self.expansion
+
+    def convs(self):
+        """(conv, BatchNorm, weight shape, stride, groups, activated) of its three convs."""
+        m, hidden = self.module, self.hidden
+        return [(f"{m}.conv.0", f"{m}.conv.1", (hidden, self.in_channels, 1, 1), 1, 1, True),
+                (f"{m}.conv.3", f"{m}.conv.4", (hidden, 1, 3, 3), self.stride, hidden, True),
+                (f"{m}.conv.6", f"{m}.conv.7", (self.out_channels, hidden, 1, 1), 1, 1, False)]
+
+
+# Table 1's bottlenecks (t = expansion, c = out channels, n = repeats, s = stride of the first).
+PFLD_BOTTLENECKS = (
+    [Bottleneck("conv3_1", 64, 64, 2, False, 2)]
+    + [Bottleneck(f"block3_{i}", 64, 64, 1, True, 2) for i in range(2, 6)]
+    + [Bottleneck("conv4_1", 64, 128, 2, False, 2), Bottleneck("conv5_1", 128, 128, 1, False, 4)]
+    + [Bottleneck(f"block5_{i}", 128, 128, 1, True, 4) for i in range(2, 7)]
+    + [Bottleneck("conv6_1", 128, 16, 1, False, 2)])
+PFLD_FEATURES = "block3_5"  # the 28 x 28 x 64 map the auxiliary net reads
+# The multi-scale branch: S1 = conv6_1 (14 x 14 x 16), S2 = conv7 (7 x 7 x 32), S3 = conv8 (1 x 1 x 128).
+PFLD_MULTI_SCALE_CHANNELS = 16 + 32 + 128
+
+# (conv, BatchNorm, weight shape, stride, padding) of the auxiliary net's conv_bn blocks (Table 2),
+# each followed by ReLU; conv4's 7x7 keeps conv_bn's padding of 1, so it outputs 3 x 3.
+PFLD_AUXILIARY_CONVS = [(f"conv{i}.0", f"conv{i}.1", shape, stride, 1) for i, shape, stride in (
+    (1, (128, 64, 3, 3), 2), (2, (128, 128, 3, 3), 1), (3, (32, 128, 3, 3), 2), (4, (128, 32, 7, 7), 1))]
+
+
+def _batchnorm_shapes(module, channels):
+    return {f"{module}.{p}": (channels,) for p in _BATCHNORM_PARAMETERS}
+
+
+def pfld_backbone_shapes(points):
+    """Every key of PFLDInference's state dict for `points` landmarks with its shape (bn8 aside)."""
+    shapes = {"conv1.weight": (64, 3, 3, 3), **_batchnorm_shapes("bn1", 64),
+              "conv2.weight": (64, 64, 3, 3), **_batchnorm_shapes("bn2", 64)}
+    for block in PFLD_BOTTLENECKS:
+        for conv, batchnorm, shape, *_ in block.convs():
+            shapes[f"{conv}.weight"] = shape
+            shapes.update(_batchnorm_shapes(batchnorm, shape[0]))
+    shapes.update({"conv7.0.weight": (32, 16, 3, 3), **_batchnorm_shapes("conv7.1", 32),
+                   "conv8.weight": (128, 32, 7, 7), "conv8.bias": (128,),
+                   "fc.weight": (2 * points, PFLD_MULTI_SCALE_CHANNELS), "fc.bias": (2 * points,)})
+    return shapes
+
+
+def pfld_auxiliary_shapes():
+    """Every key of AuxiliaryNet's state dict with its shape."""
+    shapes = {}
+    for conv, batchnorm, shape, _, _ in PFLD_AUXILIARY_CONVS:
+        shapes[f"{conv}.weight"] = shape
+        shapes.update(_batchnorm_shapes(batchnorm, shape[0]))
+    shapes.update({"fc1.weight": (32, 128), "fc1.bias": (32,), "fc2.weight": (3, 32), "fc2.bias": (3,)})
+    return shapes
+
+
+def _pfld_batch_counters(shapes):
+    return {key[:-len("running_mean")] + "num_batches_tracked" for key in shapes if key.endswith(".running_mean")}
+
+
+_PFLD_UNUSED_KEYS = frozenset(f"bn8.{p}" for p in _BATCHNORM_PARAMETERS + ("num_batches_tracked",))
+
+
+class _StateDictGraph(GraphBuilder):
+    """A graph whose layers come from a state dict: each op is named after its module (under
+    `prefix`), writes a value of that name, and has its BatchNorm folded in."""
+
+    def __init__(self, state_dict, input_name, input_shape):
+        super().__init__()
+        self.state_dict = state_dict
+        self.values[input_name] = list(input_shape)
+
+    def conv(self, module, source, stride, padding, batchnorm=None, groups=1, activated=True, prefix=""):
+        weight = self.state_dict[f"{prefix}{module}.weight"]
+        if batchnorm:
+            weight, bias = fold_batchnorm(weight, *(self.state_dict[f"{prefix}{batchnorm}.{p}"]
+                                                    for p in _BATCHNORM_PARAMETERS))
+        else:
+            bias = self.state_dict[f"{prefix}{module}.bias"]
+        name, kernel = prefix + module, weight.shape[2]
+        h, w, _ = self.values[source]
+        shape = [window_count(h, kernel, stride, padding, padding), window_count(w, kernel, stride, padding, padding),
+                 weight.shape[0]]
+        self.add_op("conv", name, name, shape, input=source, weight=self.tensor(name, "weight", weight),
+                    bias=self.tensor(name, "bias", bias), groups=groups, kernel=[kernel, kernel],
+                    stride=[stride, stride], pads=[padding] * 4, dilation=[1, 1],
+                    activation=RELU if activated else NO_ACTIVATION)
+        return name
+
+    def dense(self, module, source, prefix=""):
+        name = prefix + module
+        weight = self.state_dict[f"{name}.weight"]
+        self.add_op("dense", name, name, [1, 1, weight.shape[0]], input=source,
+                    weight=self.tensor(name, "weight", weight),
+                    bias=self.tensor(name, "bias", self.state_dict[f"{name}.bias"]), activation=NO_ACTIVATION)
+        return name
+
+    def pool(self, op, name, source, kernel):
+        """A pool whose windows tile `source` (PyTorch's AvgPool2d(k) / MaxPool2d(k): stride k)."""
+        h, w, c = self.values[source]
+        fields = {"count_include_pad": False} if op == "avg_pool" else {}
+        self.add_op(op, name, name, [h // kernel, w // kernel, c], input=source, kernel=[kernel, kernel],
+                    stride=[kernel, kernel], pads=[0, 0, 0, 0], **fields)
+        return name
+
+    def add(self, name, a, b):
+        self.add_op("add", name, name, self.values[a], inputs=[a, b])
+        return name
+
+    def concat_channels(self, name, sources):
+        h, w, _ = self.values[sources[0]]
+        self.add_op("concat", name, name, [h, w, sum(self.values[s][2] for s in sources)], inputs=list(sources),
+                    axis="channels")
+        return name
+
+
+def _pfld_backbone(graph, source, prefix):
+    """The backbone's ops from `source`; returns (the 28 x 28 features, the landmarks)."""
+    x = graph.conv("conv1", source, 2, 1, batchnorm="bn1", prefix=prefix)
+    x = graph.conv("conv2", x, 1, 1, batchnorm="bn2", prefix=prefix)
+    features = None
+    for block in PFLD_BOTTLENECKS:
+        block_input = x
+        for conv, batchnorm, shape, stride, groups, activated in block.convs():
+            x = graph.conv(conv, x, stride, (shape[2] - 1) // 2, batchnorm, groups, activated, prefix=prefix)
+        if block.residual:
+            x = graph.add(prefix + block.module, block_input, x)
+        if block.module == PFLD_FEATURES:
+            features = x
+    s1 = x
+    s2 = graph.conv("conv7.0", s1, 2, 1, batchnorm="conv7.1", prefix=prefix)
+    s3 = graph.conv("conv8", s2, 1, 0, prefix=prefix)
+    multi_scale = graph.concat_channels(prefix + "multi_scale", [graph.pool("avg_pool", prefix + "avg_pool1", s1, 14),
+                                                                  graph.pool("avg_pool", prefix + "avg_pool2", s2, 7), s3])
+    return features, graph.dense("fc", multi_scale, prefix=prefix)
+
+
+def _pfld_auxiliary(graph, features, prefix):
+    """The auxiliary net's ops on the backbone's features; returns the angles."""
+    x = features
+    for conv, batchnorm, _, stride, padding in PFLD_AUXILIARY_CONVS:
+        x = graph.conv(conv, x, stride, padding, batchnorm, prefix=prefix)
+    x = graph.pool("max_pool", prefix + "max_pool1", x, 3)
+    return graph.dense("fc2", graph.dense("fc1", x, prefix=prefix), prefix=prefix)
+
+
+@dataclass(frozen=True)
+class PfldRecipe:
+    name: str
+    summary: str
+    angles: bool  # the auxiliary net's head angles as a second output
+
+    inputs = ("CHECKPOINT.pth",)
+
+    def convert(self, checkpoints):
+        """(metadata, tensors) for the facet file, from a PFLD-pytorch training checkpoint or (without
+        angles) a backbone's state dict."""
+        (checkpoint,) = checkpoints
+        state_dict = checkpoint.state_dict
+        training = any(key.startswith(PFLD_BACKBONE_ENTRY + ".") for key in state_dict)
+        backbone_prefix = PFLD_BACKBONE_ENTRY + "." if training else ""
+        auxiliary_prefix = PFLD_AUXILIARY_ENTRY + "."
+        if self.angles and not training:
+            raise RecipeError(f"checkpoint {checkpoint.name} is not a {self.name} checkpoint: it holds no auxiliary "
+                              f"net (a training checkpoint has '{PFLD_BACKBONE_ENTRY}' and '{PFLD_AUXILIARY_ENTRY}'); "
+                              "recipe pfld converts the landmarks alone")
+        points = self._points(checkpoint, backbone_prefix)
+        backbone = pfld_backbone_shapes(points)
+        expected = {backbone_prefix + key: shape for key, shape in backbone.items()}
+        optional = {backbone_prefix + key for key in _PFLD_UNUSED_KEYS | _pfld_batch_counters(backbone)}
+        auxiliary = pfld_auxiliary_shapes()
+        auxiliary_counters = {auxiliary_prefix + key for key in _pfld_batch_counters(auxiliary)}
+        if self.angles:
+            expected.update((auxiliary_prefix + key, shape) for key, shape in auxiliary.items())
+            optional |= auxiliary_counters
+        elif training:  # the auxiliary net is not converted
+            optional |= {auxiliary_prefix + key for key in auxiliary} | auxiliary_counters
+        check_state_dict(checkpoint, self.name, expected, frozenset(optional))
+
+        graph = _StateDictGraph(state_dict, "input", [PFLD_INPUT_SIZE, PFLD_INPUT_SIZE, 3])
+        features, landmarks = _pfld_backbone(graph, "input", backbone_prefix)
+        outputs = [{"name": "landmarks", "value": landmarks, "onnx_shape": [1, 2 * points], "order": "hwc"}]
+        if self.angles:
+            angles = _pfld_auxiliary(graph, features, auxiliary_prefix)
+            outputs.append({"name": "angles", "value": angles, "onnx_shape": [1, 3], "order": "hwc"})
+        metadata = {
+            "model": "graph",
+            "input": PFLD_INPUT,
+            "graph": graph.graph_metadata("input", [1, 3, PFLD_INPUT_SIZE, PFLD_INPUT_SIZE], outputs),
+        }
+        return metadata, graph.tensors
+
+    def _points(self, checkpoint, prefix):
+        """The landmark count, from the shape of the last layer's weight."""
+        weight = checkpoint.state_dict.get(prefix + "fc.weight")
+        outputs = weight.shape[0] if weight is not None and weight.ndim == 2 else None
+        if outputs not in [2 * points for points in PFLD_POINT_COUNTS]:
+            found = "missing" if weight is None else f"of shape {_format_shape(weight.shape)}"
+            raise RecipeError(f"checkpoint {checkpoint.name} is not a {self.name} checkpoint: key {prefix}fc.weight is "
+                              f"{found}, expected ({' or '.join(str(2 * p) for p in PFLD_POINT_COUNTS)},"
+                              f"{PFLD_MULTI_SCALE_CHANNELS}) for 98 or 68 landmarks")
+        return outputs // 2
+
+
 RECIPES = {recipe.name: recipe for recipe in (
     RetinaFaceRecipe(
         "retinaface-mnet025",
@@ -412,4 +649,14 @@ RECIPES = {recipe.name: recipe for recipe in (
         conv_activation=LEAKY_RELU_0_1, min_sizes=[[16, 32], [64, 128], [256, 512]], context="deformable"),
     MtcnnRecipe(),
     MeshDecoderRecipe(),
+    PfldRecipe(
+        "pfld",
+        "PFLD (PFLD-pytorch: a training checkpoint {'plfd_backbone', 'auxiliarynet'} or the backbone's "
+        "state dict), 98 or 68 landmarks: a graph with the output 'landmarks'",
+        angles=False),
+    PfldRecipe(
+        "pfld-angles",
+        "PFLD with its auxiliary net (a PFLD-pytorch training checkpoint): a graph with the outputs "
+        "'landmarks' and 'angles' (three head angles, as trained: pitch, yaw, roll in degrees upstream)",
+        angles=True),
 )}

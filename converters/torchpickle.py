@@ -253,12 +253,19 @@ def _decode_elements(raw, storage_type, byte_order):
 def load_state_dict(path):
     """The state dict in the checkpoint at `path` as {key: np.ndarray}, in the checkpoint's order.
 
-    A checkpoint holding {"state_dict": ..., ...} yields that entry; a leading "module." (left
-    by nn.DataParallel) is stripped from every key. Arrays keep the tensor's element type, except
+    A checkpoint holding {"state_dict": ..., ...} yields that entry. One holding several networks'
+    state dicts beside bookkeeping, as a training script saves networks trained together
+    ({"epoch": 3, "plfd_backbone": {...}, "auxiliarynet": {...}}), yields all their tensors, each
+    key prefixed with its network's entry ("auxiliarynet.conv1.0.weight"); entries that are not
+    state dicts (the epoch, an optimizer's state) are left out. A leading "module." (left by
+    nn.DataParallel) is stripped from every key. Arrays keep the tensor's element type, except
     bfloat16, which becomes float32. Raises CheckpointError for unreadable or unsafe files."""
     path = str(path)
     root, elements = _load_zip(path) if _starts_like_zip(path) else _load_legacy(path)
     state_dict = root["state_dict"] if isinstance(root, dict) and "state_dict" in root else root
+    if _holds_state_dicts(state_dict):
+        state_dict = {f"{entry}.{key}": tensor for entry, network in state_dict.items()
+                      if isinstance(entry, str) and _is_state_dict(network) for key, tensor in network.items()}
     if not isinstance(state_dict, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state_dict).__name__}, not a state dict")
     arrays = {}
@@ -271,6 +278,16 @@ def load_state_dict(path):
                                   f"{type(value).__name__}, not a tensor")
         arrays[name] = _to_array(value, elements[value.storage.key], name, path)
     return arrays
+
+
+def _is_state_dict(value):
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, _TensorRef) for v in value.values())
+
+
+def _holds_state_dicts(root):
+    """True for a dict of no tensors whose entries include state dicts under string names."""
+    return (isinstance(root, dict) and not any(isinstance(v, _TensorRef) for v in root.values())
+            and any(isinstance(k, str) and _is_state_dict(v) for k, v in root.items()))
 
 
 def _strip_module_prefix(key, path):

@@ -10,6 +10,9 @@ Writes:
                                  statistics, plus tensors with awkward storage layouts and types
   tiny_wrapped_zip.pth           the same tensors as {"state_dict": {"module." + key: ...}, "epoch": 3},
                                  as a DataParallel training script saves them
+  tiny_two_networks_zip.pth      {"epoch": 3, "backbone": the conv's state dict, "head": the depthwise
+                                 conv's, "optimizer": an optimizer's state}, as a script training two
+                                 networks together saves them (PFLD-pytorch's train.py)
   tiny_tensors.npz               every tensor of the state dict as torch sees it
   tiny_conv_outputs.npz          a fixed input and each conv + BatchNorm's output in eval mode
   malicious_legacy.pth           a legacy-layout checkpoint whose pickle calls os.system
@@ -89,6 +92,11 @@ def write_tiny_checkpoints():
     torch.save(state_dict, FIXTURES / "tiny_zip.pth")
     wrapped = {"state_dict": {"module." + key: value for key, value in state_dict.items()}, "epoch": 3}
     torch.save(wrapped, FIXTURES / "tiny_wrapped_zip.pth")
+    optimizer = torch.optim.SGD(network.parameters(), lr=0.1, momentum=0.9)
+    two_networks = {"epoch": 3, "backbone": nn.Sequential(network.conv, network.conv_bn).state_dict(),
+                    "head": nn.Sequential(network.depthwise, network.depthwise_bn).state_dict(),
+                    "optimizer": optimizer.state_dict()}
+    torch.save(two_networks, FIXTURES / "tiny_two_networks_zip.pth")
     np.savez(FIXTURES / "tiny_tensors.npz", **{key: as_numpy(value) for key, value in state_dict.items()})
 
     image = torch.randn(1, 3, 10, 10)

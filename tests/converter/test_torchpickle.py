@@ -49,6 +49,17 @@ class ReadsBothLayoutsTest(unittest.TestCase):
     def test_state_dict_entry_is_used_and_module_prefix_stripped(self):
         self.assert_matches_torch(load_state_dict(FIXTURES / "tiny_wrapped_zip.pth"))
 
+    def test_networks_saved_together_come_out_under_their_entries(self):
+        state_dict = load_state_dict(FIXTURES / "tiny_two_networks_zip.pth")
+        # nn.Sequential(conv, conv_bn) and nn.Sequential(depthwise, depthwise_bn); the epoch and the
+        # optimizer's state are no state dicts and are left out.
+        renamed = {"backbone.0": "conv", "backbone.1": "conv_bn", "head.0": "depthwise", "head.1": "depthwise_bn"}
+        self.assertEqual(len(state_dict), 12)
+        for key, array in state_dict.items():
+            module, parameter = key.rsplit(".", 1)
+            with self.subTest(key=key):
+                np.testing.assert_array_equal(array, self.expected[f"{renamed[module]}.{parameter}"])
+
     def test_views_come_out_as_independent_c_ordered_arrays(self):
         state_dict = load_state_dict(FIXTURES / "tiny_legacy.pth")
         for key in ("layouts.transposed", "layouts.view_with_offset", "layouts.expanded"):

@@ -6,6 +6,9 @@
 // upstream's crops), the network, and its output, x and y pairs in [0, 1] of the crop, mapped back
 // into image pixels.
 //
+// A model may also estimate the head's angles: a second output named "angles" of 3 values (PFLD's
+// auxiliary net, recipe pfld-angles), read for each face beside the landmarks.
+//
 // The graph runs on one face at a time (ONNX exports have a batch of 1): the faces of an image go
 // through it in turn, each on the same network buffers. A FaceLandmarker must not be used by two
 // threads at once; make one per thread (the model is shared).
@@ -64,10 +67,12 @@ public:
         const GraphValue& in = m.input();
         if (in.h != in.w)
             throw Error("a landmark model takes a square crop; this one's input is " + std::to_string(in.w) + "x" + std::to_string(in.h));
-        const std::size_t values = m.outputs().size() == 1 ? net_.output_size(0) : 0;
-        if (values != 2 * 98 && values != 2 * 68)
-            throw Error("a landmark model has one output of 98 or 68 (x, y) pairs; this one has " +
-                        std::to_string(m.outputs().size()) + " outputs, the first of " + std::to_string(net_.output_size(0)) + " values");
+        const std::size_t values = net_.output_size(0);
+        has_angles_ = m.outputs().size() == 2 && m.outputs()[1].name == "angles" && net_.output_size(1) == 3;
+        if ((values != 2 * 98 && values != 2 * 68) || (m.outputs().size() > 1 && !has_angles_))
+            throw Error("a landmark model has one output of 98 or 68 (x, y) pairs, and possibly a second, 'angles', of 3 "
+                        "values; this one has " + std::to_string(m.outputs().size()) + " outputs, the first of " +
+                        std::to_string(values) + " values");
         points_ = static_cast<int>(values / 2);
         values_.resize(values);
         crop_ = Image(in.w, in.h);
@@ -76,6 +81,11 @@ public:
 
     int points() const { return points_; }
 
+    // Whether the model estimates head angles, and those of the last face given to landmarks(), as
+    // the model was trained to give them (PFLD-pytorch: pitch, yaw, roll in degrees).
+    bool has_angles() const { return has_angles_; }
+    const std::array<float, 3>& last_angles() const { return angles_; }
+
     // The landmarks of the face in `box`, in image pixels.
     LandmarkPoints landmarks(const Image& image, const std::array<float, 4>& box) {
         const LandmarkCrop crop = landmark_crop(box);
@@ -83,6 +93,7 @@ public:
         net_.set_input(crop_);
         net_.run();
         net_.read_output(0, values_.data());
+        if (has_angles_) net_.read_output(1, angles_.data());
         LandmarkPoints points(static_cast<std::size_t>(points_));
         for (int i = 0; i < points_; ++i)
             points[i] = {static_cast<float>(crop.x + static_cast<double>(values_[2 * i]) * crop.side),
@@ -126,6 +137,8 @@ private:
     std::vector<std::uint8_t> square_; // the crop before resizing, side x side x 3
     std::vector<std::int32_t> sums_;
     std::vector<float> values_; // the network's output, x0, y0, x1, y1 ... in [0, 1] of the crop
+    bool has_angles_ = false;
+    std::array<float, 3> angles_{};
 };
 
 } // namespace facet

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Building facet graphs (weights/FORMAT.md, model "graph"): what the converters that write them
+share. onnx2facet builds one node by node from an ONNX file; graph recipes of pth2facet (PFLD)
+build one layer by layer from a state dict.
+
+A graph is a list of ops in execution order, the float32 tensors they name (`<op>.<role>`), and
+the map shape [h, w, c] of every value an op writes; `graph_metadata` assembles FORMAT.md's
+`graph` object from them.
+"""
+
+import numpy as np
+
+MAX_TENSOR_NAME_BYTES = 255  # weights/FORMAT.md
+
+
+class GraphError(ValueError):
+    """A graph facet cannot hold: a tensor with NaN or infinity, an op that does not fit."""
+
+
+def window_count(size, kernel, stride, pad_begin, pad_end, dilation=1, ceil_mode=False):
+    """Output size of a convolution or pooling window sliding over `size` (ONNX / PyTorch rule)."""
+    span = size + pad_begin + pad_end - (dilation * (kernel - 1) + 1)
+    if span < 0:
+        return 0
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    # Ceil mode keeps a last partial window only when it starts inside the input or its left pad.
+    if ceil_mode and (out - 1) * stride >= size + pad_begin:
+        out -= 1
+    return out
+
+
+class GraphBuilder:
+    def __init__(self):
+        self.ops = []        # op records as FORMAT.md writes them, in execution order
+        self.tensors = {}    # tensor name -> float32 array
+        self.values = {}     # value name -> map shape [h, w, c]
+        self.constants = {}  # constant value name -> its tensor's name
+        self._op_names = set()
+
+    def unique_op_name(self, base):
+        """`base`, or `base_2`, `base_3` ... when an op already has that name."""
+        name, k = base, 1
+        while name in self._op_names:
+            k += 1
+            name = f"{base}_{k}"
+        self._op_names.add(name)
+        return name
+
+    def tensor(self, op_name, role, array):
+        """Store `array` as float32 under `<op_name>.<role>` (shortened when the format's name limit
+        would cut it); returns the tensor's name."""
+        name = f"{op_name}.{role}"
+        if len(name.encode("utf-8")) > MAX_TENSOR_NAME_BYTES:
+            name = f"op{len(self.ops)}.{role}"
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        if not np.all(np.isfinite(array)):
+            raise GraphError(f"tensor {name} holds NaN or infinity")
+        self.tensors[name] = array
+        return name
+
+    def add_op(self, op, name, output, shape, **fields):
+        """Append op `op` writing value `output` of map shape `shape`; returns its record."""
+        self.values[output] = list(shape)
+        record = {"op": op, "name": name, "output": output, **fields}
+        self.ops.append(record)
+        return record
+
+    def graph_metadata(self, input_name, input_onnx_shape, outputs):
+        """FORMAT.md's `graph` object for `outputs` (FORMAT.md's output records)."""
+        return {
+            "input": {"name": input_name, "onnx_shape": list(input_onnx_shape)},
+            "outputs": outputs,
+            "values": dict(self.values),
+            "constants": dict(self.constants),
+            "ops": list(self.ops),
+        }
