@@ -7,9 +7,9 @@
 //   BM_PFLD_GhostOne_Network/<isa>   GraphExecutor::run alone, on that face's crop
 //   BM_PFLD_Network/<file>/<isa>     GraphExecutor::run of PFLD converted from PyTorch (recipes pfld and
 //                                    pfld-angles) at 112 x 112: pfld98 (98 landmarks) and pfld98_angles
-//                                    (with the auxiliary net's angles); the build's randomly initialised
-//                                    reference (<build>/pfld, made when PyTorch is installed), as the
-//                                    time does not depend on the weights
+//                                    (with the auxiliary net's angles); the randomly initialised
+//                                    reference the build converts into <build>/pfld, as the time does
+//                                    not depend on the weights
 //   grouped_conv/<isa>/<h>x<w>x<cin>-><cout>/k<k>s<s>g<groups>
 //                                    the grouped conv kernel: PFLD-GhostOne's 7 x 7 conv over its
 //                                    whole 7 x 7 map, and grouped 3 x 3 convs of ResNeXt widths
@@ -127,7 +127,7 @@ void bm_network(benchmark::State& state, const KernelSet* kernels) {
 void bm_pfld_network(benchmark::State& state, const KernelSet* kernels, const std::string& file) {
     const std::string path = std::string(FACET_BINARY_DIR) + "/pfld/" + file;
     if (!std::ifstream(path).good())
-        return state.SkipWithError((path + " not found: the build makes it when PyTorch (python3-torch) is installed").c_str());
+        return state.SkipWithError((path + " not found: build the facet-pfld-reference target").c_str());
     const auto model = GraphModel::from_file(path);
     GraphExecutor net(model, *kernels);
     Image image(112, 112);

@@ -3,9 +3,8 @@
 # (scripts/sanitize.sh and scripts/fuzz.sh add clang, libclang-rt-dev and libomp-dev).
 set -euo pipefail
 
-# python3-torch is for the tests only: the build makes PFLD's PyTorch reference with it (tests/pfld).
 packages=(cmake g++ make libeigen3-dev libxsimd-dev libstb-dev libjpeg-dev doctest-dev libbenchmark-dev
-          python3 python3-numpy python3-torch "$@")
+          python3 python3-numpy "$@")
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,8 +1,8 @@
 // PFLD converted from PyTorch checkpoints (recipes pfld and pfld-angles, converters/recipes.py)
 // against its PyTorch reference (tests/pfld/pfld_reference.py: written from the paper's tables in
 // PFLD-pytorch's layout, randomly initialised, outputs computed in float64), on every instruction
-// set; and FaceLandmarker running such a file. The build makes the reference and converts it into
-// <build>/pfld (CMakeLists.txt).
+// set; and FaceLandmarker running such a file. The reference is committed (tests/pfld/reference);
+// the build converts its checkpoints into <build>/pfld (CMakeLists.txt).
 #include <doctest/doctest.h>
 #include <facet/models/graph.hpp>
 #include <facet/models/landmarks.hpp>
@@ -20,17 +20,19 @@ using namespace facet;
 
 namespace {
 
+// A converted checkpoint, made by the build.
 std::string pfld_path(const std::string& file) {
     const std::string path = std::string(FACET_BINARY_DIR) + "/pfld/" + file;
-    if (!std::ifstream(path))
-        FAIL(path << " is missing: the build makes it with tests/pfld/pfld_reference.py, which needs PyTorch "
-                     "(python3-torch; then re-run cmake)");
+    if (!std::ifstream(path)) FAIL(path << " is missing: build the facet-pfld-reference target");
     return path;
 }
 
+// An input or output of the PyTorch reference.
+std::string reference_path(const std::string& file) { return std::string(FACET_SOURCE_DIR) + "/tests/pfld/reference/" + file; }
+
 // The reference's 112 x 112 test image (RGB values 0..255 as float32).
 Image reference_image() {
-    const test::Npy pixels = test::load_npy(pfld_path("image.npy"));
+    const test::Npy pixels = test::load_npy(reference_path("image.npy"));
     REQUIRE(pixels.shape == std::vector<int>{112, 112, 3});
     Image image(112, 112);
     std::transform(pixels.data.begin(), pixels.data.end(), image.rgb.begin(), [](float v) { return static_cast<std::uint8_t>(v); });
@@ -57,7 +59,7 @@ void check_against_reference(const std::string& model_file, const std::vector<st
         net.run();
         for (std::size_t i = 0; i < outputs.size(); ++i) {
             CHECK(model->outputs()[i].name == outputs[i]);
-            const double error = max_abs_difference(net.output(i), test::load_npy(pfld_path(expected[i])).data);
+            const double error = max_abs_difference(net.output(i), test::load_npy(reference_path(expected[i])).data);
             CAPTURE(std::string(ks->isa));
             MESSAGE(model_file << ", " << std::string(ks->isa) << ": " << outputs[i] << " within " << error << " of PyTorch");
             CHECK(error < 1e-4);
@@ -89,13 +91,13 @@ TEST_CASE("FaceLandmarker runs a converted PFLD: points in image pixels and, fro
     REQUIRE(with_angles.has_angles());
     const LandmarkPoints points = with_angles.landmarks(image, box);
     CHECK(with_angles.last_crop().rgb == image.rgb);
-    const std::vector<float> expected = test::load_npy(pfld_path("pfld98_landmarks.npy")).data;
+    const std::vector<float> expected = test::load_npy(reference_path("pfld98_landmarks.npy")).data;
     REQUIRE(points.size() == 98);
     for (int i = 0; i < 98; ++i) {
         CHECK(std::fabs(points[i][0] - 112 * expected[2 * i]) < 112e-4);
         CHECK(std::fabs(points[i][1] - 112 * expected[2 * i + 1]) < 112e-4);
     }
-    const std::vector<float> angles = test::load_npy(pfld_path("pfld98_angles.npy")).data;
+    const std::vector<float> angles = test::load_npy(reference_path("pfld98_angles.npy")).data;
     for (int k = 0; k < 3; ++k) CHECK(std::fabs(with_angles.last_angles()[k] - angles[k]) < 1e-4);
 
     FaceLandmarker without_angles(pfld_path("pfld68.facet"));

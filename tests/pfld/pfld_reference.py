@@ -2,14 +2,16 @@
 """PFLD's PyTorch reference for the parity test: PFLD (Guo et al. 2019, "PFLD: A Practical Facial
 Landmark Detector", Tables 1 and 2) written from the paper, with the module names and the forward
 pass of the PyTorch layout users' checkpoints come in (PFLD-pytorch: PFLDInference + AuxiliaryNet),
-randomly initialised. Needs PyTorch; the build runs it (CMakeLists.txt) into a directory:
+randomly initialised. Needs PyTorch; run once, its output is committed (tests/pfld/reference/),
+so neither the build nor CI needs PyTorch:
 
-    /usr/bin/python3 tests/pfld/pfld_reference.py OUT_DIR
+    /usr/bin/python3 tests/pfld/pfld_reference.py tests/pfld/reference
 
 Writes, into OUT_DIR:
   pfld98_training.pth  a 98-point PFLD as PFLD-pytorch's train.py saves it (torch.save's zip
                        layout): {"epoch": 7, "plfd_backbone": state dict, "auxiliarynet": state dict}
-  pfld68.pth           a 68-point backbone's state dict alone (no auxiliary net)
+  pfld68.pth           a 68-point backbone's state dict alone (no auxiliary net): the 98-point
+                       backbone's weights with a 136-output fc of its own
   image.npy            a 112 x 112 RGB test image, float32 [112, 112, 3] holding 0..255 integers
   pfld98_landmarks.npy, pfld98_angles.npy, pfld68_landmarks.npy
                        each network's outputs on it: [196] / [136] landmark values (x, y pairs
@@ -30,6 +32,9 @@ Random weights alone would make the activations vanish or explode within a few l
 BatchNorm gets random gammas and betas, then running statistics measured in training mode on a
 few images, as training would leave them (non-trivial means and variances for the converter to
 fold). The unused bn8 gets random statistics: folding it by mistake would show.
+
+Every stored number is rounded to 4 significant bits (`coarse`): still random for the test, but
+the checkpoints, which git stores compressed, shrink from 11 MB to a fraction of it.
 """
 
 import sys
@@ -162,6 +167,16 @@ def calibrate(networks, images):
         backbone.bn8.running_var.uniform_(0.2, 3)
 
 
+def coarse(networks):
+    """Rounds every parameter and buffer to 4 significant bits, in place (see the docstring)."""
+    with torch.no_grad():
+        for network in networks:
+            for tensor in network.state_dict().values():
+                if tensor.is_floating_point():
+                    mantissa, exponent = torch.frexp(tensor)
+                    tensor.copy_(torch.ldexp(torch.round(mantissa * 16) / 16, exponent.to(tensor.dtype)))
+
+
 def random_image(generator):
     """A smooth random colour field plus noise, as 0..255 integers [112, 112, 3] (RGB)."""
     coarse = torch.rand(1, 3, 8, 8, generator=generator) * 255
@@ -202,15 +217,18 @@ def main(out_dir):
     backbone, auxiliary = PFLDInference(98), AuxiliaryNet()
     randomise([backbone, auxiliary], generator)
     calibrate([backbone, auxiliary], calibration)
+    coarse([backbone, auxiliary])
     torch.save({"epoch": 7, "plfd_backbone": backbone.state_dict(), "auxiliarynet": auxiliary.state_dict()},
                out / "pfld98_training.pth")
     landmarks, angles = float64_outputs(backbone, auxiliary, image)
     np.save(out / "pfld98_landmarks.npy", landmarks)
     np.save(out / "pfld98_angles.npy", angles)
 
-    backbone68 = PFLDInference(68)
-    randomise([backbone68], generator)
-    calibrate([backbone68], calibration)
+    backbone68 = PFLDInference(68).eval()
+    state68 = {key: value for key, value in backbone.state_dict().items() if not key.startswith("fc.")}
+    state68.update({key: value for key, value in backbone68.state_dict().items() if key.startswith("fc.")})
+    backbone68.load_state_dict(state68)
+    coarse([backbone68])
     torch.save(backbone68.state_dict(), out / "pfld68.pth")
     np.save(out / "pfld68_landmarks.npy", float64_outputs(backbone68, None, image)[0])
 
