@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facetfile import write_facet
+from graphfile import ConversionError, checked_tensor, same_pads, window_count, write_graph_file
 from onnxproto import OnnxError, TENSOR_TYPE_NAMES, load_model
 
 PROGRAM = "onnx2facet"
@@ -41,10 +41,6 @@ SUPPORTED_OPERATORS = (
     "Concat", "AveragePool", "MaxPool", "GlobalAveragePool", "GlobalMaxPool", "Gemm", "MatMul (by a constant)",
     "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose (0, 2, 3, 1, before a Reshape)", "Resize / Upsample (nearest)",
     "Softmax", "Identity", "Dropout", "and shape arithmetic on constants")
-
-
-class ConversionError(ValueError):
-    pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,10 +208,7 @@ class Converter:
         name = f"{op_name}.{role}"
         if len(name.encode("utf-8")) > 255:
             name = f"op{len(self.ops)}.{role}"
-        array = np.ascontiguousarray(array, dtype=np.float32)
-        if not np.all(np.isfinite(array)):
-            raise ConversionError(f"tensor {name} holds NaN or infinity")
-        self.tensors[name] = array
+        self.tensors[name] = checked_tensor(name, array)
         return name
 
     def emit(self, node, op, shape, layout, **fields):
@@ -491,13 +484,7 @@ def _spatial_pads(node, attributes, in_hw, kernel, strides, dilations):
         return [0, 0, 0, 0]
     if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
         raise ConversionError(f"{node.describe()}: auto_pad {auto_pad} is not supported")
-    begin, end = [], []
-    for size, k, s, d in zip(in_hw, kernel, strides, dilations):
-        total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
-        small, large = total // 2, total - total // 2
-        begin.append(small if auto_pad == "SAME_UPPER" else large)
-        end.append(large if auto_pad == "SAME_UPPER" else small)
-    return [begin[0], begin[1], end[0], end[1]]
+    return same_pads(in_hw, kernel, strides, dilations, larger_at_end=auto_pad == "SAME_UPPER")
 
 
 def _pair(node, attributes, key, default):
@@ -507,18 +494,6 @@ def _pair(node, attributes, key, default):
         raise ConversionError(f"{node.describe()}: {key} {value} are not two positive numbers "
                               "(facet runs 2-D convolutions and pools)")
     return value
-
-
-def window_count(size, kernel, stride, pad_begin, pad_end, dilation=1, ceil_mode=False):
-    """Output size of a convolution or pooling window sliding over `size` (ONNX / PyTorch rule)."""
-    span = size + pad_begin + pad_end - (dilation * (kernel - 1) + 1)
-    if span < 0:
-        return 0
-    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
-    # Ceil mode keeps a last partial window only when it starts inside the input or its left pad.
-    if ceil_mode and (out - 1) * stride >= size + pad_begin:
-        out -= 1
-    return out
 
 
 def _map_input(converter, node):
@@ -953,16 +928,10 @@ def convert(model_path, out_path, color="rgb", mean=(0.0, 0.0, 0.0), scale=(1.0,
     if graph["input"]["onnx_shape"][1] != 3:
         raise ConversionError(f"input '{graph['input']['name']}' has {graph['input']['onnx_shape'][1]} channels; "
                               "facet feeds graphs RGB or BGR images")
-    metadata = {
-        "format": "facet",
-        "model": "graph",
-        "converter": PROGRAM,
-        "source": [{"file": Path(model_path).name, "sha256": hashlib.sha256(Path(model_path).read_bytes()).hexdigest(),
-                    "producer": model.producer, "opset": converter.opset}],
-        "input": {"color": color, "mean": list(mean), "scale": list(scale)},
-        "graph": graph,
-    }
-    write_facet(out_path, metadata, converter.tensors)
+    source = [{"file": Path(model_path).name, "sha256": hashlib.sha256(Path(model_path).read_bytes()).hexdigest(),
+               "producer": model.producer, "opset": converter.opset}]
+    write_graph_file(out_path, PROGRAM, source, {"color": color, "mean": list(mean), "scale": list(scale)}, graph,
+                     converter.tensors)
     return len(graph["ops"]), len(converter.tensors)
 
 
