@@ -97,12 +97,11 @@ def _check_keys(where, record, allowed, required):
 
 def _entry_layout(entry, index):
     """(name, shape, byte count, decode) of one manifest entry; decode(bytes) -> float32 array."""
-    where = f"weights entry {index}"
-    _check_keys(where, entry, MANIFEST_ENTRY_KEYS, {"name", "shape", "dtype"})
-    name = entry["name"]
+    name = entry.get("name") if isinstance(entry, dict) else None
     if not isinstance(name, str) or not name:
-        raise ConversionError(f"{where} has no name")
+        raise ConversionError(f"weights entry {index} has no name")
     where = f"tensor {name}"
+    _check_keys(where, entry, MANIFEST_ENTRY_KEYS, {"name", "shape", "dtype"})
     shape = entry["shape"]
     if not isinstance(shape, list) or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in shape):
         raise ConversionError(f"{where} has shape {shape!r}, expected a list of positive whole numbers")

@@ -100,6 +100,10 @@ public:
     std::array<int, 3> source_channel{};
     std::array<float, 3> mean{}, scale{};
 
+    // For a landmark network (metadata "landmarks", FORMAT.md): how much larger than the detector's
+    // box the square it was trained on is, as a fraction of the box's longer side added on each side.
+    float landmark_crop_margin = 0.0f;
+
     // The memory plan: per slot, the value with the most floats assigned to it (the executor
     // sizes the slot for it).
     const std::vector<int>& slot_largest_value() const { return slot_largest_value_; }
@@ -181,6 +185,10 @@ inline void GraphModel::load(const WeightFile& f) {
             source_channel[c] = color == "bgr" ? 2 - c : c;
             mean[c] = detail::read_float(in["mean"][c], "input mean");
             scale[c] = detail::read_float(in["scale"][c], "input scale");
+        }
+        if (m.has("landmarks")) {
+            landmark_crop_margin = detail::read_float(m["landmarks"]["crop_margin"], "landmarks crop_margin");
+            if (!(landmark_crop_margin >= 0.0f && landmark_crop_margin <= 1.0f)) throw Error("landmarks crop_margin must be in [0, 1]");
         }
         const json::Value& g = m["graph"];
         for (const auto& [name, shape] : g["values"].object()) {
