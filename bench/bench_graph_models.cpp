@@ -5,6 +5,8 @@
 //                                    portrait_kate_siegel.jpg: crop, bicubic to 112 x 112, network,
 //                                    98 points (what facet-detect --landmark-model pays per face)
 //   BM_PFLD_GhostOne_Network/<isa>   GraphExecutor::run alone, on that face's crop
+//   BM_FaceLandmark68_Face/<isa>     the same for face-api's 68-point network (face_landmark_68.facet,
+//   BM_FaceLandmark68_Network/<isa>  converters/tfjs2facet.py) on the same face
 //   BM_PFLD_Network/<file>/<isa>     GraphExecutor::run of PFLD converted from PyTorch (recipes pfld and
 //                                    pfld-angles) at 112 x 112: pfld98 (98 landmarks) and pfld98_angles
 //                                    (with the auxiliary net's angles); the randomly initialised
@@ -15,9 +17,10 @@
 //                                    whole 7 x 7 map, and grouped 3 x 3 convs of ResNeXt widths
 //   avg_pool/<isa>/<h>x<w>x<c>/global PFLD-GhostOne's global average pools
 //
-// Inputs: weights/pfld_ghostone.facet (FACET_WEIGHTS_DIR overrides the directory; ./setup.sh makes
-// it) and ../shared/upstream/images/portrait_kate_siegel.jpg (FACET_SHARED overrides ../shared);
-// when either is missing the PFLD cases report an error saying so and the kernel cases still run.
+// Inputs: weights/pfld_ghostone.facet and weights/face_landmark_68.facet (FACET_WEIGHTS_DIR overrides
+// the directory; ./setup.sh makes them) and ../shared/upstream/images/portrait_kate_siegel.jpg
+// (FACET_SHARED overrides ../shared); when one is missing the cases needing it report an error
+// saying so and the others still run.
 // Counters: FLOPS is 2 x the multiply-accumulates of the convolutions and dense layers (padded
 // lanes not counted), bytes the input, output and packed weights a kernel must move; both are rates.
 // bench/peers/run.py times ONNX Runtime on the same model in the same run (bench/README.md).
@@ -28,6 +31,7 @@
 #include <cstdlib>
 #include <exception>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -37,7 +41,8 @@ namespace {
 
 using namespace facet;
 
-constexpr const char* kModelFile = "pfld_ghostone.facet";
+constexpr const char* kPfldFile = "pfld_ghostone.facet";
+constexpr const char* kFaceLandmark68File = "face_landmark_68.facet";
 constexpr const char* kImageFile = "upstream/images/portrait_kate_siegel.jpg";
 // The golden face's box (../shared/golden/pfld_ghostone_kate_siegel.json): a 307-pixel crop.
 constexpr std::array<float, 4> kFaceBox{542.745f, 113.519f, 763.93f, 420.059f};
@@ -71,17 +76,20 @@ double graph_macs(const GraphModel& m) {
     return macs;
 }
 
-struct PfldInputs {
+struct LandmarkInputs {
     std::shared_ptr<const GraphModel> model;
     Image image;
     double flops = 0;
-    std::string error; // non-empty: the PFLD cases skip with this message
+    std::string error; // non-empty: the model's cases skip with this message
 };
 
-const PfldInputs& pfld_inputs() {
-    static const PfldInputs inputs = [] {
-        PfldInputs in;
-        const std::string model_path = env_or("FACET_WEIGHTS_DIR", FACET_SOURCE_DIR "/weights") + "/" + kModelFile;
+// The model in weights/`file` and the image, loaded once (benchmarks run one at a time).
+const LandmarkInputs& landmark_inputs(const std::string& file) {
+    static std::map<std::string, LandmarkInputs> loaded;
+    if (const auto it = loaded.find(file); it != loaded.end()) return it->second;
+    return loaded[file] = [&] {
+        LandmarkInputs in;
+        const std::string model_path = env_or("FACET_WEIGHTS_DIR", FACET_SOURCE_DIR "/weights") + "/" + file;
         const std::string image_path = env_or("FACET_SHARED", FACET_SOURCE_DIR "/../shared") + "/" + kImageFile;
         if (!std::ifstream(model_path).good()) {
             in.error = model_path + " not found: run ./setup.sh to convert the weights (or set FACET_WEIGHTS_DIR)";
@@ -97,12 +105,11 @@ const PfldInputs& pfld_inputs() {
         }
         return in;
     }();
-    return inputs;
 }
 
 // Crop, resize, network and points for one face. The untimed first call sizes the buffers.
-void bm_face(benchmark::State& state, const KernelSet* kernels) {
-    const PfldInputs& in = pfld_inputs();
+void bm_face(benchmark::State& state, const KernelSet* kernels, const char* file) {
+    const LandmarkInputs& in = landmark_inputs(file);
     if (!in.error.empty()) return state.SkipWithError(in.error.c_str());
     FaceLandmarker landmarker(in.model, *kernels);
     benchmark::DoNotOptimize(landmarker.landmarks(in.image, kFaceBox));
@@ -111,8 +118,8 @@ void bm_face(benchmark::State& state, const KernelSet* kernels) {
 }
 
 // The network alone, on the face's crop.
-void bm_network(benchmark::State& state, const KernelSet* kernels) {
-    const PfldInputs& in = pfld_inputs();
+void bm_network(benchmark::State& state, const KernelSet* kernels, const char* file) {
+    const LandmarkInputs& in = landmark_inputs(file);
     if (!in.error.empty()) return state.SkipWithError(in.error.c_str());
     FaceLandmarker landmarker(in.model, *kernels);
     landmarker.landmarks(in.image, kFaceBox);
@@ -188,8 +195,14 @@ const bool kRegistered = [] {
     for (Isa isa : supported_isas()) {
         const KernelSet* ks = &kernel_set(isa);
         const std::string name = ks->isa;
-        benchmark::RegisterBenchmark(("BM_PFLD_GhostOne_Face/" + name).c_str(), bm_face, ks)->UseRealTime()->Unit(benchmark::kMillisecond);
-        benchmark::RegisterBenchmark(("BM_PFLD_GhostOne_Network/" + name).c_str(), bm_network, ks)->UseRealTime()->Unit(benchmark::kMillisecond);
+        for (auto [model, file] : {std::pair<const char*, const char*>{"PFLD_GhostOne", kPfldFile}, {"FaceLandmark68", kFaceLandmark68File}}) {
+            benchmark::RegisterBenchmark(("BM_" + std::string(model) + "_Face/" + name).c_str(), bm_face, ks, file)
+                ->UseRealTime()
+                ->Unit(benchmark::kMillisecond);
+            benchmark::RegisterBenchmark(("BM_" + std::string(model) + "_Network/" + name).c_str(), bm_network, ks, file)
+                ->UseRealTime()
+                ->Unit(benchmark::kMillisecond);
+        }
         for (const char* file : {"pfld98", "pfld98_angles"})
             benchmark::RegisterBenchmark(("BM_PFLD_Network/" + std::string(file) + "/" + name).c_str(), bm_pfld_network, ks,
                                          std::string(file) + ".facet")

@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """Building facet graphs (weights/FORMAT.md, model "graph"): what the converters that write them
-share. onnx2facet builds one node by node from an ONNX file; graph recipes of pth2facet (PFLD)
-build one layer by layer from a state dict.
+share. onnx2facet builds one node by node from an ONNX file, tfjs2facet layer by layer from a
+TensorFlow.js model (face-api's face_landmark_68), graph recipes of pth2facet (PFLD) layer by
+layer from a state dict. NumPy and the standard library only.
 
 A graph is a list of ops in execution order, the float32 tensors they name (`<op>.<role>`), and
 the map shape [h, w, c] of every value an op writes; `graph_metadata` assembles FORMAT.md's
 `graph` object from them.
 """
 
+import math
+
 import numpy as np
+
+from facetfile import write_facet
 
 MAX_TENSOR_NAME_BYTES = 255  # weights/FORMAT.md
 
@@ -27,6 +32,19 @@ def window_count(size, kernel, stride, pad_begin, pad_end, dilation=1, ceil_mode
     if ceil_mode and (out - 1) * stride >= size + pad_begin:
         out -= 1
     return out
+
+
+def same_pads(in_hw, kernel, strides, dilations=(1, 1), larger_at_end=True):
+    """[top, left, bottom, right] for "same" padding: ceil(size / stride) outputs, the total pad split
+    in two with the odd pixel at the end (TensorFlow's "same", ONNX SAME_UPPER) or at the start
+    (SAME_LOWER). At stride 2 on an even size that is 0 before and 1 after for a 3x3 kernel."""
+    begin, end = [], []
+    for size, k, s, d in zip(in_hw, kernel, strides, dilations):
+        total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        small, large = total // 2, total - total // 2
+        begin.append(small if larger_at_end else large)
+        end.append(large if larger_at_end else small)
+    return [begin[0], begin[1], end[0], end[1]]
 
 
 class GraphBuilder:
@@ -74,3 +92,19 @@ class GraphBuilder:
             "constants": dict(self.constants),
             "ops": list(self.ops),
         }
+
+
+def write_graph_file(path, converter, source, input_spec, graph, tensors, extra=None):
+    """Write a facet graph file: `source` is the list of {"file", "sha256", ...} of what was read,
+    `input_spec` {"color", "mean", "scale"}, `graph` the "graph" object of FORMAT.md and `tensors`
+    the float32 arrays its ops name; `extra` adds top-level metadata keys (e.g. "landmarks")."""
+    metadata = {
+        "format": "facet",
+        "model": "graph",
+        "converter": converter,
+        "source": source,
+        "input": input_spec,
+        "graph": graph,
+        **(extra or {}),
+    }
+    write_facet(path, metadata, tensors)

@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facetfile import write_facet
-from facetgraph import GraphBuilder, GraphError, window_count
+from facetgraph import GraphBuilder, GraphError, same_pads, window_count, write_graph_file
 from onnxproto import OnnxError, TENSOR_TYPE_NAMES, load_model
 
 PROGRAM = "onnx2facet"
@@ -466,13 +465,7 @@ def _spatial_pads(node, attributes, in_hw, kernel, strides, dilations):
         return [0, 0, 0, 0]
     if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
         raise ConversionError(f"{node.describe()}: auto_pad {auto_pad} is not supported")
-    begin, end = [], []
-    for size, k, s, d in zip(in_hw, kernel, strides, dilations):
-        total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
-        small, large = total // 2, total - total // 2
-        begin.append(small if auto_pad == "SAME_UPPER" else large)
-        end.append(large if auto_pad == "SAME_UPPER" else small)
-    return [begin[0], begin[1], end[0], end[1]]
+    return same_pads(in_hw, kernel, strides, dilations, larger_at_end=auto_pad == "SAME_UPPER")
 
 
 def _pair(node, attributes, key, default):
@@ -916,16 +909,10 @@ def convert(model_path, out_path, color="rgb", mean=(0.0, 0.0, 0.0), scale=(1.0,
     if graph["input"]["onnx_shape"][1] != 3:
         raise ConversionError(f"input '{graph['input']['name']}' has {graph['input']['onnx_shape'][1]} channels; "
                               "facet feeds graphs RGB or BGR images")
-    metadata = {
-        "format": "facet",
-        "model": "graph",
-        "converter": PROGRAM,
-        "source": [{"file": Path(model_path).name, "sha256": hashlib.sha256(Path(model_path).read_bytes()).hexdigest(),
-                    "producer": model.producer, "opset": converter.opset}],
-        "input": {"color": color, "mean": list(mean), "scale": list(scale)},
-        "graph": graph,
-    }
-    write_facet(out_path, metadata, converter.tensors)
+    source = [{"file": Path(model_path).name, "sha256": hashlib.sha256(Path(model_path).read_bytes()).hexdigest(),
+               "producer": model.producer, "opset": converter.opset}]
+    write_graph_file(out_path, PROGRAM, source, {"color": color, "mean": list(mean), "scale": list(scale)}, graph,
+                     converter.tensors)
     return len(graph["ops"]), len(converter.tensors)
 
 

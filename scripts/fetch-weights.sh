@@ -3,12 +3,26 @@
 # converts the models into weights/*.facet.
 #
 # Each file is taken from ../shared/upstream (FACET_UPSTREAM overrides) when present, otherwise
-# downloaded into weights/.cache; either way its sha256 must match the manifest.
+# downloaded into weights/.cache (an npm: entry by `npm pack`, the others by curl); either way its
+# sha256 must match the manifest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 upstream="${FACET_UPSTREAM:-../shared/upstream}"
 cache=weights/.cache
 python=/usr/bin/python3
+
+# download URL PATH: an npm package (npm:NAME@VERSION) through npm's own client, anything else by curl.
+download() {
+  local url="$1" path="$2" packed
+  if [[ "$url" == npm:* ]]; then
+    command -v npm >/dev/null || { echo "facet: npm is needed to fetch ${url#npm:} (Debian: apt-get install npm)" >&2; exit 1; }
+    packed=$(cd "$(dirname "$path")" && npm pack --silent "${url#npm:}" 2>/dev/null | tail -n 1) ||
+      { echo "facet: npm cannot fetch ${url#npm:}" >&2; exit 1; }
+    mv "$(dirname "$path")/$packed" "$path"
+  else
+    curl -fsSL --retry 3 -o "$path" "$url" || { echo "facet: cannot download $url" >&2; exit 1; }
+  fi
+}
 
 # Prints the local path of a manifest entry, fetching and verifying it as needed.
 fetch() {
@@ -23,7 +37,7 @@ fetch() {
     if [ ! -f "$path" ]; then
       mkdir -p "$(dirname "$path")"
       echo "facet: downloading $url" >&2
-      curl -fsSL --retry 3 -o "$path.part" "$url" || { echo "facet: cannot download $url" >&2; exit 1; }
+      download "$url" "$path.part"
       mv "$path.part" "$path"
     fi
   fi
@@ -47,7 +61,7 @@ convert_onnx() {
   local out="weights/$1.facet" input
   input="$(fetch "$2")"; shift 2
   if [ -f "$out" ]; then
-    for dependency in "$input" converters/onnx2facet.py converters/onnxproto.py converters/facetfile.py; do
+    for dependency in "$input" converters/onnx2facet.py converters/onnxproto.py converters/facetgraph.py converters/facetfile.py; do
       [ "$out" -nt "$dependency" ] || { rm -f "$out"; break; }
     done
   fi
@@ -61,5 +75,24 @@ convert mtcnn mtcnn mtcnn/pnet.pt mtcnn/rnet.pt mtcnn/onet.pt
 # PFLD-GhostOne, 98 landmarks (MODELS.md section 6): RGB, (x / 255 - 0.5) / 0.5.
 convert_onnx pfld_ghostone pfld/PFLD_GhostOne_112_1_opt_sim.onnx --color rgb --mean 127.5,127.5,127.5 \
   --scale 0.00784313725490196,0.00784313725490196,0.00784313725490196
+# face-api's 68-point landmark network (TF.js weights in the npm package; tests/faceapi has its
+# reference outputs). Around RetinaFace's boxes it agrees best with PFLD-GhostOne with a crop 2% of
+# the box larger on each side (README, "Dense landmarks"; FORMAT.md, "landmarks.crop_margin").
+convert_faceapi() {
+  local out=weights/face_landmark_68.facet tarball package=weights/.cache/face-api/package
+  tarball="$(fetch face-api/vladmandic-face-api-1.7.15.tgz)"
+  if [ ! -d "$package" ] || [ "$tarball" -nt "$package" ]; then
+    rm -rf "$package" && mkdir -p "$(dirname "$package")"
+    tar -xzf "$tarball" -C "$(dirname "$package")" && touch "$package"
+  fi
+  if [ -f "$out" ]; then
+    for dependency in "$package" converters/tfjs2facet.py converters/facetgraph.py converters/facetfile.py; do
+      [ "$out" -nt "$dependency" ] || { rm -f "$out"; break; }
+    done
+  fi
+  [ -f "$out" ] || "$python" converters/tfjs2facet.py --out "$out" --crop-margin 0.02 \
+    "$package/model/face_landmark_68_model-weights_manifest.json"
+}
+convert_faceapi
 # The demo and test images.
 for image in images/crowd.jpg images/multiface.jpg images/portrait_kate_siegel.jpg; do fetch "$image" >/dev/null; done

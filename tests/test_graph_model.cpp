@@ -2,10 +2,10 @@
 // instruction set, the memory plan, and files the loader must refuse.
 #include <doctest/doctest.h>
 #include <facet/io/image.hpp>
+#include <facet/kernels/reference.hpp>
 #include <facet/models/graph.hpp>
 #include <facet/models/retinaface.hpp>
 
-#include <algorithm>
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -176,4 +176,61 @@ TEST_CASE("graph loader: a file whose graph does not hold together is refused, n
     std::string huge_groups = conv;
     huge_groups.replace(huge_groups.find("\"groups\": 1"), 11, "\"groups\": 1e300");
     refused(values, "[" + huge_groups + ", " + relu + "]", "groups must be a whole number");
+    // A stride-2 conv padded 0 before and 1 after runs on the input seen from pixel (1, 1): a 1-pixel
+    // input has no such view.
+    std::string shifted = conv;
+    shifted.replace(shifted.find("\"stride\": [1, 1], \"pads\": [1, 1, 1, 1]"), 38, "\"stride\": [2, 2], \"pads\": [0, 0, 1, 1]");
+    refused(R"({"x": [1, 4, 3], "c": [1, 2, 2], "y": [1, 2, 2]})", "[" + shifted + ", " + relu + "]", "need an input of at least 2x2");
+}
+
+TEST_CASE("graph executor: TensorFlow's \"same\" 3x3 stride-2 conv (pads 0 before, 1 after) runs shifted on the fast kernels, "
+          "as the reference conv computes it, every instruction set") {
+    // x (h x w x 3) -> 1x1 conv to cin channels -> the conv under test, pads [0, 0, 1, 1]: dense and
+    // depthwise, even and odd sizes.
+    struct Case {
+        int h, w, cin, cout, groups;
+    };
+    for (const Case c : {Case{8, 6, 3, 7, 1}, Case{7, 9, 5, 16, 1}, Case{2, 2, 3, 4, 1}, Case{10, 12, 20, 20, 20}, Case{5, 4, 33, 33, 33}}) {
+        CAPTURE(c.h); CAPTURE(c.w); CAPTURE(c.cin); CAPTURE(c.groups);
+        ConvGeometry g;
+        g.kernel_h = g.kernel_w = 3;
+        g.stride_h = g.stride_w = 2;
+        g.pad_bottom = g.pad_right = 1;
+        g.groups = c.groups;
+        const int oh = g.out_h(c.h), ow = g.out_w(c.w);
+        const std::vector<float> widen = test::random_floats(static_cast<std::size_t>(c.cin) * 3, 10);
+        const std::vector<float> weights = test::random_floats(static_cast<std::size_t>(c.cout) * (c.cin / c.groups) * 9, 11);
+        const std::vector<float> bias = test::random_floats(static_cast<std::size_t>(c.cout), 12);
+        const auto str = [](int v) { return std::to_string(v); };
+        const std::string metadata =
+            R"({"format": "facet", "model": "graph", "input": {"color": "rgb", "mean": [0, 0, 0], "scale": [1, 1, 1]},
+                "graph": {"input": {"name": "x", "onnx_shape": [1, 3, )" + str(c.h) + ", " + str(c.w) + R"(]},
+                          "outputs": [{"name": "y", "value": "y", "onnx_shape": [1, )" + str(c.cout) + ", " + str(oh) + ", " + str(ow) +
+            R"(], "order": "chw"}],
+                          "values": {"x": [)" + str(c.h) + ", " + str(c.w) + R"(, 3], "m": [)" + str(c.h) + ", " + str(c.w) + ", " +
+            str(c.cin) + R"(], "y": [)" + str(oh) + ", " + str(ow) + ", " + str(c.cout) + R"(]}, "constants": {},
+                          "ops": [{"op": "conv", "name": "widen", "input": "x", "output": "m", "weight": "v", "groups": 1, "kernel": [1, 1],
+                                   "stride": [1, 1], "pads": [0, 0, 0, 0], "dilation": [1, 1], "activation": {"kind": "none"}},
+                                  {"op": "conv", "name": "conv", "input": "m", "output": "y", "weight": "w", "bias": "b",
+                                   "groups": )" + str(c.groups) + R"(, "kernel": [3, 3], "stride": [2, 2],
+                                   "pads": [0, 0, 1, 1], "dilation": [1, 1], "activation": {"kind": "relu"}}]}})";
+        const auto u = [](int v) { return static_cast<std::uint32_t>(v); };
+        const auto model = std::make_shared<const GraphModel>(test::parse(test::write_facet(
+            metadata, {{"v", {u(c.cin), 3, 1, 1}, widen}, {"w", {u(c.cout), u(c.cin / c.groups), 3, 3}, weights}, {"b", {u(c.cout)}, bias}})));
+        REQUIRE(model->ops().size() == 2);
+        CHECK(model->ops()[1].shifted);
+        CHECK(model->ops()[1].kind == (c.groups == 1 ? GraphOp::Kind::conv : GraphOp::Kind::depthwise));
+        FeatureBuffer input(c.h, c.w, 3), widened(c.h, c.w, c.cin), expected(oh, ow, c.cout);
+        test::fill_random(input.map(), 13);
+        ref::conv2d(input.map(), widen.data(), nullptr, c.cin, 1, 1, 0, 1, {}, widened.map());
+        ref::conv2d(widened.map(), weights.data(), bias.data(), c.cout, g, {Activation::relu, 0.0f}, expected.map());
+        for (const KernelSet* ks : test::all_kernel_sets()) {
+            GraphExecutor net(model, *ks);
+            for (int y = 0; y < c.h; ++y)
+                for (int x = 0; x < c.w; ++x) std::copy_n(input.map().at(y, x), 3, net.input().at(y, x));
+            net.run();
+            CAPTURE(std::string(ks->isa));
+            CHECK(test::max_scaled_error(net.output_map(0), expected.map()) < 1e-5);
+        }
+    }
 }

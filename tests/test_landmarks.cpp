@@ -130,8 +130,9 @@ TEST_CASE("a 68-point model: points in [0, 1] of the crop map to the square arou
         bias[2 * i] = i / 68.0f;
         bias[2 * i + 1] = 1 - i / 68.0f;
     }
-    const auto model = std::make_shared<const GraphModel>(
-        test::parse(test::write_facet(metadata, {{"fc.weight", {136, 3}, std::vector<float>(408, 0.0f)}, {"fc.bias", {136}, bias}})));
+    const std::vector<test::TensorSpec> tensors{{"fc.weight", {136, 3}, std::vector<float>(408, 0.0f)}, {"fc.bias", {136}, bias}};
+    const auto model = std::make_shared<const GraphModel>(test::parse(test::write_facet(metadata, tensors)));
+    CHECK(model->landmark_crop_margin == 0.0f);
     FaceLandmarker landmarker(model);
     CHECK(landmarker.points() == 68);
     const Image image(50, 40);
@@ -149,4 +150,20 @@ TEST_CASE("a 68-point model: points in [0, 1] of the crop map to the square arou
     const auto five = alignment_points(points); // eyes: means of points 36-41 and 42-47
     CHECK(five[0][0] == doctest::Approx(5 + 30.0 * 38.5 / 68).epsilon(1e-5));
     CHECK(five[2][0] == doctest::Approx(points[30][0]));
+
+    // The file's landmarks.crop_margin grows the square by that fraction of max(w, h) on each side:
+    // 0.25 of 30.4 makes it 45.6 -> 46 pixels around the box's centre (20.1, 20.2), from (-3, -3).
+    std::string with_margin = metadata;
+    with_margin.insert(with_margin.find("\"graph\": {"), R"("landmarks": {"crop_margin": 0.25}, )");
+    FaceLandmarker loose(std::make_shared<const GraphModel>(test::parse(test::write_facet(with_margin, tensors))));
+    CHECK(landmark_crop(box, 0.25f).side == 46);
+    CHECK(landmark_crop(box, 0.25f).x == -3);
+    const LandmarkPoints loose_points = loose.landmarks(image, box);
+    CHECK(loose_points[0][0] == doctest::Approx(-3.0f));
+    CHECK(loose_points[67][0] == doctest::Approx(-3 + 46.0 * 67 / 68).epsilon(1e-5));
+    for (const char* bad : {R"("landmarks": {"crop_margin": -0.1}, )", R"("landmarks": {"crop_margin": 1.5}, )", R"("landmarks": {}, )"}) {
+        std::string refused = metadata;
+        refused.insert(refused.find("\"graph\": {"), bad);
+        CHECK_THROWS_AS(GraphModel(test::parse(test::write_facet(refused, tensors))), Error);
+    }
 }

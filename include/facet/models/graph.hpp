@@ -72,6 +72,7 @@ struct GraphOp {
     bool channel_major = false;      // flatten
     std::vector<bool> in_place;      // concat_channels: per input, written in place by its op (no copy)
     bool zero_padding = true;        // concat_channels: zero the padding lanes (no in-place input did)
+    bool shifted = false;            // conv, depthwise: reads the input from pixel (1, 1) on (see load_op)
 };
 
 struct GraphOutput {
@@ -98,6 +99,10 @@ public:
     // Input normalisation: network channel c = (pixel[source_channel[c]] - mean[c]) * scale[c].
     std::array<int, 3> source_channel{};
     std::array<float, 3> mean{}, scale{};
+
+    // For a landmark network (metadata "landmarks", FORMAT.md): how much larger than the detector's
+    // box the square it was trained on is, as a fraction of the box's longer side added on each side.
+    float landmark_crop_margin = 0.0f;
 
     // The memory plan: per slot, the value with the most floats assigned to it (the executor
     // sizes the slot for it).
@@ -180,6 +185,10 @@ inline void GraphModel::load(const WeightFile& f) {
             source_channel[c] = color == "bgr" ? 2 - c : c;
             mean[c] = detail::read_float(in["mean"][c], "input mean");
             scale[c] = detail::read_float(in["scale"][c], "input scale");
+        }
+        if (m.has("landmarks")) {
+            landmark_crop_margin = detail::read_float(m["landmarks"]["crop_margin"], "landmarks crop_margin");
+            if (!(landmark_crop_margin >= 0.0f && landmark_crop_margin <= 1.0f)) throw Error("landmarks crop_margin must be in [0, 1]");
         }
         const json::Value& g = m["graph"];
         for (const auto& [name, shape] : g["values"].object()) {
@@ -287,8 +296,14 @@ inline void GraphModel::load_op(const WeightFile& f, const json::Value& spec) {
                 if (in.c % groups != 0 || out.c % groups != 0) throw Error("groups do not divide the channels");
                 if (std::min({k[0], k[1], s[0], s[1], d[0], d[1]}) < 1) throw Error("kernel, stride and dilation must be positive");
                 const WeightTensor& w = f.tensor(spec["weight"].string(), {out.c, in.c / groups, k[0], k[1]});
-                const bool plain = d[0] == 1 && d[1] == 1 && k[0] == k[1] && s[0] == s[1] &&
-                                   std::all_of(p.begin(), p.end(), [&](int v) { return v == (k[0] - 1) / 2; });
+                // TensorFlow's "same" padding at stride 2 pads a 3x3 conv by 0 before and 1 after on an
+                // even size. Its output pixel y reads input rows 2y .. 2y + 2: the rows the symmetric
+                // pad-1 kernel reads (2y - 1 .. 2y + 1) of the map seen from pixel (1, 1) on, whose
+                // zero ring below and right is the input's own. So it runs on that view ("shifted").
+                op.shifted = d[0] == 1 && d[1] == 1 && k[0] == 3 && k[1] == 3 && s[0] == 2 && s[1] == 2 &&
+                             p == std::vector<int>{0, 0, 1, 1};
+                const bool plain = op.shifted || (d[0] == 1 && d[1] == 1 && k[0] == k[1] && s[0] == s[1] &&
+                                                  std::all_of(p.begin(), p.end(), [&](int v) { return v == (k[0] - 1) / 2; }));
                 const int stride = s[0], size = k[0];
                 if (plain && groups == 1 && ((size <= 2 && stride == 1) || (size == 3 && stride <= 2))) {
                     op.kind = GraphOp::Kind::conv;
@@ -297,6 +312,7 @@ inline void GraphModel::load_op(const WeightFile& f, const json::Value& spec) {
                     op.kind = GraphOp::Kind::depthwise;
                     op.depthwise = pack_depthwise(w.data, bias, out.c, stride, epilogue);
                 } else {
+                    op.shifted = false;
                     ConvGeometry g;
                     g.kernel_h = k[0]; g.kernel_w = k[1];
                     g.stride_h = s[0]; g.stride_w = s[1];
@@ -380,16 +396,19 @@ inline void GraphModel::check_op_shape(const GraphOp& op) const {
     expect(two ? inputs == 2 : many ? inputs >= 1 : inputs == 1, "wrong number of inputs");
     if (op.kind != K::add && op.kind != K::mul)
         for (int v : op.inputs) expect(values_[v].constant < 0, "only add and mul read constants");
+    // A shifted conv's view must hold a pixel, or its taps would read past the zero ring.
+    expect(!op.shifted || (in.h >= 2 && in.w >= 2), "pads 0 before and 1 after need an input of at least 2x2");
     switch (op.kind) {
     case K::conv: {
         const PackedConv& w = op.conv;
-        expect(in.c == w.cin && out.h == conv_out_size(in.h, w.k, w.stride) && out.w == conv_out_size(in.w, w.k, w.stride),
+        expect(in.c == w.cin && out.h == conv_out_size(in.h - op.shifted, w.k, w.stride) &&
+                   out.w == conv_out_size(in.w - op.shifted, w.k, w.stride),
                "output shape does not follow from the conv");
         break;
     }
     case K::depthwise:
-        expect(in.c == out.c && out.h == conv_out_size(in.h, 3, op.depthwise.stride) &&
-                   out.w == conv_out_size(in.w, 3, op.depthwise.stride),
+        expect(in.c == out.c && out.h == conv_out_size(in.h - op.shifted, 3, op.depthwise.stride) &&
+                   out.w == conv_out_size(in.w - op.shifted, 3, op.depthwise.stride),
                "output shape does not follow from the depthwise conv");
         break;
     case K::grouped_conv:
@@ -627,10 +646,20 @@ private:
         return maps_[v];
     }
 
+    // The map from pixel (1, 1) on (GraphOp::shifted): its ring above and left is the map's first
+    // row and column, below and right the map's zero ring.
+    const FeatureMap& shifted_view(const FeatureMap& m) {
+        shifted_ = m;
+        shifted_.data = m.at(1, 1);
+        shifted_.h = m.h - 1;
+        shifted_.w = m.w - 1;
+        return shifted_;
+    }
+
     void run_op(const GraphOp& op) {
         using K = GraphOp::Kind;
         const FeatureMap& out = shape(op.output);
-        const FeatureMap& in = maps_[op.inputs[0]];
+        const FeatureMap& in = op.shifted ? shifted_view(maps_[op.inputs[0]]) : maps_[op.inputs[0]];
         const KernelSet& k = *kernels_;
         switch (op.kind) {
         case K::conv: k.conv_for(op.conv)(in, op.conv, out, threads_); break;
@@ -673,6 +702,7 @@ private:
     int threads_;
     std::vector<FeatureBuffer> slots_;
     std::vector<FeatureMap> maps_; // per value: where it is now (a slot, a slice of one, a constant)
+    FeatureMap shifted_;           // the current op's input seen from pixel (1, 1), when it is shifted
 };
 
 } // namespace facet

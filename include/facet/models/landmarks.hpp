@@ -4,7 +4,9 @@
 // For each face: the square of side max(w, h) centred on the detector's box, black where it leaves
 // the image, resized to the network's input with OpenCV's bicubic (io/image.hpp, bit for bit as
 // upstream's crops), the network, and its output, x and y pairs in [0, 1] of the crop, mapped back
-// into image pixels.
+// into image pixels. A network trained on looser crops than RetinaFace's boxes says so in its file
+// (metadata "landmarks.crop_margin", FORMAT.md): the square then grows by that fraction of max(w, h)
+// on each side. PFLD-GhostOne has none; face-api's face_landmark_68 has one (README, "Dense landmarks").
 //
 // A model may also estimate the head's angles: a second output named "angles" of 3 values (PFLD's
 // auxiliary net, recipe pfld-angles), read for each face beside the landmarks.
@@ -27,14 +29,16 @@
 namespace facet {
 
 // The square of the image a face's landmarks are computed on, in image pixels (it may leave the
-// image): side max(w, h) and centre of the box, both rounded to whole pixels, as upstream crops.
+// image): side max(w, h) (times 1 + 2 margin) and centre of the box, both rounded to whole pixels,
+// as upstream crops.
 struct LandmarkCrop {
     int x = 0, y = 0, side = 1;
 };
 
-inline LandmarkCrop landmark_crop(const std::array<float, 4>& box) {
+inline LandmarkCrop landmark_crop(const std::array<float, 4>& box, float margin = 0.0f) {
     LandmarkCrop crop;
-    crop.side = std::max(1, static_cast<int>(std::lround(std::max(box[2] - box[0], box[3] - box[1]))));
+    const float longer = std::max(box[2] - box[0], box[3] - box[1]);
+    crop.side = std::max(1, static_cast<int>(std::lround(longer * (1 + 2 * margin))));
     crop.x = static_cast<int>(std::lround((box[0] + box[2]) / 2)) - crop.side / 2;
     crop.y = static_cast<int>(std::lround((box[1] + box[3]) / 2)) - crop.side / 2;
     return crop;
@@ -88,7 +92,7 @@ public:
 
     // The landmarks of the face in `box`, in image pixels.
     LandmarkPoints landmarks(const Image& image, const std::array<float, 4>& box) {
-        const LandmarkCrop crop = landmark_crop(box);
+        const LandmarkCrop crop = landmark_crop(box, net_.model().landmark_crop_margin);
         cut(image, crop);
         net_.set_input(crop_);
         net_.run();

@@ -1,0 +1,342 @@
+#!/usr/bin/env python3
+"""Convert face-api's 68-point landmark network (TensorFlow.js weights) into a facet graph file
+(weights/FORMAT.md, model "graph"), NumPy only.
+
+    tfjs2facet.py --out OUT.facet [--crop-margin M] face_landmark_68_model-weights_manifest.json
+
+The network is face-api's FaceLandmark68Net (MIT, @vladmandic/face-api, src/faceFeatureExtractor and
+src/faceLandmarkNet): four densely connected blocks of 3x3 convolutions on a 112x112 RGB crop, an
+average pool and a fully connected layer to 68 (x, y) pairs in [0, 1] of the crop. A TF.js model of
+this kind is only weights: the manifest names each tensor, its shape and how it is stored, the
+.bin shards hold them back to back, and the architecture lives in face-api's code. So this
+converter knows the architecture, and checks that the manifest describes exactly its tensors.
+
+Block k (k = 0 .. 3, C = 32 << k channels) computes, every convolution with TensorFlow's "same"
+padding and a bias:
+    out1 = relu(conv0(x))                      stride 2; block 0 a full 3x3 conv, the others separable
+    out2 = sep1(out1)                          separable: depthwise 3x3 (no bias), then pointwise 1x1
+    out3 = sep2(relu(out1 + out2))
+    out4 = sep3(relu(out1 + out2 + out3))
+    out  = relu(out1 + out2 + out3 + out4)
+then a 7x7 average pool with stride 2 (valid: 7x7 -> 1x1) and fc 256 -> 136. The input is
+(pixel - mean) / 255 with mean (122.782, 117.001, 104.298) in RGB order.
+
+Every manifest entry is checked: known keys only, the expected names, shapes and dtypes, uint8
+quantisation (dequantised as q * scale + min, as TF.js does, in double then rounded to float32) or
+plain float32, and the shards' sizes against the byte counts the entries add up to. Anything else
+is refused, naming the entry.
+
+Exit status: 0 on success, 2 for anything wrong with the command line or the model, reported on one
+line as "tfjs2facet: error: ..." with no traceback.
+"""
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from facetgraph import GraphBuilder, GraphError, same_pads, window_count, write_graph_file
+
+PROGRAM = "tfjs2facet"
+USER_ERROR_STATUS = 2
+
+INPUT_SIZE = 112
+MEAN_RGB = [122.782, 117.001, 104.298]
+BLOCK_CHANNELS = [32, 64, 128, 256]
+SEPARABLE_CONVS = ("conv1", "conv2", "conv3")  # and conv0 of every block but the first
+POOL_KERNEL, POOL_STRIDE = 7, 2
+POINTS = 68
+
+MANIFEST_GROUP_KEYS = {"paths", "weights"}
+MANIFEST_ENTRY_KEYS = {"name", "shape", "dtype", "quantization"}
+QUANTIZATION_KEYS = {"dtype", "scale", "min"}
+
+
+class ConversionError(GraphError):
+    """Anything wrong with the model read: reported to the user, never a traceback."""
+
+
+def expected_shapes():
+    """Every tensor face_landmark_68 has, in TF.js layout: conv filters [kh, kw, cin, cout],
+    depthwise [kh, kw, c, 1], pointwise [1, 1, cin, cout], fc weights [in, out]."""
+    shapes = {}
+    channels_in = 3
+    for block, channels in enumerate(BLOCK_CHANNELS):
+        prefix = f"dense{block}"
+        if block == 0:
+            shapes[f"{prefix}/conv0/filters"] = [3, 3, channels_in, channels]
+            shapes[f"{prefix}/conv0/bias"] = [channels]
+            convs = SEPARABLE_CONVS
+        else:
+            convs = ("conv0",) + SEPARABLE_CONVS
+        for conv in convs:
+            cin = channels_in if conv == "conv0" else channels
+            shapes[f"{prefix}/{conv}/depthwise_filter"] = [3, 3, cin, 1]
+            shapes[f"{prefix}/{conv}/pointwise_filter"] = [1, 1, cin, channels]
+            shapes[f"{prefix}/{conv}/bias"] = [channels]
+        channels_in = channels
+    shapes["fc/weights"] = [channels_in, 2 * POINTS]
+    shapes["fc/bias"] = [2 * POINTS]
+    return shapes
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the TF.js weights
+
+
+def _check_keys(where, record, allowed, required):
+    if not isinstance(record, dict):
+        raise ConversionError(f"{where} is a JSON {type(record).__name__}, expected an object")
+    unknown = sorted(set(record) - allowed)
+    if unknown:
+        raise ConversionError(f"{where} has unsupported key(s) {', '.join(unknown)}")
+    missing = sorted(required - set(record))
+    if missing:
+        raise ConversionError(f"{where} has no {', '.join(missing)}")
+
+
+def _entry_layout(entry, index):
+    """(name, shape, byte count, decode) of one manifest entry; decode(bytes) -> float32 array."""
+    name = entry.get("name") if isinstance(entry, dict) else None
+    if not isinstance(name, str) or not name:
+        raise ConversionError(f"weights entry {index} has no name")
+    where = f"tensor {name}"
+    _check_keys(where, entry, MANIFEST_ENTRY_KEYS, {"name", "shape", "dtype"})
+    shape = entry["shape"]
+    if not isinstance(shape, list) or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in shape):
+        raise ConversionError(f"{where} has shape {shape!r}, expected a list of positive whole numbers")
+    if entry["dtype"] != "float32":
+        raise ConversionError(f"{where} has dtype {entry['dtype']!r}; face_landmark_68's tensors are float32")
+    count = math.prod(shape)
+    quantization = entry.get("quantization")
+    if quantization is None:
+        return name, shape, count * 4, lambda raw: np.frombuffer(raw, dtype="<f4").astype(np.float32)
+    _check_keys(f"{where}: quantization", quantization, QUANTIZATION_KEYS, {"dtype"})
+    if quantization["dtype"] != "uint8":
+        raise ConversionError(f"{where} is quantised to {quantization['dtype']!r}; only uint8 (with scale and min) "
+                              "is supported")
+    scale, minimum = quantization.get("scale"), quantization.get("min")
+    for key, number in (("scale", scale), ("min", minimum)):
+        if not isinstance(number, (int, float)) or isinstance(number, bool) or not math.isfinite(number):
+            raise ConversionError(f"{where}: quantization {key} is {number!r}, expected a finite number")
+    if scale < 0:
+        raise ConversionError(f"{where}: quantization scale {scale} is negative")
+    # TF.js (io/io_utils.ts, decodeWeights): values[i] = q * scale + min in double, stored as float32.
+    return name, shape, count, lambda raw: (np.frombuffer(raw, dtype=np.uint8) * float(scale) + float(minimum)).astype(np.float32)
+
+
+def _shard_path(manifest_path, shard, group):
+    if not isinstance(shard, str) or not shard or "/" in shard or "\\" in shard or shard in (".", ".."):
+        raise ConversionError(f"weights group {group}: path {shard!r} is not a file name beside the manifest")
+    return manifest_path.parent / shard
+
+
+def read_tfjs_weights(manifest_path):
+    """{name: float32 array in TF.js layout} from a TF.js weights manifest and its .bin shards, and the
+    files read (for the facet file's `source`). Every entry and byte count is checked."""
+    manifest_path = Path(manifest_path)
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConversionError(f"the manifest is not UTF-8 JSON: {error}") from None
+    if not isinstance(manifest, list) or not manifest:
+        raise ConversionError("the manifest is not a non-empty JSON array of weight groups")
+    tensors, files = {}, [manifest_path]
+    for group_index, group in enumerate(manifest):
+        _check_keys(f"weights group {group_index}", group, MANIFEST_GROUP_KEYS, MANIFEST_GROUP_KEYS)
+        if not isinstance(group["paths"], list) or not group["paths"]:
+            raise ConversionError(f"weights group {group_index}: paths is not a non-empty list")
+        if not isinstance(group["weights"], list):
+            raise ConversionError(f"weights group {group_index}: weights is not a list")
+        shards = [_shard_path(manifest_path, shard, group_index) for shard in group["paths"]]
+        files += shards
+        # A group's tensors run back to back through its shards, as if they were one file.
+        data = b"".join(shard.read_bytes() for shard in shards)
+        offset = 0
+        for index, entry in enumerate(group["weights"]):
+            name, shape, size, decode = _entry_layout(entry, index)
+            if name in tensors:
+                raise ConversionError(f"tensor {name} appears twice in the manifest")
+            if offset + size > len(data):
+                raise ConversionError(f"tensor {name} needs bytes [{offset}, {offset + size}), the shards of group "
+                                      f"{group_index} ({', '.join(map(str, group['paths']))}) hold {len(data)}: truncated")
+            tensors[name] = decode(data[offset:offset + size]).reshape(shape)
+            offset += size
+        if offset != len(data):
+            raise ConversionError(f"the shards of group {group_index} hold {len(data)} bytes, its tensors "
+                                  f"take {offset}: {len(data) - offset} bytes left over")
+    return tensors, files
+
+
+def check_architecture(tensors):
+    """The manifest must hold exactly face_landmark_68's tensors, in its shapes."""
+    shapes = expected_shapes()
+    missing = [name for name in shapes if name not in tensors]
+    if missing:
+        raise ConversionError(f"tensor {missing[0]} is missing ({len(missing)} of face_landmark_68's "
+                              f"{len(shapes)} tensors are): is this face-api's face_landmark_68 model?")
+    for name, array in tensors.items():
+        if name not in shapes:
+            raise ConversionError(f"tensor {name} is not one of face_landmark_68's")
+        if list(array.shape) != shapes[name]:
+            raise ConversionError(f"tensor {name} has shape {list(array.shape)}, face_landmark_68 has {shapes[name]}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The facet graph
+
+
+class TfjsGraph(GraphBuilder):
+    """The graph op by op, as face_landmark_68's layers come; every value is an NHWC map [h, w, c]."""
+
+    def __init__(self, input_name, input_shape):
+        super().__init__()
+        self.input_name = input_name
+        self.values[input_name] = list(input_shape)
+
+    def _add(self, op, name, inputs, shape, **fields):
+        self.add_op(op, name, name, shape, **({"input": inputs[0]} if len(inputs) == 1 else {"inputs": list(inputs)}),
+                    **fields)
+        return name
+
+    def conv(self, name, source, weight, bias, stride, relu=False, groups=1):
+        """A TensorFlow "same" convolution; `weight` is [cout, cin / groups, kh, kw]."""
+        h, w, _ = self.values[source]
+        cout, _, kh, kw = weight.shape
+        pads = same_pads([h, w], [kh, kw], [stride, stride])
+        shape = [window_count(h, kh, stride, pads[0], pads[2]), window_count(w, kw, stride, pads[1], pads[3]), cout]
+        fields = {"weight": self.tensor(name, "weight", weight)}
+        if bias is not None:
+            fields["bias"] = self.tensor(name, "bias", bias)
+        fields.update(groups=groups, kernel=[kh, kw], stride=[stride, stride], pads=pads, dilation=[1, 1],
+                      activation={"kind": "relu" if relu else "none"})
+        return self._add("conv", name, [source], shape, **fields)
+
+    def add(self, name, a, b):
+        return self._add("add", name, [a, b], self.values[a])
+
+    def relu(self, name, source):
+        return self._add("activation", name, [source], self.values[source], activation={"kind": "relu"})
+
+    def avg_pool(self, name, source, kernel, stride):
+        h, w, c = self.values[source]
+        shape = [window_count(h, kernel, stride, 0, 0), window_count(w, kernel, stride, 0, 0), c]
+        if min(shape) < 1:
+            raise ConversionError(f"{name}: a {kernel}x{kernel} pool does not fit a {h}x{w} map")
+        return self._add("avg_pool", name, [source], shape, kernel=[kernel, kernel], stride=[stride, stride],
+                         pads=[0, 0, 0, 0], count_include_pad=False)
+
+    def dense(self, name, source, weight, bias):
+        """Fully connected on a 1 x 1 map; `weight` is [out, in]."""
+        return self._add("dense", name, [source], [1, 1, weight.shape[0]], weight=self.tensor(name, "weight", weight),
+                         bias=self.tensor(name, "bias", bias), activation={"kind": "none"})
+
+    def metadata(self, output, onnx_shape):
+        h, w, c = self.values[self.input_name]
+        return self.graph_metadata(self.input_name, [1, c, h, w],
+                                   [{"name": output, "value": output, "onnx_shape": onnx_shape, "order": "hwc"}])
+
+
+def _conv_weight(filters):
+    """TF.js [kh, kw, cin, cout] -> facet [cout, cin, kh, kw]."""
+    return filters.transpose(3, 2, 0, 1)
+
+
+def _depthwise_weight(filters):
+    """TF.js depthwise [kh, kw, c, 1] -> facet [c, 1, kh, kw] (a conv with c groups)."""
+    return filters[:, :, :, 0].transpose(2, 0, 1)[:, None]
+
+
+def _separable(graph, tensors, prefix, source, stride, relu):
+    """tf.separableConv2d + bias: the depthwise 3x3 (no bias) then the pointwise 1x1 with the bias."""
+    depthwise = _depthwise_weight(tensors[f"{prefix}/depthwise_filter"])
+    name = prefix.replace("/", ".")
+    inner = graph.conv(f"{name}.depthwise", source, depthwise, None, stride, groups=depthwise.shape[0])
+    return graph.conv(f"{name}.pointwise", inner, _conv_weight(tensors[f"{prefix}/pointwise_filter"]),
+                      tensors[f"{prefix}/bias"], 1, relu=relu)
+
+
+def build_graph(tensors):
+    """The facet graph of face_landmark_68 (see the module's docstring for what it computes)."""
+    graph = TfjsGraph("input", [INPUT_SIZE, INPUT_SIZE, 3])
+    x = "input"
+    for block in range(len(BLOCK_CHANNELS)):
+        prefix = f"dense{block}"
+        if block == 0:
+            out1 = graph.conv(f"{prefix}.conv0", x, _conv_weight(tensors[f"{prefix}/conv0/filters"]),
+                              tensors[f"{prefix}/conv0/bias"], 2, relu=True)
+        else:
+            out1 = _separable(graph, tensors, f"{prefix}/conv0", x, 2, relu=True)
+        # face-api sums out1 + (out2 + (out3 + out4)); summing from the left differs only in rounding.
+        total, reader = out1, out1
+        for k, conv in enumerate(SEPARABLE_CONVS, start=2):
+            out = _separable(graph, tensors, f"{prefix}/{conv}", reader, 1, relu=False)
+            total = graph.add(f"{prefix}.sum{k}", total, out)
+            reader = graph.relu(f"{prefix}.relu{k}", total)
+        x = reader
+    pooled = graph.avg_pool("pool", x, POOL_KERNEL, POOL_STRIDE)
+    if graph.values[pooled][:2] != [1, 1]:
+        raise ConversionError(f"the pool gives a {graph.values[pooled][0]}x{graph.values[pooled][1]} map, not a vector")
+    graph.dense("landmarks", pooled, tensors["fc/weights"].T, tensors["fc/bias"])
+    return graph.metadata("landmarks", [1, 2 * POINTS]), graph.tensors
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def convert(manifest_path, out_path, crop_margin=0.0):
+    """Convert the model at `manifest_path` into `out_path`; returns (op count, tensor count)."""
+    tensors, files = read_tfjs_weights(manifest_path)
+    check_architecture(tensors)
+    graph, facet_tensors = build_graph(tensors)
+    source = [{"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()} for path in files]
+    input_spec = {"color": "rgb", "mean": MEAN_RGB, "scale": [1 / 255] * 3}
+    write_graph_file(out_path, PROGRAM, source, input_spec, graph, facet_tensors,
+                     extra={"landmarks": {"crop_margin": crop_margin}})
+    return len(graph["ops"]), len(facet_tensors)
+
+
+def _margin(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"wants a number in [0, 1], got '{text}'")
+    return value
+
+
+def _argument_parser():
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM, description="Convert face-api's face_landmark_68 (TF.js weights) to a facet graph file "
+                                  "(weights/FORMAT.md, model \"graph\").")
+    parser.add_argument("--out", required=True, type=Path, help="the facet file to write")
+    parser.add_argument("--crop-margin", type=_margin, default=0.0,
+                        help="landmarks.crop_margin: the crop around a detector box grows by this fraction of its "
+                             "longer side on each side (FORMAT.md; 0)")
+    parser.add_argument("manifest", type=Path, metavar="MANIFEST.json",
+                        help="face_landmark_68_model-weights_manifest.json, its .bin beside it")
+    return parser
+
+
+def main(argv=None):
+    args = _argument_parser().parse_args(argv)
+    try:
+        op_count, tensor_count = convert(args.manifest, args.out, args.crop_margin)
+    except GraphError as error:
+        print(f"{PROGRAM}: error: {args.manifest}: {error}", file=sys.stderr)
+        return USER_ERROR_STATUS
+    except OSError as error:
+        print(f"{PROGRAM}: error: {error.filename}: {error.strerror}", file=sys.stderr)
+        return USER_ERROR_STATUS
+    print(f"{PROGRAM}: wrote {args.out} ({op_count} ops, {tensor_count} tensors)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

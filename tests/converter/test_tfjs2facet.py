@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""tfjs2facet: face-api's TF.js landmark weights into a facet graph. What the graph and tensors are
+(TF.js layouts transposed, uint8 dequantised as TF.js does), and every broken manifest refused by
+name. The models are written here, with random bytes in face_landmark_68's shapes; the real one
+(weights/.cache/face-api, made by scripts/fetch-weights.sh) is converted too when present."""
+
+import copy
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+import numpy as np
+
+from support import CONVERTERS, REPO_ROOT
+from facetfile import read_facet
+from tfjs2facet import ConversionError, convert, expected_shapes
+
+TFJS2FACET = CONVERTERS / "tfjs2facet.py"
+PACKAGE = REPO_ROOT / "weights" / ".cache" / "face-api" / "package" / "model"
+
+
+def run_tfjs2facet(*arguments):
+    return subprocess.run([sys.executable, str(TFJS2FACET), *map(str, arguments)], capture_output=True, text=True,
+                          check=False)
+
+
+def synthetic_manifest(seed=0):
+    """A manifest entry per face_landmark_68 tensor, uint8-quantised, and the shard's bytes."""
+    rng = np.random.default_rng(seed)
+    entries, chunks = [], []
+    for name, shape in expected_shapes().items():
+        entries.append({"name": name, "shape": shape, "dtype": "float32",
+                        "quantization": {"dtype": "uint8", "scale": float(rng.uniform(0.001, 0.01)),
+                                         "min": float(rng.uniform(-1, 0))}})
+        chunks.append(rng.integers(0, 256, math.prod(shape), dtype=np.uint8).tobytes())
+    return [{"paths": ["model.bin"], "weights": entries}], b"".join(chunks)
+
+
+class Tfjs2FacetTest(unittest.TestCase):
+    def setUp(self):
+        self.directory = tempfile.TemporaryDirectory()
+        self.root = Path(self.directory.name)
+        self.manifest, self.data = synthetic_manifest()
+
+    def tearDown(self):
+        self.directory.cleanup()
+
+    def write(self, manifest=None, data=None):
+        path = self.root / "model-weights_manifest.json"
+        path.write_text(json.dumps(self.manifest if manifest is None else manifest))
+        (self.root / "model.bin").write_bytes(self.data if data is None else data)
+        return path
+
+    def convert(self, manifest=None, data=None, **options):
+        out = self.root / "out.facet"
+        convert(self.write(manifest, data), out, **options)
+        return read_facet(out)
+
+    def refused(self, message, manifest=None, data=None):
+        with self.assertRaisesRegex(ConversionError, message):
+            self.convert(manifest, data)
+
+    def entry(self, manifest, name):
+        return next(e for e in manifest[0]["weights"] if e["name"] == name)
+
+    def test_graph_and_tensors(self):
+        metadata, tensors = self.convert(crop_margin=0.25)
+        self.assertEqual(metadata["model"], "graph")
+        self.assertEqual(metadata["converter"], "tfjs2facet")
+        self.assertEqual(metadata["input"], {"color": "rgb", "mean": [122.782, 117.001, 104.298], "scale": [1 / 255] * 3})
+        self.assertEqual(metadata["landmarks"], {"crop_margin": 0.25})
+        self.assertEqual([s["file"] for s in metadata["source"]], ["model-weights_manifest.json", "model.bin"])
+        graph = metadata["graph"]
+        self.assertEqual(graph["input"], {"name": "input", "onnx_shape": [1, 3, 112, 112]})
+        self.assertEqual(graph["outputs"], [{"name": "landmarks", "value": "landmarks", "onnx_shape": [1, 136], "order": "hwc"}])
+        # The four blocks halve the map: 56, 28, 14, 7; the pool makes it one pixel.
+        for block, (side, channels) in enumerate(zip([56, 28, 14, 7], [32, 64, 128, 256])):
+            self.assertEqual(graph["values"][f"dense{block}.relu4"], [side, side, channels])
+        self.assertEqual(graph["values"]["pool"], [1, 1, 256])
+        ops = {op["name"]: op for op in graph["ops"]}
+        # TensorFlow's "same" at stride 2 on an even map: 0 before, 1 after; at stride 1: 1 on each side.
+        self.assertEqual(ops["dense0.conv0"]["pads"], [0, 0, 1, 1])
+        self.assertEqual(ops["dense2.conv0.depthwise"]["pads"], [0, 0, 1, 1])
+        self.assertEqual(ops["dense2.conv0.depthwise"]["groups"], 64)
+        self.assertEqual(ops["dense2.conv1.depthwise"]["pads"], [1, 1, 1, 1])
+        self.assertEqual(ops["dense2.conv0.pointwise"]["activation"], {"kind": "relu"})
+        self.assertEqual(ops["dense2.conv1.pointwise"]["activation"], {"kind": "none"})
+        self.assertEqual(ops["dense3.sum3"]["inputs"], ["dense3.sum2", "dense3.conv2.pointwise"])
+        self.assertEqual(ops["dense3.conv3.depthwise"]["input"], "dense3.relu3")
+        self.assertNotIn("bias", ops["dense3.conv3.depthwise"])  # separable convs add the bias after the pointwise
+
+    def test_layouts_and_dequantisation(self):
+        _, tensors = self.convert()
+        raw = {}
+        offset = 0
+        for entry in self.manifest[0]["weights"]:
+            count = math.prod(entry["shape"])
+            q = np.frombuffer(self.data, np.uint8, count, offset).reshape(entry["shape"])
+            raw[entry["name"]] = q.astype(np.float64) * entry["quantization"]["scale"] + entry["quantization"]["min"]
+            offset += count
+        filters = raw["dense0/conv0/filters"]  # [kh, kw, cin, cout]
+        conv = tensors["dense0.conv0.weight"]   # [cout, cin, kh, kw]
+        self.assertEqual(conv.shape, (32, 3, 3, 3))
+        self.assertEqual(conv[5, 2, 0, 1], np.float32(filters[0, 1, 2, 5]))
+        depthwise = tensors["dense1.conv2.depthwise.weight"]
+        self.assertEqual(depthwise.shape, (64, 1, 3, 3))
+        self.assertEqual(depthwise[40, 0, 2, 1], np.float32(raw["dense1/conv2/depthwise_filter"][2, 1, 40, 0]))
+        pointwise = tensors["dense3.conv0.pointwise.weight"]
+        self.assertEqual(pointwise.shape, (256, 128, 1, 1))
+        self.assertEqual(pointwise[200, 100, 0, 0], np.float32(raw["dense3/conv0/pointwise_filter"][0, 0, 100, 200]))
+        np.testing.assert_array_equal(tensors["dense3.conv0.pointwise.bias"], raw["dense3/conv0/bias"].astype(np.float32))
+        np.testing.assert_array_equal(tensors["landmarks.weight"], raw["fc/weights"].T.astype(np.float32))
+
+    def test_plain_float32_entries(self):
+        manifest, data = copy.deepcopy(self.manifest), bytearray()
+        offset = 0
+        for entry in manifest[0]["weights"]:
+            count = math.prod(entry["shape"])
+            q = np.frombuffer(self.data, np.uint8, count, offset)
+            data += (q * np.float32(0.01)).astype("<f4").tobytes()
+            offset += count
+            del entry["quantization"]
+        _, tensors = self.convert(manifest, bytes(data))
+        self.assertEqual(tensors["landmarks.bias"][3], np.float32(np.float32(0.01) * self.data[offset - 136 + 3]))
+
+    def test_broken_manifests_are_refused_by_name(self):
+        def changed(edit):
+            manifest = copy.deepcopy(self.manifest)
+            edit(manifest)
+            return manifest
+
+        self.refused("tensor dense1/conv2/bias has unsupported key\\(s\\) group",
+                     changed(lambda m: self.entry(m, "dense1/conv2/bias").update(group="x")))
+        self.refused("weights entry 48 has no name", changed(lambda m: self.entry(m, "fc/bias").pop("name")))
+        self.refused("tensor fc/bias is quantised to 'float16'",
+                     changed(lambda m: self.entry(m, "fc/bias")["quantization"].update(dtype="float16")))
+        self.refused("tensor fc/bias: quantization has unsupported key\\(s\\) original_dtype",
+                     changed(lambda m: self.entry(m, "fc/bias")["quantization"].update(original_dtype="float32")))
+        self.refused("tensor fc/bias: quantization scale is None",
+                     changed(lambda m: self.entry(m, "fc/bias")["quantization"].pop("scale")))
+        self.refused("tensor fc/bias: quantization scale -1 is negative",
+                     changed(lambda m: self.entry(m, "fc/bias")["quantization"].update(scale=-1)))
+        self.refused("tensor dense0/conv0/bias has dtype 'int32'",
+                     changed(lambda m: self.entry(m, "dense0/conv0/bias").update(dtype="int32")))
+        self.refused("tensor dense0/conv0/bias has shape \\[32, 0\\]",
+                     changed(lambda m: self.entry(m, "dense0/conv0/bias").update(shape=[32, 0])))
+        self.refused("tensor dense0/conv0/filters has shape \\[3, 3, 3, 16\\], face_landmark_68 has \\[3, 3, 3, 32\\]",
+                     changed(lambda m: self.entry(m, "dense0/conv0/filters").update(shape=[3, 3, 3, 16])),
+                     self.data[:3 * 3 * 3 * 16] + self.data[3 * 3 * 3 * 32:])
+        self.refused("tensor fc/bias is missing", changed(lambda m: m[0]["weights"].pop()), self.data[:-136])
+        self.refused("tensor fc/extra is not one of face_landmark_68's",
+                     changed(lambda m: m[0]["weights"].append({"name": "fc/extra", "shape": [1], "dtype": "float32"})),
+                     self.data + bytes(4))
+        self.refused("tensor fc/bias appears twice", changed(lambda m: m[0]["weights"].append(self.entry(m, "fc/bias"))),
+                     self.data + bytes(136))
+        self.refused("tensor fc/bias needs bytes \\[356704, 356840\\).*hold 356800: truncated", data=self.data[:-40])
+        self.refused("hold 356841 bytes, its tensors take 356840: 1 bytes left over", data=self.data + b"\0")
+        self.refused("weights group 0: path '../model.bin' is not a file name beside the manifest",
+                     changed(lambda m: m[0].update(paths=["../model.bin"])))
+        self.refused("weights group 0 has unsupported key\\(s\\) format", changed(lambda m: m[0].update(format="x")))
+        self.refused("not a non-empty JSON array", [])
+        with self.assertRaisesRegex(ConversionError, "not UTF-8 JSON"):
+            path = self.write()
+            path.write_text("{")
+            convert(path, self.root / "out.facet")
+
+    def test_command_line_errors_are_one_line(self):
+        manifest = copy.deepcopy(self.manifest)
+        manifest[0]["weights"].pop()
+        result = run_tfjs2facet("--out", self.root / "out.facet", self.write(manifest, self.data[:-136]))
+        self.assertEqual(result.returncode, 2)
+        self.assertRegex(result.stderr, "^tfjs2facet: error: .*: tensor fc/bias is missing .*\n$")
+        self.assertFalse((self.root / "out.facet").exists())
+        result = run_tfjs2facet("--out", self.root / "out.facet", self.root / "absent.json")
+        self.assertEqual(result.returncode, 2)
+        self.assertRegex(result.stderr, "^tfjs2facet: error: .*absent.json: No such file or directory\n$")
+        result = run_tfjs2facet("--out", self.root / "out.facet", "--crop-margin", "2", self.write())
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("wants a number in [0, 1], got '2'", result.stderr)
+
+    @unittest.skipUnless(PACKAGE.is_dir(), "face-api's npm package is not in weights/.cache (scripts/fetch-weights.sh)")
+    def test_real_model(self):
+        out = self.root / "face_landmark_68.facet"
+        self.assertEqual(convert(PACKAGE / "face_landmark_68_model-weights_manifest.json", out), (57, 49))
+        metadata, _ = read_facet(out)
+        self.assertEqual(metadata["source"][1]["file"], "face_landmark_68_model.bin")
+        # The tiny model (three blocks of three convs) is another architecture: refused, not misread.
+        with self.assertRaisesRegex(ConversionError, "is missing .* is this face-api's face_landmark_68 model"):
+            convert(PACKAGE / "face_landmark_68_tiny_model-weights_manifest.json", out)
+
+
+if __name__ == "__main__":
+    unittest.main()
