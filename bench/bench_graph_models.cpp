@@ -7,6 +7,9 @@
 //   BM_PFLD_GhostOne_Network/<isa>   GraphExecutor::run alone, on that face's crop
 //   BM_FaceLandmark68_Face/<isa>     the same for face-api's 68-point network (face_landmark_68.facet,
 //   BM_FaceLandmark68_Network/<isa>  converters/tfjs2facet.py) on the same face
+//   BM_Faces_Landmarks68/<isa>       the whole pipeline on multiface.jpg (1200 x 630, six faces):
+//                                    RetinaFace at its default 640 px (a VGA-sized frame), then every
+//                                    face's 68 landmarks and head pose (facet-detect --landmarks 68)
 //   BM_PFLD_Network/<file>/<isa>     GraphExecutor::run of PFLD converted from PyTorch (recipes pfld and
 //                                    pfld-angles) at 112 x 112: pfld98 (98 landmarks) and pfld98_angles
 //                                    (with the auxiliary net's angles); the randomly initialised
@@ -27,6 +30,8 @@
 #include <benchmark/benchmark.h>
 #include <facet/io/image.hpp>
 #include <facet/models/landmarks.hpp>
+#include <facet/models/retinaface.hpp>
+#include <facet/post/head_pose.hpp>
 
 #include <cstdlib>
 #include <exception>
@@ -130,6 +135,27 @@ void bm_network(benchmark::State& state, const KernelSet* kernels, const char* f
     state.counters["FLOPS"] = per_second(in.flops);
 }
 
+// Detector + 68 landmarks + head pose for every face of a frame.
+void bm_faces_landmarks68(benchmark::State& state, const KernelSet* kernels) {
+    const LandmarkInputs& in = landmark_inputs(kFaceLandmark68File);
+    if (!in.error.empty()) return state.SkipWithError(in.error.c_str());
+    const std::string detector_path = env_or("FACET_WEIGHTS_DIR", FACET_SOURCE_DIR "/weights") + "/retinaface_mnet025_official.facet";
+    if (!std::ifstream(detector_path).good()) return state.SkipWithError((detector_path + " not found: run ./setup.sh").c_str());
+    const Image frame = load_image(env_or("FACET_SHARED", FACET_SOURCE_DIR "/../shared") + "/upstream/images/multiface.jpg");
+    RetinaFace detector(RetinaFaceModel::from_file(detector_path), RetinaFaceOptions{}, *kernels);
+    FaceLandmarker landmarker(in.model, *kernels);
+    std::size_t faces = 0;
+    const auto analyse = [&] {
+        const std::vector<Face> found = detector.detect(frame);
+        for (const Face& face : found)
+            benchmark::DoNotOptimize(estimate_head_pose(landmarker.landmarks(frame, face.box), frame.width, frame.height));
+        faces = found.size();
+    };
+    analyse();
+    for (auto _ : state) analyse();
+    state.counters["faces"] = static_cast<double>(faces);
+}
+
 // PFLD converted from PyTorch, on a random 112 x 112 image.
 void bm_pfld_network(benchmark::State& state, const KernelSet* kernels, const std::string& file) {
     const std::string path = std::string(FACET_BINARY_DIR) + "/pfld/" + file;
@@ -203,6 +229,9 @@ const bool kRegistered = [] {
                 ->UseRealTime()
                 ->Unit(benchmark::kMillisecond);
         }
+        benchmark::RegisterBenchmark(("BM_Faces_Landmarks68/" + name).c_str(), bm_faces_landmarks68, ks)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
         for (const char* file : {"pfld98", "pfld98_angles"})
             benchmark::RegisterBenchmark(("BM_PFLD_Network/" + std::string(file) + "/" + name).c_str(), bm_pfld_network, ks,
                                          std::string(file) + ".facet")
