@@ -10,6 +10,7 @@ the map shape [h, w, c] of every value an op writes; `graph_metadata` assembles 
 """
 
 import math
+import sys
 
 import numpy as np
 
@@ -108,3 +109,26 @@ def write_graph_file(path, converter, source, input_spec, graph, tensors, extra=
         **(extra or {}),
     }
     write_facet(path, metadata, tensors)
+
+
+USER_ERROR_STATUS = 2  # the converters' exit status for a bad input or usage
+
+
+def run_converter(program, source, out, convert_call, other_errors=()):
+    """A graph converter's command line around `convert_call()` -> (op count, tensor count): a model
+    the user gave that cannot be converted (GraphError, naming `source`; or one of `other_errors`,
+    whose messages name it already) or a file that cannot be read or written is one line on stderr
+    and USER_ERROR_STATUS, never a traceback."""
+    try:
+        op_count, tensor_count = convert_call()
+    except GraphError as error:
+        message = f"{source}: {error}"
+    except other_errors as error:
+        message = str(error)
+    except OSError as error:
+        message = f"{error.filename}: {error.strerror}"
+    else:
+        print(f"{program}: wrote {out} ({op_count} ops, {tensor_count} tensors)")
+        return 0
+    print(f"{program}: error: {message}", file=sys.stderr)
+    return USER_ERROR_STATUS

@@ -28,11 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from facetgraph import GraphBuilder, GraphError, same_pads, window_count, write_graph_file
+from facetgraph import GraphBuilder, GraphError, run_converter, same_pads, window_count, write_graph_file
 from onnxproto import OnnxError, TENSOR_TYPE_NAMES, load_model
 
 PROGRAM = "onnx2facet"
-USER_ERROR_STATUS = 2
 OPSET_RANGE = (7, 18)  # default-domain opsets whose operator semantics are handled below
 
 # What the graph executor computes (the facet ops, FORMAT.md), and the ONNX operators that become them.
@@ -918,19 +917,9 @@ def convert(model_path, out_path, color="rgb", mean=(0.0, 0.0, 0.0), scale=(1.0,
 
 def main(argv=None):
     args = _argument_parser().parse_args(argv)
-    try:
-        op_count, tensor_count = convert(args.model, args.out, args.color, args.mean, args.scale, args.input_shape)
-    except (OnnxError, GraphError) as error:
-        message = str(error)
-        if isinstance(error, GraphError):
-            message = f"{args.model}: {message}"
-        print(f"{PROGRAM}: error: {message}", file=sys.stderr)
-        return USER_ERROR_STATUS
-    except OSError as error:
-        print(f"{PROGRAM}: error: {error.filename}: {error.strerror}", file=sys.stderr)
-        return USER_ERROR_STATUS
-    print(f"{PROGRAM}: wrote {args.out} ({op_count} ops, {tensor_count} tensors)")
-    return 0
+    return run_converter(PROGRAM, args.model, args.out,
+                         lambda: convert(args.model, args.out, args.color, args.mean, args.scale, args.input_shape),
+                         other_errors=OnnxError)
 
 
 if __name__ == "__main__":

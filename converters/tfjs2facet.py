@@ -39,10 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facetgraph import GraphBuilder, GraphError, same_pads, window_count, write_graph_file
+from facetgraph import GraphBuilder, GraphError, run_converter, same_pads, window_count, write_graph_file
 
 PROGRAM = "tfjs2facet"
-USER_ERROR_STATUS = 2
 
 INPUT_SIZE = 112
 MEAN_RGB = [122.782, 117.001, 104.298]
@@ -326,16 +325,7 @@ def _argument_parser():
 
 def main(argv=None):
     args = _argument_parser().parse_args(argv)
-    try:
-        op_count, tensor_count = convert(args.manifest, args.out, args.crop_margin)
-    except GraphError as error:
-        print(f"{PROGRAM}: error: {args.manifest}: {error}", file=sys.stderr)
-        return USER_ERROR_STATUS
-    except OSError as error:
-        print(f"{PROGRAM}: error: {error.filename}: {error.strerror}", file=sys.stderr)
-        return USER_ERROR_STATUS
-    print(f"{PROGRAM}: wrote {args.out} ({op_count} ops, {tensor_count} tensors)")
-    return 0
+    return run_converter(PROGRAM, args.manifest, args.out, lambda: convert(args.manifest, args.out, args.crop_margin))
 
 
 if __name__ == "__main__":
