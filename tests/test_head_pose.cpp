@@ -91,17 +91,20 @@ TEST_CASE("head pose: refuses what it cannot use") {
     CHECK_THROWS_WITH_AS(estimate_head_pose(bad, kWidth, kHeight), "head pose: a landmark is not a finite number", Error);
 }
 
-TEST_CASE("head pose: the frontal portraits look at the camera (RetinaFace, PFLD-GhostOne's 98 points)") {
+TEST_CASE("head pose: the frontal portraits look at the camera (RetinaFace, then face-api's 68 or PFLD-GhostOne's 98 points)") {
     RetinaFace detector(RetinaFaceModel::from_file(test::weights_path("retinaface_mnet025_official.facet")));
-    FaceLandmarker landmarker(GraphModel::from_file(test::weights_path("pfld_ghostone.facet")));
-    for (const char* name : {"portrait_kate_siegel.jpg", "portrait_angelina_jolie.jpg", "portrait_paul_rudd.jpg"}) {
-        const Image image = load_image(test::shared_path(std::string("upstream/images/") + name));
-        const std::vector<Face> faces = detector.detect(image);
-        REQUIRE(!faces.empty());
-        const HeadPose pose = estimate_head_pose(landmarker.landmarks(image, faces[0].box), image.width, image.height);
-        MESSAGE(name << ": yaw " << pose.yaw << ", pitch " << pose.pitch << ", roll " << pose.roll
-                     << ", reprojection error " << pose.reprojection_error << " px");
-        CAPTURE(name);
-        CHECK(std::fabs(pose.yaw) < 15);
+    for (const char* model : {"face_landmark_68.facet", "pfld_ghostone.facet"}) {
+        FaceLandmarker landmarker(GraphModel::from_file(test::weights_path(model)));
+        for (const char* name : {"portrait_kate_siegel.jpg", "portrait_angelina_jolie.jpg", "portrait_paul_rudd.jpg"}) {
+            const Image image = load_image(test::shared_path(std::string("upstream/images/") + name));
+            const std::vector<Face> faces = detector.detect(image);
+            REQUIRE(!faces.empty());
+            const HeadPose pose = estimate_head_pose(landmarker.landmarks(image, faces[0].box), image.width, image.height);
+            MESSAGE(std::string(model) << ", " << std::string(name) << ": yaw " << pose.yaw << ", pitch " << pose.pitch << ", roll " << pose.roll
+                          << ", reprojection error " << pose.reprojection_error << " px");
+            CAPTURE(std::string(model));
+            CAPTURE(std::string(name));
+            CHECK(std::fabs(pose.yaw) < 15);
+        }
     }
 }
