@@ -5,6 +5,9 @@ set -euo pipefail
 
 packages=(cmake g++ make libeigen3-dev libxsimd-dev libstb-dev libjpeg-dev doctest-dev libbenchmark-dev
           python3 python3-numpy "$@")
+# npm fetches face-api's landmark model (scripts/fetch-weights.sh); any npm on the PATH will do, so
+# Debian's is installed only when there is none (it would clash with a Node.js from elsewhere).
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
