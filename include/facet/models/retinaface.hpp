@@ -7,6 +7,7 @@
 // be used by two threads at once; clone() gives another one sharing the weights, cheaply.
 #pragma once
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -66,9 +67,12 @@ public:
         std::array<ModulatedDeformConv, 5> deformable;
     };
 
-    // Input normalisation: network channel c = (pixel[source[c]] - mean[c]) * scale[c].
-    std::array<int, 3> source_channel{};
-    std::array<float, 3> mean{}, scale{};
+    // The network's input is the 8-bit image as floats, in the image's channel order (RGB): the
+    // file's normalisation, network channel c = (pixel[source channel of c] - mean[c]) * scale[c],
+    // is folded into the stem conv (its weights scaled and put in image order, the mean moved into
+    // its bias), so the input conversion is a plain byte-to-float copy. Zero padding in the
+    // normalised domain is the mean in the image's: `padding_pixel` fills the input's ring.
+    std::array<float, 3> padding_pixel{};
     PackedConv stem;
     std::vector<DwBlock> blocks;                 // backbone, in order
     std::array<int, kLevels> stage_end{};        // index in `blocks` of each stage's last block
@@ -117,12 +121,45 @@ inline PackedConv load_conv(const WeightFile& f, const std::string& name, int ci
     return load_conv(f, name, cin, cout, k, stride, read_activation(f, name));
 }
 
+// The file's input normalisation (metadata "input"): network channel c = (pixel[source_channel[c]]
+// - mean[c]) * scale[c].
+struct InputNormalisation {
+    std::array<int, 3> source_channel{};
+    std::array<double, 3> mean{}, scale{};
+};
+
+// The stem conv (3x3 stride 2, 3 -> 8) with the input normalisation folded in, reading the image's
+// own channels (RetinaFaceModel::padding_pixel): w'[o][source_channel[c]] = w[o][c] * scale[c] and
+// b'[o] = b[o] - sum over c and taps of w[o][c] * scale[c] * mean[c]; `padding_pixel` gets the
+// pixel that normalises to zero. Sums in double: the bias absorbs sum(w * mean), hundreds for the
+// usual means, and must not lose what the outputs keep.
+inline PackedConv load_stem(const WeightFile& f, const InputNormalisation& in, std::array<float, 3>& padding_pixel) {
+    const std::string name = "body.stage1.0.0";
+    constexpr int kCout = 8, kCin = 3, kTaps = 9;
+    const WeightTensor& w = f.tensor(name + ".weight", {kCout, kCin, 3, 3});
+    const WeightTensor& b = f.tensor(name + ".bias", {kCout});
+    std::vector<float> weight(static_cast<std::size_t>(kCout) * kCin * kTaps), bias(kCout);
+    for (int o = 0; o < kCout; ++o) {
+        double shift = 0;
+        for (int c = 0; c < kCin; ++c)
+            for (int t = 0; t < kTaps; ++t) {
+                const double v = w.data[(o * kCin + c) * kTaps + t];
+                weight[(o * kCin + in.source_channel[c]) * kTaps + t] = static_cast<float>(v * in.scale[c]);
+                shift += v * in.scale[c] * in.mean[c];
+            }
+        bias[o] = static_cast<float>(b.data[o] - shift);
+    }
+    for (int c = 0; c < kCin; ++c) padding_pixel[in.source_channel[c]] = static_cast<float>(in.mean[c]);
+    return pack_conv(weight.data(), bias.data(), kCout, kCin, 3, 2, read_activation(f, name));
+}
+
 } // namespace detail
 
 inline void RetinaFaceModel::load(const WeightFile& f) {
     using detail::load_conv;
     using detail::read_activation;
     f.expect_model("retinaface");
+    detail::InputNormalisation input;
     f.read_metadata("retinaface", [&](const json::Value& m) {
         const json::Value& r = m["retinaface"];
         if (r["backbone"].string() != "mobilenet0.25")
@@ -149,14 +186,14 @@ inline void RetinaFaceModel::load(const WeightFile& f) {
         const std::string& color = in["color"].string();
         if (color != "bgr" && color != "rgb") throw Error("input color must be 'bgr' or 'rgb'");
         for (int c = 0; c < 3; ++c) {
-            source_channel[c] = color == "bgr" ? 2 - c : c;
-            mean[c] = static_cast<float>(in["mean"][c].number());
-            scale[c] = static_cast<float>(in["scale"][c].number());
+            input.source_channel[c] = color == "bgr" ? 2 - c : c;
+            input.mean[c] = in["mean"][c].number();
+            input.scale[c] = in["scale"][c].number();
         }
         return 0;
     });
 
-    stem = load_conv(f, "body.stage1.0.0", 3, 8, 3, 2);
+    stem = detail::load_stem(f, input, padding_pixel);
     // MobileNetV1 x0.25: (in, out, stride) of every depthwise-separable block after the stem.
     struct BlockShape { const char* stage; int index, cin, cout, stride; };
     static const BlockShape shapes[] = {
@@ -279,28 +316,27 @@ public:
 private:
     static float face_probability(const float* logits) { return 1.0f / (1.0f + std::exp(logits[0] - logits[1])); }
 
-    // The network input: `image` resampled (bilinear) to net_w x net_h if that differs from its
-    // size, in the model's colour order, minus the mean, times the scale. One pass, straight from
-    // the 8-bit pixels; the resampling tables are kept for the next frame of the same size.
+    // The network input: `image` as floats, resampled (bilinear) to net_w x net_h if that differs
+    // from its size (the tables are kept for the next frame of that size); its ring is the model's
+    // padding pixel (the normalisation is in the stem: RetinaFaceModel::padding_pixel).
     void set_input(const Image& image, int net_w, int net_h) {
         input_.resize(net_h, net_w, 3, 1);
         const FeatureMap& in = input_.map();
-        const RetinaFaceModel& m = *model_;
-        const auto put = [&](int x, int y, int c, float v) { in.at(y, x)[c] = (v - m.mean[c]) * m.scale[c]; };
+        const std::array<float, 3>& pad = model_->padding_pixel;
+        for (int x = -1; x <= net_w; ++x) {
+            std::copy(pad.begin(), pad.end(), in.at(-1, x));
+            std::copy(pad.begin(), pad.end(), in.at(net_h, x));
+        }
+        for (int y = 0; y < net_h; ++y) {
+            std::copy(pad.begin(), pad.end(), in.at(y, -1));
+            std::copy(pad.begin(), pad.end(), in.at(y, net_w));
+        }
         if (net_w == image.width && net_h == image.height) {
-            // Per channel: out = pixel * scale + offset, over whole rows (the map has no row padding
-            // between pixels: its channel stride is 3).
-            const int s0 = m.source_channel[0], s1 = m.source_channel[1], s2 = m.source_channel[2];
-            const float k0 = m.scale[0], k1 = m.scale[1], k2 = m.scale[2];
-            const float b0 = -m.mean[0] * k0, b1 = -m.mean[1] * k1, b2 = -m.mean[2] * k2;
+            // Rows of 3 * width bytes to as many floats: the map has no padding between pixels.
             for (int y = 0; y < net_h; ++y) {
                 const std::uint8_t* src = image.pixel(0, y);
                 float* dst = in.at(y, 0);
-                for (int x = 0; x < net_w; ++x, src += 3, dst += 3) {
-                    dst[0] = src[s0] * k0 + b0;
-                    dst[1] = src[s1] * k1 + b1;
-                    dst[2] = src[s2] * k2 + b2;
-                }
+                for (int i = 0; i < 3 * net_w; ++i) dst[i] = src[i];
             }
             return;
         }
@@ -309,7 +345,8 @@ private:
         taps_source_w_ = image.width;
         taps_source_h_ = image.height;
         resample_bilinear(
-            taps_x_, taps_y_, 3, [&](int x, int y, int c) { return static_cast<float>(image.pixel(x, y)[m.source_channel[c]]); }, put);
+            taps_x_, taps_y_, 3, [&](int x, int y, int c) { return static_cast<float>(image.pixel(x, y)[c]); },
+            [&](int x, int y, int c, float v) { in.at(y, x)[c] = v; });
     }
 
     // Runs `w` on `in` into `out`, sized here from the conv's shape.
