@@ -122,13 +122,6 @@ std::vector<Fixture> load_fixtures() {
     return fixtures;
 }
 
-double max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
-    REQUIRE(a.size() == b.size());
-    double worst = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(a[i] - b[i])));
-    return worst;
-}
-
 } // namespace
 
 TEST_CASE("deform_conv2d matches torchvision on every fixture, on every instruction set") {
@@ -283,14 +276,14 @@ TEST_CASE("the deformable RetinaFace matches its PyTorch reference end to end, o
         RetinaFace detector(model, {}, *ks);
         const RetinaFaceRaw raw = detector.forward_raw(image);
         REQUIRE(raw.conf.size() == conf.data.size());
-        const double error = std::max({max_abs_difference(raw.conf, conf.data), max_abs_difference(raw.loc, loc.data),
-                                       max_abs_difference(raw.landms, landms.data)});
+        const double error = std::max({test::max_abs_difference(raw.conf, conf.data), test::max_abs_difference(raw.loc, loc.data),
+                                       test::max_abs_difference(raw.landms, landms.data)});
         CHECK(error <= kModelTolerance);
         worst = std::max(worst, error);
 
         RetinaFace two_threads = detector.clone();
         two_threads.options().threads = 2;
-        CHECK(max_abs_difference(two_threads.forward_raw(image).loc, raw.loc) == 0.0);
+        CHECK(test::max_abs_difference(two_threads.forward_raw(image).loc, raw.loc) == 0.0);
         CHECK_NOTHROW(detector.detect(image));
     }
     MESSAGE("deformable RetinaFace, max |facet - PyTorch| over conf, loc and landms: " << worst);

@@ -32,13 +32,6 @@ void set_input_nchw(GraphExecutor& net, const test::Npy& x) {
             for (int xx = 0; xx < in.w; ++xx) in.at(y, xx)[c] = x.data[(static_cast<std::size_t>(c) * in.h + y) * in.w + xx];
 }
 
-double max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
-    REQUIRE(a.size() == b.size());
-    double worst = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(a[i] - b[i])));
-    return worst;
-}
-
 } // namespace
 
 TEST_CASE("PFLD-GhostOne: the golden input gives the golden 98 landmarks within 1e-4, on every instruction set") {
@@ -51,7 +44,7 @@ TEST_CASE("PFLD-GhostOne: the golden input gives the golden 98 landmarks within 
         GraphExecutor net(model, *ks);
         set_input_nchw(net, input);
         net.run();
-        const double error = max_abs_difference(net.output(0), golden.data);
+        const double error = test::max_abs_difference(net.output(0), golden.data);
         CAPTURE(std::string(ks->isa));
         MESSAGE(std::string(ks->isa) << ": largest difference " << error << " (" << error * 112 << " px of the 112 px crop)");
         CHECK(error < 1e-4);
@@ -98,7 +91,7 @@ TEST_CASE("graph executor: every operator the converter maps runs as PyTorch ran
             for (float v : expected.data) scale = std::max(scale, static_cast<double>(std::fabs(v)));
             CAPTURE(std::string(ks->isa));
             CAPTURE(names[i]);
-            CHECK(max_abs_difference(net.output(i), expected.data) / (1 + scale) < 1e-5);
+            CHECK(test::max_abs_difference(net.output(i), expected.data) / (1 + scale) < 1e-5);
         }
     }
 }
@@ -124,8 +117,8 @@ TEST_CASE("RetinaFace exported to ONNX and run as a graph equals the hand-built 
         REQUIRE(conf.size() == 2 * expected.conf.size());
         std::vector<float> face_probability(expected.conf.size());
         for (std::size_t p = 0; p < face_probability.size(); ++p) face_probability[p] = conf[2 * p + 1];
-        const double loc_error = max_abs_difference(loc, expected.loc), conf_error = max_abs_difference(face_probability, expected.conf);
-        const double landms_error = max_abs_difference(landms, expected.landms);
+        const double loc_error = test::max_abs_difference(loc, expected.loc), conf_error = test::max_abs_difference(face_probability, expected.conf);
+        const double landms_error = test::max_abs_difference(landms, expected.landms);
         double largest = 0;
         for (float v : expected.landms) largest = std::max(largest, static_cast<double>(std::fabs(v)));
         MESSAGE(std::string(ks->isa) << ": " << expected.conf.size() << " priors, largest difference loc " << loc_error << ", conf "

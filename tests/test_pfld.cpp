@@ -39,13 +39,6 @@ Image reference_image() {
     return image;
 }
 
-double max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
-    REQUIRE(a.size() == b.size());
-    double worst = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(a[i] - b[i])));
-    return worst;
-}
-
 // Runs the converted `model_file` on the reference image (normalised as the file says) and checks
 // each output against the reference's `expected` files within 1e-4, on every instruction set.
 void check_against_reference(const std::string& model_file, const std::vector<std::string>& outputs,
@@ -59,7 +52,7 @@ void check_against_reference(const std::string& model_file, const std::vector<st
         net.run();
         for (std::size_t i = 0; i < outputs.size(); ++i) {
             CHECK(model->outputs()[i].name == outputs[i]);
-            const double error = max_abs_difference(net.output(i), test::load_npy(reference_path(expected[i])).data);
+            const double error = test::max_abs_difference(net.output(i), test::load_npy(reference_path(expected[i])).data);
             CAPTURE(std::string(ks->isa));
             MESSAGE(model_file << ", " << std::string(ks->isa) << ": " << outputs[i] << " within " << error << " of PyTorch");
             CHECK(error < 1e-4);

@@ -21,13 +21,6 @@ std::shared_ptr<const RetinaFaceModel> load_model(const std::string& file) {
     return RetinaFaceModel::from_file(path);
 }
 
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-    REQUIRE(a.size() == b.size());
-    double worst = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(a[i] - b[i])));
-    return worst;
-}
-
 struct GoldenFace {
     std::array<float, 4> box;
     float score;
@@ -109,9 +102,9 @@ TEST_CASE("RetinaFace raw outputs match the upstream network on crowd_640x480.pn
         CAPTURE(std::string(ks->isa));
         RetinaFace detector(model, {}, *ks);
         const RetinaFaceRaw raw = detector.forward_raw(image);
-        CHECK(max_abs_diff(raw.conf, conf.data) <= 1e-4);
-        CHECK(max_abs_diff(raw.loc, loc.data) <= 1e-3);
-        CHECK(max_abs_diff(raw.landms, landms.data) <= 1e-3);
+        CHECK(test::max_abs_difference(raw.conf, conf.data) <= 1e-4);
+        CHECK(test::max_abs_difference(raw.loc, loc.data) <= 1e-3);
+        CHECK(test::max_abs_difference(raw.landms, landms.data) <= 1e-3);
     }
 }
 
@@ -188,7 +181,7 @@ TEST_CASE("RetinaFace: 1 and 2 threads give identical outputs; clones share weig
     RetinaFace one(load_model("retinaface_mnet025.facet"));
     RetinaFace two = one.clone();
     two.options().threads = 2;
-    CHECK(max_abs_diff(one.forward_raw(image).loc, two.forward_raw(image).loc) == 0.0);
+    CHECK(test::max_abs_difference(one.forward_raw(image).loc, two.forward_raw(image).loc) == 0.0);
 }
 
 TEST_CASE("the small-face checkpoint runs with its own anchors from the file") {

@@ -57,6 +57,14 @@ inline double max_scaled_error(const FeatureMap& a, const FeatureMap& b) {
 }
 
 // True when every lane past the real channels and every ring pixel is exactly zero.
+// The largest |a[i] - b[i]| of two equally long vectors.
+inline double max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
+    REQUIRE(a.size() == b.size());
+    double worst = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(a[i] - b[i])));
+    return worst;
+}
+
 inline bool padding_is_zero(const FeatureMap& m) {
     for (int y = -1; y <= m.h; ++y)
         for (int x = -1; x <= m.w; ++x) {
