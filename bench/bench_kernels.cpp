@@ -92,7 +92,7 @@ private:
 std::vector<KernelCall> retinaface_mnet025_calls(int h, int w) {
     constexpr int kLevels = 3, kFpnChannels = 64;
     CallList net;
-    // The stem reads the normalised image, whose 3 channels are packed (RetinaFace::set_input).
+    // The stem reads the image as floats, whose 3 channels are packed (RetinaFace::set_input).
     std::tie(h, w) = net.dense(3, 2, 3, 8, h, w, /*input_align=*/1);
 
     // MobileNetV1 x0.25 after the stem: depthwise 3x3 (stride) then pointwise 1x1, per block. The
