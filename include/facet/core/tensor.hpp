@@ -60,6 +60,17 @@ struct FeatureMap {
         s.c = count;
         return s;
     }
+
+    // The h x w pixels from (y, x) on, sharing this map's storage: the view's ring is whatever
+    // surrounds it here (this map's pixels, or its ring). Lets a padded kernel run as an unpadded
+    // or asymmetrically padded one.
+    FeatureMap pixels(int y, int x, int height, int width) const {
+        FeatureMap s = *this;
+        s.data = at(y, x);
+        s.h = height;
+        s.w = width;
+        return s;
+    }
 };
 
 // Owns the storage of one FeatureMap, ring included.

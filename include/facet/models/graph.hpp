@@ -646,20 +646,13 @@ private:
         return maps_[v];
     }
 
-    // The map from pixel (1, 1) on (GraphOp::shifted): its ring above and left is the map's first
-    // row and column, below and right the map's zero ring.
-    const FeatureMap& shifted_view(const FeatureMap& m) {
-        shifted_ = m;
-        shifted_.data = m.at(1, 1);
-        shifted_.h = m.h - 1;
-        shifted_.w = m.w - 1;
-        return shifted_;
-    }
-
     void run_op(const GraphOp& op) {
         using K = GraphOp::Kind;
         const FeatureMap& out = shape(op.output);
-        const FeatureMap& in = op.shifted ? shifted_view(maps_[op.inputs[0]]) : maps_[op.inputs[0]];
+        // A shifted op reads the map from pixel (1, 1) on: its ring above and left is the map's
+        // first row and column, below and right the map's zero ring.
+        const FeatureMap& first = maps_[op.inputs[0]];
+        const FeatureMap in = op.shifted ? first.pixels(1, 1, first.h - 1, first.w - 1) : first;
         const KernelSet& k = *kernels_;
         switch (op.kind) {
         case K::conv: k.conv_for(op.conv)(in, op.conv, out, threads_); break;
@@ -702,7 +695,6 @@ private:
     int threads_;
     std::vector<FeatureBuffer> slots_;
     std::vector<FeatureMap> maps_; // per value: where it is now (a slot, a slice of one, a constant)
-    FeatureMap shifted_;           // the current op's input seen from pixel (1, 1), when it is shifted
 };
 
 } // namespace facet

@@ -254,13 +254,7 @@ inline void MtcnnModel::load(const WeightFile& f) {
 // edge, whose pad-1 taps then read the map's outermost pixels instead of the zero ring.
 inline void conv_valid_into(const KernelSet& kernels, const PackedConv& w, const FeatureMap& in, const FeatureMap& out,
                             int threads) {
-    FeatureMap view = in;
-    if (w.k == 3) {
-        view.data = in.at(1, 1);
-        view.h = in.h - 2;
-        view.w = in.w - 2;
-    }
-    kernels.conv_for(w)(view, w, out, threads);
+    kernels.conv_for(w)(w.k == 3 ? in.pixels(1, 1, in.h - 2, in.w - 2) : in, w, out, threads);
 }
 
 inline void conv_valid(const KernelSet& kernels, const PackedConv& w, const FeatureMap& in, FeatureBuffer& out,
