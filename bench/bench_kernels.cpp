@@ -36,7 +36,7 @@ constexpr int kKernelThreads = 1;
 // that no number is flattered by a cheaper activation.
 constexpr Epilogue kEpilogue{Activation::leaky_relu, 0.1f};
 
-enum class Kind { dense, depthwise, upsample_add };
+enum class Kind { dense, depthwise, upsample_add, mobilenet_stem };
 
 // One kernel call of the network.
 struct KernelCall {
@@ -47,10 +47,11 @@ struct KernelCall {
     int input_align;        // channel alignment of the input: 1 for the image the stem reads
     int per_frame;          // how many times one frame makes this exact call
     bool winograd = false;  // 3x3 stride 1: time the Winograd kernel instead of the direct one
+    int mid = 0;            // mobilenet_stem: the conv's (and depthwise's) channels
 
     bool same_shape(const KernelCall& o) const {
         return kind == o.kind && k == o.k && stride == o.stride && cin == o.cin && h == o.h && w == o.w &&
-               cout == o.cout && oh == o.oh && ow == o.ow && input_align == o.input_align;
+               cout == o.cout && oh == o.oh && ow == o.ow && input_align == o.input_align && mid == o.mid;
     }
 };
 
@@ -70,6 +71,13 @@ public:
     }
     void upsample_add(int c, int coarse_h, int coarse_w, int fine_h, int fine_w) {
         add({Kind::upsample_add, 1, 1, c, coarse_h, coarse_w, c, fine_h, fine_w, kChannelAlign, 1});
+    }
+    // The fused stem: 3x3 stride-2 conv cin -> mid, depthwise, pointwise mid -> cout, stride-2
+    // depthwise.
+    std::pair<int, int> mobilenet_stem(int cin, int mid, int cout, int h, int w, int input_align) {
+        const int oh = conv_out_size(conv_out_size(h, 3, 2), 3, 2), ow = conv_out_size(conv_out_size(w, 3, 2), 3, 2);
+        add({Kind::mobilenet_stem, 3, 2, cin, h, w, cout, oh, ow, input_align, 1, false, mid});
+        return {oh, ow};
     }
 
     const std::vector<KernelCall>& calls() const { return calls_; }
@@ -92,10 +100,12 @@ private:
 std::vector<KernelCall> retinaface_mnet025_calls(int h, int w) {
     constexpr int kLevels = 3, kFpnChannels = 64;
     CallList net;
-    // The stem reads the image as floats, whose 3 channels are packed (RetinaFace::set_input).
-    std::tie(h, w) = net.dense(3, 2, 3, 8, h, w, /*input_align=*/1);
+    // The stem conv (3 -> 8), the first block (8 -> 16) and the second's depthwise run fused; the
+    // stem reads the image as floats, whose 3 channels are packed (RetinaFace::set_input).
+    std::tie(h, w) = net.mobilenet_stem(3, 8, 16, h, w, /*input_align=*/1);
+    net.dense(1, 1, 16, 32, h, w);
 
-    // MobileNetV1 x0.25 after the stem: depthwise 3x3 (stride) then pointwise 1x1, per block. The
+    // MobileNetV1 x0.25 after that: depthwise 3x3 (stride) then pointwise 1x1, per block. The
     // last blocks of the three stages (strides 8, 16, 32) feed the FPN.
     struct Block { int cin, cout, stride; };
     static const Block blocks[] = {
@@ -105,7 +115,7 @@ std::vector<KernelCall> retinaface_mnet025_calls(int h, int w) {
     };
     const int stage_end[kLevels] = {4, 10, 12};
     int level_h[kLevels], level_w[kLevels], level_c[kLevels];
-    for (int b = 0, level = 0; b < static_cast<int>(std::size(blocks)); ++b) {
+    for (int b = 2, level = 0; b < static_cast<int>(std::size(blocks)); ++b) {
         std::tie(h, w) = net.depthwise(blocks[b].stride, blocks[b].cin, h, w);
         net.dense(1, 1, blocks[b].cin, blocks[b].cout, h, w);
         if (level < kLevels && b == stage_end[level]) {
@@ -140,6 +150,7 @@ std::string kernel_name(const KernelCall& c) {
     case Kind::dense: return c.k == 1 ? "conv1x1" : "conv3x3_s" + std::to_string(c.stride) + (c.winograd ? "_winograd" : "");
     case Kind::depthwise: return "dwconv3x3_s" + std::to_string(c.stride);
     case Kind::upsample_add: return "upsample_nearest_add";
+    case Kind::mobilenet_stem: return "mobilenet_stem";
     }
     return "?";
 }
@@ -151,6 +162,7 @@ std::string benchmark_name(const KernelCall& c, const KernelSet& ks) {
     switch (c.kind) {
     case Kind::dense: return name + "->" + std::to_string(c.cout);
     case Kind::depthwise: return name;
+    case Kind::mobilenet_stem: return name + "->" + std::to_string(c.mid) + "->" + std::to_string(c.cout) + "/s2";
     case Kind::upsample_add: return name + "->" + std::to_string(c.oh) + "x" + std::to_string(c.ow);
     }
     return name;
@@ -227,6 +239,29 @@ void run_upsample_add(benchmark::State& state, const KernelSet& ks, const Kernel
     state.counters["bytes"] = per_second(map_bytes(coarse.map()) + 2 * map_bytes(fine.map()));
 }
 
+void run_mobilenet_stem(benchmark::State& state, const KernelSet& ks, const KernelCall& c) {
+    FeatureBuffer in, out(c.oh, c.ow, c.cout);
+    in.resize(c.h, c.w, c.cin, c.input_align);
+    fill_random(in.map(), 1);
+    const auto conv_w = random_floats(static_cast<std::size_t>(c.mid) * c.cin * 9, 2);
+    const auto dw_w = random_floats(static_cast<std::size_t>(c.mid) * 9, 3);
+    const auto pw_w = random_floats(static_cast<std::size_t>(c.cout) * c.mid, 4);
+    const auto dw2_w = random_floats(static_cast<std::size_t>(c.cout) * 9, 5);
+    const auto bias = random_floats(static_cast<std::size_t>(std::max(c.mid, c.cout)), 6);
+    const PackedConv conv = pack_conv(conv_w.data(), bias.data(), c.mid, c.cin, 3, 2, kEpilogue);
+    const PackedDepthwise dw = pack_depthwise(dw_w.data(), bias.data(), c.mid, 1, kEpilogue);
+    const PackedConv pw = pack_conv(pw_w.data(), bias.data(), c.cout, c.mid, 1, 1, kEpilogue);
+    const PackedDepthwise dw2 = pack_depthwise(dw2_w.data(), bias.data(), c.cout, 2, kEpilogue);
+    const int mid_h = conv_out_size(c.h, 3, 2), mid_w = conv_out_size(c.w, 3, 2);
+    const AlignedFloats scratch = make_aligned_floats(StemScratch(mid_w, c.cin, c.mid, pw.cout_pad).floats(kKernelThreads));
+    time_calls(state, [&] { ks.mobilenet_stem(in.map(), conv, dw, pw, dw2, scratch.get(), out.map(), kKernelThreads); });
+    const double macs = static_cast<double>(mid_h) * mid_w * (c.mid * c.cin * 9 + c.mid * 9 + c.cout * c.mid) +
+                        static_cast<double>(c.oh) * c.ow * c.cout * 9;
+    state.counters["FLOPS"] = per_second(2 * macs);
+    // It reads the image and writes the output map; the maps between stay in its scratch rows.
+    state.counters["bytes"] = per_second(map_bytes(in.map()) + map_bytes(out.map()));
+}
+
 // The one registration helper: any call, any instruction set. Buffers and weights are made when
 // the benchmark runs, not here, so listing or filtering benchmarks allocates nothing.
 void register_call(const KernelSet& ks, const KernelCall& call) {
@@ -235,6 +270,7 @@ void register_call(const KernelSet& ks, const KernelCall& call) {
         case Kind::dense: run_dense(state, *kernels, call); break;
         case Kind::depthwise: run_depthwise(state, *kernels, call); break;
         case Kind::upsample_add: run_upsample_add(state, *kernels, call); break;
+        case Kind::mobilenet_stem: run_mobilenet_stem(state, *kernels, call); break;
         }
         state.counters["per_frame"] = call.per_frame;
     };

@@ -3,7 +3,9 @@
 #include <doctest/doctest.h>
 #include <facet/kernels/reference.hpp>
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
 #include <vector>
 
 #include "test_util.hpp"
@@ -134,6 +136,77 @@ TEST_CASE("depthwise 3x3 stride 1 and 2: SIMD matches reference on odd sizes") {
                 check_depthwise(stride, c, h, w, kEpilogues[seed % kEpilogueCount], seed);
                 seed += 3;
             }
+}
+
+namespace {
+
+// The fused stem against the reference conv, depthwise, pointwise and stride-2 depthwise run one
+// after another. The
+// input's ring (the conv's padding) is non-zero, as RetinaFace's is (its padding pixel), and
+// stale scratch from a larger call must not leak into a smaller one.
+void check_mobilenet_stem(int cin, int input_align, int stem_cout, int pw_cout, int h, int w, unsigned seed) {
+    FeatureBuffer in;
+    in.resize(h, w, cin, input_align);
+    const FeatureMap& im = in.map();
+    const auto ring = test::random_floats(static_cast<std::size_t>(cin), seed + 9, 50.0f, 150.0f);
+    for (int y = -1; y <= h; ++y)
+        for (int x = -1; x <= w; ++x)
+            for (int c = 0; c < cin; ++c) im.at(y, x)[c] = ring[c];
+    test::fill_random(im, seed);
+    // The reference sees the ring as an explicit border: the input one pixel larger, padding 0.
+    FeatureBuffer bordered(h + 2, w + 2, cin);
+    for (int y = -1; y <= h; ++y)
+        for (int x = -1; x <= w; ++x)
+            for (int c = 0; c < cin; ++c) bordered.map().at(y + 1, x + 1)[c] = im.at(y, x)[c];
+    const auto conv_w = test::random_floats(static_cast<std::size_t>(stem_cout) * cin * 9, seed + 1, -0.02f, 0.02f);
+    const auto conv_b = test::random_floats(static_cast<std::size_t>(stem_cout), seed + 2);
+    const auto dw_w = test::random_floats(static_cast<std::size_t>(stem_cout) * 9, seed + 3);
+    const auto dw_b = test::random_floats(static_cast<std::size_t>(stem_cout), seed + 4);
+    const auto pw_w = test::random_floats(static_cast<std::size_t>(pw_cout) * stem_cout, seed + 5);
+    const auto pw_b = test::random_floats(static_cast<std::size_t>(pw_cout), seed + 6);
+    const auto dw2_w = test::random_floats(static_cast<std::size_t>(pw_cout) * 9, seed + 7);
+    const auto dw2_b = test::random_floats(static_cast<std::size_t>(pw_cout), seed + 8);
+    const Epilogue conv_e = kEpilogues[seed % kEpilogueCount], dw_e = kEpilogues[(seed + 1) % kEpilogueCount],
+                   pw_e = kEpilogues[(seed + 2) % kEpilogueCount], dw2_e = kEpilogues[(seed + 3) % kEpilogueCount];
+    const int mh = conv_out_size(h, 3, 2), mw = conv_out_size(w, 3, 2);
+    const int oh = conv_out_size(mh, 3, 2), ow = conv_out_size(mw, 3, 2);
+    FeatureBuffer conv_out(mh, mw, stem_cout), dw_out(mh, mw, stem_cout), pw_out(mh, mw, pw_cout), expected(oh, ow, pw_cout);
+    ref::conv2d(bordered.map(), conv_w.data(), conv_b.data(), stem_cout, 3, 2, 0, 1, conv_e, conv_out.map());
+    ref::conv2d(conv_out.map(), dw_w.data(), dw_b.data(), stem_cout, 3, 1, 1, stem_cout, dw_e, dw_out.map());
+    ref::conv2d(dw_out.map(), pw_w.data(), pw_b.data(), pw_cout, 1, 1, 0, 1, pw_e, pw_out.map());
+    ref::conv2d(pw_out.map(), dw2_w.data(), dw2_b.data(), pw_cout, 3, 2, 1, pw_cout, dw2_e, expected.map());
+
+    const PackedConv conv = pack_conv(conv_w.data(), conv_b.data(), stem_cout, cin, 3, 2, conv_e);
+    const PackedDepthwise dw = pack_depthwise(dw_w.data(), dw_b.data(), stem_cout, 1, dw_e);
+    const PackedConv pw = pack_conv(pw_w.data(), pw_b.data(), pw_cout, stem_cout, 1, 1, pw_e);
+    const PackedDepthwise dw2 = pack_depthwise(dw2_w.data(), dw2_b.data(), pw_cout, 2, dw2_e);
+    for (const KernelSet* ks : all_kernel_sets())
+        for (int threads : {1, 2}) {
+            // Scratch of a 100-pixel-wide call, filled with garbage as a larger call would leave it.
+            const StemScratch layout(std::max(mw, 100), cin, stem_cout, pw.cout_pad);
+            std::vector<float> scratch(layout.floats(threads) + 16, 1e30f);
+            float* aligned = scratch.data() + (16 - reinterpret_cast<std::uintptr_t>(scratch.data()) / sizeof(float) % 16) % 16;
+            FeatureBuffer out(oh, ow, pw_cout);
+            ks->mobilenet_stem(im, conv, dw, pw, dw2, aligned, out.map(), threads);
+            CAPTURE(std::string(ks->isa));
+            CAPTURE(threads);
+            CHECK(test::max_scaled_error(out.map(), expected.map()) < kTolerance);
+            CHECK(test::padding_is_zero(out.map()));
+        }
+}
+
+} // namespace
+
+TEST_CASE("fused MobileNet stem (conv 3x3 s2, depthwise, pointwise, depthwise s2): SIMD matches the reference chain") {
+    unsigned seed = 700;
+    for (int cin : {1, 3, 4})
+        for (int input_align : {1, kChannelAlign})
+            for (auto [stem_cout, pw_cout] : {std::pair<int, int>{1, 1}, {3, 17}, {8, 16}, {17, 40}})
+                for (auto [h, w] : {std::pair<int, int>{1, 1}, {2, 3}, {5, 7}, {8, 13}, {15, 6}, {13, 64}, {11, 95}}) {
+                    CAPTURE(cin); CAPTURE(input_align); CAPTURE(stem_cout); CAPTURE(pw_cout); CAPTURE(h); CAPTURE(w);
+                    check_mobilenet_stem(cin, input_align, stem_cout, pw_cout, h, w, seed);
+                    seed += 7;
+                }
 }
 
 TEST_CASE("conv writes into a channel slice without touching the other channels") {

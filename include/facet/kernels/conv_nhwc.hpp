@@ -8,56 +8,75 @@
 // Borders need no tests: the input's zero ring is the padding.
 #pragma once
 #include <algorithm>
+#include <cstddef>
 
 #include "simd.hpp"
 
 namespace facet::simd {
 
-template <class Arch, int K, int S, int P, int V>
-inline void conv_tile(const FeatureMap& in, const PackedConv& w, int vec0, int oy, int ox, const FeatureMap& out) {
+// The register tile: P output pixels x V vectors of output channels from vec0 on.
+template <class Arch, int P, int V>
+struct ConvTile {
     using B = Batch<Arch>;
-    constexpr int N = B::size;
-    constexpr int pad = (K - 1) / 2;
-    const int cin = w.cin, cout_pad = w.cout_pad;
-
+    static constexpr int N = B::size;
     B acc[P][V];
-    for (int v = 0; v < V; ++v) {
-        const B b = B::load_aligned(w.bias.get() + (vec0 + v) * N);
-        for (int p = 0; p < P; ++p) acc[p][v] = b;
+
+    explicit ConvTile(const PackedConv& w, int vec0) {
+        for (int v = 0; v < V; ++v) {
+            const B b = B::load_aligned(w.bias.get() + (vec0 + v) * N);
+            for (int p = 0; p < P; ++p) acc[p][v] = b;
+        }
     }
-    for (int ky = 0; ky < K; ++ky) {
-        for (int kx = 0; kx < K; ++kx) {
-            const float* src = in.at(oy * S - pad + ky, ox * S - pad + kx);
-            const float* wt = w.weights.get() + static_cast<std::ptrdiff_t>(ky * K + kx) * cin * cout_pad + vec0 * N;
-            for (int ci = 0; ci < cin; ++ci, wt += cout_pad) {
-                B wv[V];
-                for (int v = 0; v < V; ++v) wv[v] = B::load_aligned(wt + v * N);
-                for (int p = 0; p < P; ++p) {
-                    const B x(src[static_cast<std::ptrdiff_t>(p) * S * in.cstride + ci]);
-                    for (int v = 0; v < V; ++v) acc[p][v] = xsimd::fma(x, wv[v], acc[p][v]);
-                }
+
+    // Adds one tap: input value ci of pixel p is src[p * pixel_step + ci * channel_step] (NHWC:
+    // channel_step 1; channel-planar rows: pixel_step 1), its weights the V vectors at
+    // wt + ci * w.cout_pad.
+    void accumulate(const float* src, std::ptrdiff_t pixel_step, std::ptrdiff_t channel_step, int cin, const float* wt,
+                    int cout_pad) {
+        for (int ci = 0; ci < cin; ++ci, wt += cout_pad, src += channel_step) {
+            B wv[V];
+            for (int v = 0; v < V; ++v) wv[v] = B::load_aligned(wt + v * N);
+            for (int p = 0; p < P; ++p) {
+                const B x(src[p * pixel_step]);
+                for (int v = 0; v < V; ++v) acc[p][v] = xsimd::fma(x, wv[v], acc[p][v]);
             }
         }
     }
-    for (int p = 0; p < P; ++p) {
-        float* dst = out.at(oy, ox + p) + vec0 * N;
-        for (int v = 0; v < V; ++v) activate<Arch>(acc[p][v], w.epilogue, (vec0 + v) * N).store_unaligned(dst + v * N);
+
+    // Stores pixel p's channels at dst + p * pixel_stride, after the epilogue.
+    void store(const PackedConv& w, int vec0, float* dst, std::ptrdiff_t pixel_stride) const {
+        for (int p = 0; p < P; ++p, dst += pixel_stride)
+            for (int v = 0; v < V; ++v)
+                activate<Arch>(acc[p][v], w.epilogue, (vec0 + v) * N).store_unaligned(dst + (vec0 + v) * N);
     }
+};
+
+template <class Arch, int K, int S, int P, int V>
+inline void conv_tile(const FeatureMap& in, const PackedConv& w, int vec0, int oy, int ox, const FeatureMap& out) {
+    constexpr int pad = (K - 1) / 2;
+    ConvTile<Arch, P, V> tile(w, vec0);
+    for (int ky = 0; ky < K; ++ky)
+        for (int kx = 0; kx < K; ++kx)
+            tile.accumulate(in.at(oy * S - pad + ky, ox * S - pad + kx), static_cast<std::ptrdiff_t>(S) * in.cstride, 1, w.cin,
+                            w.weights.get() + static_cast<std::ptrdiff_t>(ky * K + kx) * w.cin * w.cout_pad + vec0 * Batch<Arch>::size,
+                            w.cout_pad);
+    tile.store(w, vec0, out.at(oy, ox), out.cstride);
 }
 
-// One output row, channel vectors [vec0, vec0 + V): full P-pixel tiles, then one narrower tile for
-// the rest of the row (a one-pixel tile would load V weight vectors per single broadcast).
-template <class Arch, int K, int S, int V>
-inline void conv_row_block(const FeatureMap& in, const PackedConv& w, int vec0, int oy, const FeatureMap& out) {
+// Calls tile(std::integral_constant<int, P>{}, x) over a row of `width` pixels: full kTilePixels
+// tiles, then one narrower tile for the rest (a one-pixel tile would load V weight vectors per
+// single broadcast).
+template <class Tile>
+inline void for_each_pixel_tile(int width, Tile&& tile) {
     static_assert(kTilePixels == 6, "the remainder switch below covers 1 to 5 pixels");
-    int ox = 0;
-    for (; ox + kTilePixels <= out.w; ox += kTilePixels) conv_tile<Arch, K, S, kTilePixels, V>(in, w, vec0, oy, ox, out);
-    switch (out.w - ox) {
-    case 1: conv_tile<Arch, K, S, 1, V>(in, w, vec0, oy, ox, out); break;
-    case 2: conv_tile<Arch, K, S, 2, V>(in, w, vec0, oy, ox, out); break;
-    case 3: conv_tile<Arch, K, S, 3, V>(in, w, vec0, oy, ox, out); break;
-    case 4: conv_tile<Arch, K, S, 4, V>(in, w, vec0, oy, ox, out); break;
-    case 5: conv_tile<Arch, K, S, 5, V>(in, w, vec0, oy, ox, out); break;
+    int x = 0;
+    for (; x + kTilePixels <= width; x += kTilePixels) tile(std::integral_constant<int, kTilePixels>{}, x);
+    switch (width - x) {
+    case 1: tile(std::integral_constant<int, 1>{}, x); break;
+    case 2: tile(std::integral_constant<int, 2>{}, x); break;
+    case 3: tile(std::integral_constant<int, 3>{}, x); break;
+    case 4: tile(std::integral_constant<int, 4>{}, x); break;
+    case 5: tile(std::integral_constant<int, 5>{}, x); break;
     default: break;
     }
 }
@@ -69,7 +88,9 @@ void conv_nhwc(const FeatureMap& in, const PackedConv& w, const FeatureMap& out,
     constexpr int N = Batch<Arch>::size;
     const int vectors = w.cout_pad / N;
     parallel_for(0, out.h, threads, [&](int oy) {
-        for_each_vector_block<Arch>(vectors, [&](auto width, int v) { conv_row_block<Arch, K, S, width>(in, w, v, oy, out); });
+        for_each_vector_block<Arch>(vectors, [&](auto width, int v) {
+            for_each_pixel_tile(out.w, [&](auto pixels, int ox) { conv_tile<Arch, K, S, pixels, width>(in, w, v, oy, ox, out); });
+        });
     });
 }
 

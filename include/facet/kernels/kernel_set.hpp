@@ -22,11 +22,17 @@
 #include "grouped_conv_weights.hpp"
 #include "map_activation.hpp"
 #include "pool_geometry.hpp"
+#include "stem_layout.hpp"
 
 namespace facet {
 
 using ConvKernel = void (*)(const FeatureMap& in, const PackedConv& w, const FeatureMap& out, int threads);
 using DepthwiseKernel = void (*)(const FeatureMap& in, const PackedDepthwise& w, const FeatureMap& out, int threads);
+// out = dw2(pw(dw(conv(in)))): a MobileNet's 3x3 stride-2 stem conv, first block and second
+// block's depthwise, fused (mobilenet_stem.hpp; scratch: StemScratch).
+using MobileNetStemKernel = void (*)(const FeatureMap& in, const PackedConv& conv, const PackedDepthwise& dw,
+                                     const PackedConv& pw, const PackedDepthwise& dw2, float* scratch,
+                                     const FeatureMap& out, int threads);
 using UpsampleAddKernel = void (*)(const FeatureMap& coarse, const FeatureMap& fine, int threads);
 using MaxPoolKernel = void (*)(const FeatureMap& in, const FeatureMap& out, int threads);
 using DenseKernel = void (*)(const FeatureMap& in, const PackedDense& w, const FeatureMap& out, int threads);
@@ -58,6 +64,7 @@ struct KernelSet {
     ConvKernel conv2x2_s1;  // dense 2x2, stride 1, no padding (MTCNN)
     DepthwiseKernel dwconv3x3_s1;
     DepthwiseKernel dwconv3x3_s2;
+    MobileNetStemKernel mobilenet_stem; // conv 3x3 s2, depthwise, pointwise, depthwise s2, row-fused (RetinaFace)
     UpsampleAddKernel upsample_nearest_add;
     MaxPoolKernel maxpool2x2_s2;  // ceil mode, no padding (MTCNN)
     MaxPoolKernel maxpool3x3_s2;  // ceil mode, no padding (MTCNN)

@@ -10,6 +10,7 @@
 #include "grouped_conv.hpp"
 #include "kernel_set.hpp"
 #include "maxpool.hpp"
+#include "mobilenet_stem.hpp"
 #include "pool.hpp"
 #include "upsample.hpp"
 #include "winograd_f43.hpp"
@@ -28,6 +29,7 @@ const KernelSet& make_kernel_set(const char* isa) {
         &conv_nhwc<Arch, 2, 1>,
         &dwconv3x3_nhwc<Arch, 1>,
         &dwconv3x3_nhwc<Arch, 2>,
+        &mobilenet_stem_nhwc<Arch>,
         &upsample_nearest_add_nhwc<Arch>,
         &maxpool_nhwc<Arch, 2, 2>,
         &maxpool_nhwc<Arch, 3, 2>,

@@ -33,6 +33,14 @@ inline Batch<Arch> activate(const Batch<Arch>& x, const Epilogue& e, int channel
     return x;
 }
 
+// The same on a vector of pixels of one channel (the channel-planar kernels).
+template <class Arch>
+inline Batch<Arch> activate_channel(const Batch<Arch>& x, const Epilogue& e, int channel) {
+    using B = Batch<Arch>;
+    if (e.kind == Activation::prelu) return xsimd::select(x > B(0.0f), x, x * B(e.slopes[channel]));
+    return activate<Arch>(x, e, channel);
+}
+
 // Splits `vectors` output channel vectors into register-tile blocks: as many full blocks of
 // kTileVectors as fit, then the remainder as one narrower block, so that no layer falls back to
 // one-vector tiles (which load as many input values as they do FMAs). Calls

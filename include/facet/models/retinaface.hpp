@@ -361,12 +361,24 @@ private:
     void run_network() {
         const RetinaFaceModel& m = *model_;
         const int threads = options_.threads;
-        // The backbone alternates two buffers: a block's depthwise writes ping_[1], its pointwise
-        // ping_[0] (whose old content, the block's input, has been consumed by then).
-        conv(m.stem, input_.map(), ping_[0]);
+        // The stem conv, the first block and the second block's depthwise run fused
+        // (kernels/mobilenet_stem.hpp). Then the backbone alternates two buffers: a block's
+        // depthwise writes ping_[1], its pointwise ping_[0] (whose old content, the block's input,
+        // has been consumed by then).
+        const RetinaFaceModel::DwBlock &first = m.blocks[0], &second = m.blocks[1];
+        const FeatureMap& in = input_.map();
+        const int mid_h = conv_out_size(in.h, 3, 2), mid_w = conv_out_size(in.w, 3, 2);
+        ping_[1].resize(conv_out_size(mid_h, 3, 2), conv_out_size(mid_w, 3, 2), second.dw.c);
+        const std::size_t scratch = StemScratch(mid_w, m.stem.cin, m.stem.cout, first.pw.cout_pad).floats(threads);
+        if (scratch > stem_scratch_floats_) {
+            stem_scratch_ = make_aligned_floats(scratch);
+            stem_scratch_floats_ = scratch;
+        }
+        kernels_->mobilenet_stem(in, m.stem, first.dw, first.pw, second.dw, stem_scratch_.get(), ping_[1].map(), threads);
+        conv(second.pw, ping_[1].map(), ping_[0]);
         const FeatureMap* x = &ping_[0].map();
         int level = 0;
-        for (std::size_t b = 0; b < m.blocks.size(); ++b) {
+        for (std::size_t b = 2; b < m.blocks.size(); ++b) {
             const auto& block = m.blocks[b];
             FeatureBuffer& dw_out = ping_[1];
             dw_out.resize(conv_out_size(x->h, 3, block.dw.stride), conv_out_size(x->w, 3, block.dw.stride), block.dw.c);
@@ -477,6 +489,8 @@ private:
     const KernelSet* kernels_;
     // Scratch memory, sized at the first call for an input size and reused after.
     FeatureBuffer input_, ping_[2], context_t_, context_u_;
+    AlignedFloats stem_scratch_; // the fused stem's rows (StemScratch), for every thread
+    std::size_t stem_scratch_floats_ = 0;
     FeatureBuffer context_offsets_; // deformable_context: a context conv's predicted offsets and mask
     FeatureBuffer stage_[RetinaFaceModel::kLevels], lateral_[RetinaFaceModel::kLevels];
     FeatureBuffer merged_[RetinaFaceModel::kLevels - 1], context_[RetinaFaceModel::kLevels], heads_[RetinaFaceModel::kLevels];
