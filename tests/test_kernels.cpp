@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <random>
 #include <vector>
 
 #include "test_util.hpp"
@@ -141,19 +142,24 @@ TEST_CASE("depthwise 3x3 stride 1 and 2: SIMD matches reference on odd sizes") {
 namespace {
 
 // The fused stem against the reference conv, depthwise, pointwise and stride-2 depthwise run one
-// after another. The
-// input's ring (the conv's padding) is non-zero, as RetinaFace's is (its padding pixel), and
-// stale scratch from a larger call must not leak into a smaller one.
+// after another, reading the image as floats (an NHWC map) and as bytes. The padding is a
+// non-zero pixel, as RetinaFace's is (its padding pixel), and stale scratch from a larger call
+// must not leak into a smaller one.
 void check_mobilenet_stem(int cin, int input_align, int stem_cout, int pw_cout, int h, int w, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::vector<std::uint8_t> bytes(static_cast<std::size_t>(h) * w * cin);
+    for (auto& b : bytes) b = static_cast<std::uint8_t>(rng() % 256);
+    const auto padding = test::random_floats(static_cast<std::size_t>(cin), seed + 9, 50.0f, 150.0f);
     FeatureBuffer in;
     in.resize(h, w, cin, input_align);
     const FeatureMap& im = in.map();
-    const auto ring = test::random_floats(static_cast<std::size_t>(cin), seed + 9, 50.0f, 150.0f);
     for (int y = -1; y <= h; ++y)
         for (int x = -1; x <= w; ++x)
-            for (int c = 0; c < cin; ++c) im.at(y, x)[c] = ring[c];
-    test::fill_random(im, seed);
-    // The reference sees the ring as an explicit border: the input one pixel larger, padding 0.
+            for (int c = 0; c < cin; ++c) {
+                const bool inside = y >= 0 && y < h && x >= 0 && x < w;
+                im.at(y, x)[c] = inside ? bytes[(static_cast<std::size_t>(y) * w + x) * cin + c] : padding[c];
+            }
+    // The reference sees the padding as an explicit border: the input one pixel larger, padding 0.
     FeatureBuffer bordered(h + 2, w + 2, cin);
     for (int y = -1; y <= h; ++y)
         for (int x = -1; x <= w; ++x)
@@ -180,19 +186,22 @@ void check_mobilenet_stem(int cin, int input_align, int stem_cout, int pw_cout, 
     const PackedDepthwise dw = pack_depthwise(dw_w.data(), dw_b.data(), stem_cout, 1, dw_e);
     const PackedConv pw = pack_conv(pw_w.data(), pw_b.data(), pw_cout, stem_cout, 1, 1, pw_e);
     const PackedDepthwise dw2 = pack_depthwise(dw2_w.data(), dw2_b.data(), pw_cout, 2, dw2_e);
+    const StemImage sources[] = {StemImage::of_map(im), StemImage::of_bytes(bytes.data(), h, w, cin, padding.data())};
     for (const KernelSet* ks : all_kernel_sets())
-        for (int threads : {1, 2}) {
-            // Scratch of a 100-pixel-wide call, filled with garbage as a larger call would leave it.
-            const StemScratch layout(std::max(mw, 100), cin, stem_cout, pw.cout_pad);
-            std::vector<float> scratch(layout.floats(threads) + 16, 1e30f);
-            float* aligned = scratch.data() + (16 - reinterpret_cast<std::uintptr_t>(scratch.data()) / sizeof(float) % 16) % 16;
-            FeatureBuffer out(oh, ow, pw_cout);
-            ks->mobilenet_stem(im, conv, dw, pw, dw2, aligned, out.map(), threads);
-            CAPTURE(std::string(ks->isa));
-            CAPTURE(threads);
-            CHECK(test::max_scaled_error(out.map(), expected.map()) < kTolerance);
-            CHECK(test::padding_is_zero(out.map()));
-        }
+        for (int threads : {1, 2})
+            for (const StemImage& source : sources) {
+                // Scratch of a 100-pixel-wide call, filled with garbage as a larger call would leave it.
+                const StemScratch layout(std::max(mw, 100), cin, stem_cout, pw.cout_pad);
+                std::vector<float> scratch(layout.floats(threads) + 16, 1e30f);
+                float* aligned = scratch.data() + (16 - reinterpret_cast<std::uintptr_t>(scratch.data()) / sizeof(float) % 16) % 16;
+                FeatureBuffer out(oh, ow, pw_cout);
+                ks->mobilenet_stem(source, conv, dw, pw, dw2, aligned, out.map(), threads);
+                CAPTURE(std::string(ks->isa));
+                CAPTURE(threads);
+                CAPTURE(source.bytes != nullptr);
+                CHECK(test::max_scaled_error(out.map(), expected.map()) < kTolerance);
+                CHECK(test::padding_is_zero(out.map()));
+            }
 }
 
 } // namespace

@@ -30,7 +30,7 @@ using ConvKernel = void (*)(const FeatureMap& in, const PackedConv& w, const Fea
 using DepthwiseKernel = void (*)(const FeatureMap& in, const PackedDepthwise& w, const FeatureMap& out, int threads);
 // out = dw2(pw(dw(conv(in)))): a MobileNet's 3x3 stride-2 stem conv, first block and second
 // block's depthwise, fused (mobilenet_stem.hpp; scratch: StemScratch).
-using MobileNetStemKernel = void (*)(const FeatureMap& in, const PackedConv& conv, const PackedDepthwise& dw,
+using MobileNetStemKernel = void (*)(const StemImage& in, const PackedConv& conv, const PackedDepthwise& dw,
                                      const PackedConv& pw, const PackedDepthwise& dw2, float* scratch,
                                      const FeatureMap& out, int threads);
 using UpsampleAddKernel = void (*)(const FeatureMap& coarse, const FeatureMap& fine, int threads);

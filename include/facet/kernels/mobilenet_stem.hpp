@@ -44,59 +44,93 @@ struct PlanarRow {
 };
 
 #if defined(__AVX512F__)
-// Columns 2x - 1 .. 2x + 30 of an RGB row (cstride 3; src at column -1) into the odd and even
-// planes of pixels x .. x + 15, for every x the row covers; returns where it stopped. Lane i of
-// the plane at offset j (odd planes j = c, even planes j = 3 + c) is float 6i + j of the 96
-// loaded: a two-source permute per pair of vectors and two blends. xsimd 8 has no two-source
-// permute, hence the intrinsics.
-inline int stem_split_rgb_avx512(const float* src, int w, const PlanarRow& out) {
-    __m512i index[6];
-    __mmask16 from_second_pair[6], from_third_pair[6];
-    for (int j = 0; j < 6; ++j) {
-        alignas(64) int lanes[16];
-        unsigned second = 0, third = 0;
-        for (int i = 0; i < 16; ++i) {
-            const int e = 6 * i + j;
-            lanes[i] = e & 31;
-            second |= static_cast<unsigned>(e >> 5 == 1) << i;
-            third |= static_cast<unsigned>(e >> 5 == 2) << i;
-        }
-        index[j] = _mm512_load_si512(lanes);
-        from_second_pair[j] = static_cast<__mmask16>(second);
-        from_third_pair[j] = static_cast<__mmask16>(third);
-    }
-    int x = 0;
-    for (; 2 * x + 30 <= w; x += 16) {
-        const float* s = src + 6 * x;
-        __m512 v[6];
-        for (int k = 0; k < 6; ++k) v[k] = _mm512_loadu_ps(s + 16 * k);
+// Splits 32 RGB pixels (96 floats in 6 vectors, from column 2x - 1) into the odd and even planes
+// of pixels x .. x + 15: lane i of the plane at offset j (odd planes j = c, even planes
+// j = 3 + c) is float 6i + j, gathered by a two-source permute per pair of vectors and two
+// blends. xsimd 8 has no two-source permute, hence the intrinsics.
+class RgbColumnSplitter {
+public:
+    RgbColumnSplitter() {
         for (int j = 0; j < 6; ++j) {
-            __m512 r = _mm512_permutex2var_ps(v[0], index[j], v[1]);
-            r = _mm512_mask_blend_ps(from_second_pair[j], r, _mm512_permutex2var_ps(v[2], index[j], v[3]));
-            r = _mm512_mask_blend_ps(from_third_pair[j], r, _mm512_permutex2var_ps(v[4], index[j], v[5]));
-            const int c = j % 3, odd = j < 3;
-            _mm512_store_ps(out.channel(2 * c + odd) + x, r);
+            alignas(64) int lanes[16];
+            unsigned second = 0, third = 0;
+            for (int i = 0; i < 16; ++i) {
+                const int e = 6 * i + j;
+                lanes[i] = e & 31;
+                second |= static_cast<unsigned>(e >> 5 == 1) << i;
+                third |= static_cast<unsigned>(e >> 5 == 2) << i;
+            }
+            index_[j] = _mm512_load_si512(lanes);
+            from_second_pair_[j] = static_cast<__mmask16>(second);
+            from_third_pair_[j] = static_cast<__mmask16>(third);
         }
     }
-    return x;
-}
+
+    void store(const __m512 (&v)[6], const PlanarRow& out, int x) const {
+        for (int j = 0; j < 6; ++j) {
+            __m512 r = _mm512_permutex2var_ps(v[0], index_[j], v[1]);
+            r = _mm512_mask_blend_ps(from_second_pair_[j], r, _mm512_permutex2var_ps(v[2], index_[j], v[3]));
+            r = _mm512_mask_blend_ps(from_third_pair_[j], r, _mm512_permutex2var_ps(v[4], index_[j], v[5]));
+            _mm512_storeu_ps(out.channel(2 * (j % 3) + (j < 3)) + x, r);
+        }
+    }
+
+private:
+    __m512i index_[6];
+    __mmask16 from_second_pair_[6], from_third_pair_[6];
+};
 #endif
 
-// Input row iy, its ring columns included, as column planes: plane 2c holds channel c of
-// columns 2x (x < out_w), plane 2c + 1 of columns 2x - 1 (x <= out_w).
+// Input row iy as column planes: plane 2c holds channel c of columns 2x (x < out_w), plane
+// 2c + 1 of columns 2x - 1 (x <= out_w); rows and columns outside the image are the padding.
 template <class Arch>
-inline void stem_split_row(const FeatureMap& in, int iy, int out_w, const PlanarRow& out) {
-    const float* src = in.at(iy, -1); // column 2x - 1 at src + 2x * cstride
-    int x = 0;
+inline void stem_split_row(const StemImage& in, int iy, int out_w, const PlanarRow& out) {
+    // The scalar path, for pixels [x_begin, x_end]: column 2x - 1 to odd[x], 2x to even[x].
+    const auto split_scalar = [&](int x_begin, int x_end, auto&& column) {
+        for (int x = x_begin; x <= x_end; ++x)
+            for (int c = 0; c < in.c; ++c) {
+                out.channel(2 * c + 1)[x] = column(2 * x - 1, c);
+                if (x < out_w) out.channel(2 * c)[x] = column(2 * x, c);
+            }
+    };
+    if (!in.bytes) {
+        const FeatureMap& m = in.floats;
+        const float* src = m.at(iy, -1); // column i at src + (i + 1) * cstride; the ring is the padding
+        int x = 0;
+#if defined(__AVX512F__)
+        if constexpr (std::is_same<Arch, xsimd::avx512f>::value)
+            if (m.c == 3 && m.cstride == 3) {
+                const RgbColumnSplitter splitter;
+                for (; 2 * x + 30 <= m.w; x += 16) {
+                    __m512 v[6];
+                    for (int k = 0; k < 6; ++k) v[k] = _mm512_loadu_ps(src + 6 * x + 16 * k);
+                    splitter.store(v, out, x);
+                }
+            }
+#endif
+        split_scalar(x, out_w, [&](int column, int c) { return src[(column + 1) * m.cstride + c]; });
+        return;
+    }
+    if (iy < 0 || iy >= in.h) return split_scalar(0, out_w, [&](int, int c) { return in.padding[c]; });
+    const std::uint8_t* src = in.bytes + iy * in.row_bytes;
+    const auto column = [&](int i, int c) { return i >= 0 && i < in.w ? static_cast<float>(src[i * in.c + c]) : in.padding[c]; };
+    // Pixel 0 reads column -1, the padding: the scalar path does it, the vector one starts at 1.
+    split_scalar(0, 0, column);
+    int x = 1;
 #if defined(__AVX512F__)
     if constexpr (std::is_same<Arch, xsimd::avx512f>::value)
-        if (in.c == 3 && in.cstride == 3) x = stem_split_rgb_avx512(src, in.w, out);
-#endif
-    for (; x <= out_w; ++x)
-        for (int c = 0; c < in.c; ++c) {
-            out.channel(2 * c + 1)[x] = src[2 * x * in.cstride + c];
-            if (x < out_w) out.channel(2 * c)[x] = src[(2 * x + 1) * in.cstride + c];
+        if (in.c == 3) {
+            const RgbColumnSplitter splitter;
+            for (; 2 * x + 30 < in.w; x += 16) {
+                const std::uint8_t* s = src + 3 * (2 * x - 1);
+                __m512 v[6];
+                for (int k = 0; k < 6; ++k)
+                    v[k] = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 16 * k))));
+                splitter.store(v, out, x);
+            }
         }
+#endif
+    split_scalar(x, out_w, column);
 }
 
 // One output row of the 3x3 stride-2 conv (padding 1) from its three split input rows, all
@@ -196,12 +230,11 @@ struct RowWindowCache {
 
 // out = dw2(pw(dw(conv(in)))), each with its bias and epilogue: a MobileNet's stem conv, first
 // block and second block's depthwise. conv: 3x3 stride 2, conv.cin == in.c; dw: 3x3 stride 1,
-// dw.c == conv.cout; pw: 1x1, pw.cin == dw.c; dw2: 3x3 stride 2, dw2.c == pw.cout. The
-// input's ring is the conv's padding. out is conv_out_size(conv_out_size(in, 3, 2), 3, 2) x pw.cout.
+// dw.c == conv.cout; pw: 1x1, pw.cin == dw.c; dw2: 3x3 stride 2, dw2.c == pw.cout. out is conv_out_size(conv_out_size(in, 3, 2), 3, 2) x pw.cout.
 // scratch: StemScratch(conv_out_size(in.w, 3, 2), conv.cin, conv.cout, pw.cout_pad).floats(threads).
 // The pointwise's output never leaves the scratch: it is the largest map of the network.
 template <class Arch>
-void mobilenet_stem_nhwc(const FeatureMap& in, const PackedConv& conv, const PackedDepthwise& dw, const PackedConv& pw,
+void mobilenet_stem_nhwc(const StemImage& in, const PackedConv& conv, const PackedDepthwise& dw, const PackedConv& pw,
                          const PackedDepthwise& dw2, float* scratch, const FeatureMap& out, int threads) {
     const int mid_h = conv_out_size(in.h, 3, 2), mid_w = conv_out_size(in.w, 3, 2);
     const StemScratch layout(mid_w, conv.cin, conv.cout, pw.cout_pad);

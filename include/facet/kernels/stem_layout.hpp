@@ -3,10 +3,40 @@
 #pragma once
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 
 #include "../core/tensor.hpp"
 
 namespace facet {
+
+// The image the stem reads: 8-bit interleaved pixels as decoded (no float copy of the frame is
+// made), or an NHWC float map (a resampled frame) whose ring is the padding.
+struct StemImage {
+    int h = 0, w = 0, c = 0;
+    const std::uint8_t* bytes = nullptr; // rows of w * c bytes, row_bytes apart; null: `floats`
+    std::ptrdiff_t row_bytes = 0;
+    const float* padding = nullptr;      // bytes: the value (c floats) of every pixel outside the image
+    FeatureMap floats;
+
+    static StemImage of_bytes(const std::uint8_t* pixels, int height, int width, int channels, const float* padding) {
+        StemImage s;
+        s.h = height;
+        s.w = width;
+        s.c = channels;
+        s.bytes = pixels;
+        s.row_bytes = static_cast<std::ptrdiff_t>(width) * channels;
+        s.padding = padding;
+        return s;
+    }
+    static StemImage of_map(const FeatureMap& m) {
+        StemImage s;
+        s.h = m.h;
+        s.w = m.w;
+        s.c = m.c;
+        s.floats = m;
+        return s;
+    }
+};
 
 // Output pixels a stem kernel computes per step: a multiple of every vector width times the
 // pixel vectors it blocks (two 16-lane vectors with AVX-512). Planes are that much longer than

@@ -316,13 +316,18 @@ public:
 private:
     static float face_probability(const float* logits) { return 1.0f / (1.0f + std::exp(logits[0] - logits[1])); }
 
-    // The network input: `image` as floats, resampled (bilinear) to net_w x net_h if that differs
-    // from its size (the tables are kept for the next frame of that size); its ring is the model's
-    // padding pixel (the normalisation is in the stem: RetinaFaceModel::padding_pixel).
+    // The network input: `image` itself when it is net_w x net_h (the stem reads its bytes), else
+    // resampled (bilinear) into floats (the tables are kept for the next frame of that size). Its
+    // padding is the model's padding pixel: the normalisation is in the stem
+    // (RetinaFaceModel::padding_pixel). `image` must outlive run_network().
     void set_input(const Image& image, int net_w, int net_h) {
+        const std::array<float, 3>& pad = model_->padding_pixel;
+        if (net_w == image.width && net_h == image.height) {
+            stem_input_ = StemImage::of_bytes(image.rgb.data(), net_h, net_w, 3, pad.data());
+            return;
+        }
         input_.resize(net_h, net_w, 3, 1);
         const FeatureMap& in = input_.map();
-        const std::array<float, 3>& pad = model_->padding_pixel;
         for (int x = -1; x <= net_w; ++x) {
             std::copy(pad.begin(), pad.end(), in.at(-1, x));
             std::copy(pad.begin(), pad.end(), in.at(net_h, x));
@@ -331,15 +336,6 @@ private:
             std::copy(pad.begin(), pad.end(), in.at(y, -1));
             std::copy(pad.begin(), pad.end(), in.at(y, net_w));
         }
-        if (net_w == image.width && net_h == image.height) {
-            // Rows of 3 * width bytes to as many floats: the map has no padding between pixels.
-            for (int y = 0; y < net_h; ++y) {
-                const std::uint8_t* src = image.pixel(0, y);
-                float* dst = in.at(y, 0);
-                for (int i = 0; i < 3 * net_w; ++i) dst[i] = src[i];
-            }
-            return;
-        }
         if (taps_x_.size() != static_cast<std::size_t>(net_w) || taps_source_w_ != image.width) taps_x_ = bilinear_taps(image.width, net_w);
         if (taps_y_.size() != static_cast<std::size_t>(net_h) || taps_source_h_ != image.height) taps_y_ = bilinear_taps(image.height, net_h);
         taps_source_w_ = image.width;
@@ -347,6 +343,7 @@ private:
         resample_bilinear(
             taps_x_, taps_y_, 3, [&](int x, int y, int c) { return static_cast<float>(image.pixel(x, y)[c]); },
             [&](int x, int y, int c, float v) { in.at(y, x)[c] = v; });
+        stem_input_ = StemImage::of_map(in);
     }
 
     // Runs `w` on `in` into `out`, sized here from the conv's shape.
@@ -366,7 +363,7 @@ private:
         // depthwise writes ping_[1], its pointwise ping_[0] (whose old content, the block's input,
         // has been consumed by then).
         const RetinaFaceModel::DwBlock &first = m.blocks[0], &second = m.blocks[1];
-        const FeatureMap& in = input_.map();
+        const StemImage& in = stem_input_;
         const int mid_h = conv_out_size(in.h, 3, 2), mid_w = conv_out_size(in.w, 3, 2);
         ping_[1].resize(conv_out_size(mid_h, 3, 2), conv_out_size(mid_w, 3, 2), second.dw.c);
         const std::size_t scratch = StemScratch(mid_w, m.stem.cin, m.stem.cout, first.pw.cout_pad).floats(threads);
@@ -431,7 +428,7 @@ private:
     template <class Fn>
     void for_each_prior(Fn&& fn) {
         const RetinaFaceModel& m = *model_;
-        const FeatureMap& in = input_.map();
+        const StemImage& in = stem_input_;
         if (priors_h_ != in.h || priors_w_ != in.w) {
             priors_ = make_priors(in.h, in.w, m.steps(), m.min_sizes());
             priors_h_ = in.h;
@@ -488,7 +485,9 @@ private:
     RetinaFaceOptions options_;
     const KernelSet* kernels_;
     // Scratch memory, sized at the first call for an input size and reused after.
-    FeatureBuffer input_, ping_[2], context_t_, context_u_;
+    StemImage stem_input_;    // the network input: the frame's bytes, or input_
+    FeatureBuffer input_;     // the frame resampled to the network's size, when it is not that size
+    FeatureBuffer ping_[2], context_t_, context_u_;
     AlignedFloats stem_scratch_; // the fused stem's rows (StemScratch), for every thread
     std::size_t stem_scratch_floats_ = 0;
     FeatureBuffer context_offsets_; // deformable_context: a context conv's predicted offsets and mask
