@@ -70,8 +70,8 @@ public:
     // The network's input is the 8-bit image as floats, in the image's channel order (RGB): the
     // file's normalisation, network channel c = (pixel[source channel of c] - mean[c]) * scale[c],
     // is folded into the stem conv (its weights scaled and put in image order, the mean moved into
-    // its bias), so the input conversion is a plain byte-to-float copy. Zero padding in the
-    // normalised domain is the mean in the image's: `padding_pixel` fills the input's ring.
+    // its bias), so the stem reads the frame's bytes as they are. Zero padding in the normalised
+    // domain is the mean in the image's: `padding_pixel` is what the stem sees outside the image.
     std::array<float, 3> padding_pixel{};
     PackedConv stem;
     std::vector<DwBlock> blocks;                 // backbone, in order
