@@ -44,14 +44,13 @@ struct KernelCall {
     int k, stride;          // dense and depthwise only; upsample_add: 1, 1
     int cin, h, w;          // the input map (upsample_add: the coarse map)
     int cout, oh, ow;       // the output map (upsample_add: the fine map it adds into)
-    int input_align;        // channel alignment of the input: 1 for the image the stem reads
     int per_frame;          // how many times one frame makes this exact call
     bool winograd = false;  // 3x3 stride 1: time the Winograd kernel instead of the direct one
     int mid = 0;            // mobilenet_stem: the conv's (and depthwise's) channels
 
     bool same_shape(const KernelCall& o) const {
         return kind == o.kind && k == o.k && stride == o.stride && cin == o.cin && h == o.h && w == o.w &&
-               cout == o.cout && oh == o.oh && ow == o.ow && input_align == o.input_align && mid == o.mid;
+               cout == o.cout && oh == o.oh && ow == o.ow && mid == o.mid;
     }
 };
 
@@ -59,24 +58,24 @@ struct KernelCall {
 class CallList {
 public:
     // A conv with padding (k - 1) / 2 on a cin x h x w map; returns its output size.
-    std::pair<int, int> dense(int k, int stride, int cin, int cout, int h, int w, int input_align = kChannelAlign) {
+    std::pair<int, int> dense(int k, int stride, int cin, int cout, int h, int w) {
         const int oh = conv_out_size(h, k, stride), ow = conv_out_size(w, k, stride);
-        add({Kind::dense, k, stride, cin, h, w, cout, oh, ow, input_align, 1});
+        add({Kind::dense, k, stride, cin, h, w, cout, oh, ow, 1});
         return {oh, ow};
     }
     std::pair<int, int> depthwise(int stride, int c, int h, int w) {
         const int oh = conv_out_size(h, 3, stride), ow = conv_out_size(w, 3, stride);
-        add({Kind::depthwise, 3, stride, c, h, w, c, oh, ow, kChannelAlign, 1});
+        add({Kind::depthwise, 3, stride, c, h, w, c, oh, ow, 1});
         return {oh, ow};
     }
     void upsample_add(int c, int coarse_h, int coarse_w, int fine_h, int fine_w) {
-        add({Kind::upsample_add, 1, 1, c, coarse_h, coarse_w, c, fine_h, fine_w, kChannelAlign, 1});
+        add({Kind::upsample_add, 1, 1, c, coarse_h, coarse_w, c, fine_h, fine_w, 1});
     }
     // The fused stem: 3x3 stride-2 conv cin -> mid, depthwise, pointwise mid -> cout, stride-2
     // depthwise.
-    std::pair<int, int> mobilenet_stem(int cin, int mid, int cout, int h, int w, int input_align) {
+    std::pair<int, int> mobilenet_stem(int cin, int mid, int cout, int h, int w) {
         const int oh = conv_out_size(conv_out_size(h, 3, 2), 3, 2), ow = conv_out_size(conv_out_size(w, 3, 2), 3, 2);
-        add({Kind::mobilenet_stem, 3, 2, cin, h, w, cout, oh, ow, input_align, 1, false, mid});
+        add({Kind::mobilenet_stem, 3, 2, cin, h, w, cout, oh, ow, 1, false, mid});
         return {oh, ow};
     }
 
@@ -102,7 +101,7 @@ std::vector<KernelCall> retinaface_mnet025_calls(int h, int w) {
     CallList net;
     // The stem conv (3 -> 8), the first block (8 -> 16) and the second's depthwise run fused,
     // reading the frame's bytes.
-    std::tie(h, w) = net.mobilenet_stem(3, 8, 16, h, w, /*input_align=*/1);
+    std::tie(h, w) = net.mobilenet_stem(3, 8, 16, h, w);
     net.dense(1, 1, 16, 32, h, w);
 
     // MobileNetV1 x0.25 after that: depthwise 3x3 (stride) then pointwise 1x1, per block. The
@@ -200,8 +199,7 @@ void time_calls(benchmark::State& state, Fn&& call_once) {
 }
 
 void run_dense(benchmark::State& state, const KernelSet& ks, const KernelCall& c) {
-    FeatureBuffer in, out(c.oh, c.ow, c.cout);
-    in.resize(c.h, c.w, c.cin, c.input_align);
+    FeatureBuffer in(c.h, c.w, c.cin), out(c.oh, c.ow, c.cout);
     fill_random(in.map(), 1);
     const auto weights = random_floats(static_cast<std::size_t>(c.cout) * c.cin * c.k * c.k, 2);
     const auto bias = random_floats(static_cast<std::size_t>(c.cout), 3);

@@ -192,10 +192,10 @@ void check_mobilenet_stem(int cin, int input_align, int stem_cout, int pw_cout, 
             for (const StemImage& source : sources) {
                 // Scratch of a 100-pixel-wide call, filled with garbage as a larger call would leave it.
                 const StemScratch layout(std::max(mw, 100), cin, stem_cout, pw.cout_pad);
-                std::vector<float> scratch(layout.floats(threads) + 16, 1e30f);
-                float* aligned = scratch.data() + (16 - reinterpret_cast<std::uintptr_t>(scratch.data()) / sizeof(float) % 16) % 16;
+                const AlignedFloats scratch = make_aligned_floats(layout.floats(threads));
+                std::fill(scratch.get(), scratch.get() + layout.floats(threads), 1e30f);
                 FeatureBuffer out(oh, ow, pw_cout);
-                ks->mobilenet_stem(source, conv, dw, pw, dw2, aligned, out.map(), threads);
+                ks->mobilenet_stem(source, conv, dw, pw, dw2, scratch.get(), out.map(), threads);
                 CAPTURE(std::string(ks->isa));
                 CAPTURE(threads);
                 CAPTURE(source.bytes != nullptr);

@@ -44,41 +44,38 @@ struct PlanarRow {
 };
 
 #if defined(__AVX512F__)
-// Splits 32 RGB pixels (96 floats in 6 vectors, from column 2x - 1) into the odd and even planes
-// of pixels x .. x + 15: lane i of the plane at offset j (odd planes j = c, even planes
-// j = 3 + c) is float 6i + j, gathered by a two-source permute per pair of vectors and two
-// blends. xsimd 8 has no two-source permute, hence the intrinsics.
-class RgbColumnSplitter {
-public:
-    RgbColumnSplitter() {
-        for (int j = 0; j < 6; ++j) {
-            alignas(64) int lanes[16];
-            unsigned second = 0, third = 0;
-            for (int i = 0; i < 16; ++i) {
-                const int e = 6 * i + j;
-                lanes[i] = e & 31;
-                second |= static_cast<unsigned>(e >> 5 == 1) << i;
-                third |= static_cast<unsigned>(e >> 5 == 2) << i;
-            }
-            index_[j] = _mm512_load_si512(lanes);
-            from_second_pair_[j] = static_cast<__mmask16>(second);
-            from_third_pair_[j] = static_cast<__mmask16>(third);
-        }
-    }
-
-    void store(const __m512 (&v)[6], const PlanarRow& out, int x) const {
-        for (int j = 0; j < 6; ++j) {
-            __m512 r = _mm512_permutex2var_ps(v[0], index_[j], v[1]);
-            r = _mm512_mask_blend_ps(from_second_pair_[j], r, _mm512_permutex2var_ps(v[2], index_[j], v[3]));
-            r = _mm512_mask_blend_ps(from_third_pair_[j], r, _mm512_permutex2var_ps(v[4], index_[j], v[5]));
-            _mm512_storeu_ps(out.channel(2 * (j % 3) + (j < 3)) + x, r);
-        }
-    }
-
-private:
-    __m512i index_[6];
-    __mmask16 from_second_pair_[6], from_third_pair_[6];
+// Where lane i of the plane at offset j (odd planes j = c, even planes j = 3 + c) finds its value
+// among 96 interleaved RGB floats: float 6i + j, element (6i + j) % 32 of vector pair (6i + j) / 32.
+struct RgbSplitTables {
+    alignas(64) int index[6][16];
+    unsigned from_second_pair[6], from_third_pair[6]; // lane masks
 };
+
+constexpr RgbSplitTables make_rgb_split_tables() {
+    RgbSplitTables t{};
+    for (int j = 0; j < 6; ++j)
+        for (int i = 0; i < 16; ++i) {
+            const int e = 6 * i + j;
+            t.index[j][i] = e % 32;
+            t.from_second_pair[j] |= static_cast<unsigned>(e / 32 == 1) << i;
+            t.from_third_pair[j] |= static_cast<unsigned>(e / 32 == 2) << i;
+        }
+    return t;
+}
+
+// Splits 32 RGB pixels (96 floats in 6 vectors, from column 2x - 1) into the odd and even planes
+// of pixels x .. x + 15: a two-source permute per pair of vectors and two blends per plane.
+// xsimd 8 has no two-source permute, hence the intrinsics.
+inline void split_rgb_avx512(const __m512 (&v)[6], const PlanarRow& out, int x) {
+    static constexpr RgbSplitTables tables = make_rgb_split_tables();
+    for (int j = 0; j < 6; ++j) {
+        const __m512i index = _mm512_load_si512(tables.index[j]);
+        __m512 r = _mm512_permutex2var_ps(v[0], index, v[1]);
+        r = _mm512_mask_blend_ps(static_cast<__mmask16>(tables.from_second_pair[j]), r, _mm512_permutex2var_ps(v[2], index, v[3]));
+        r = _mm512_mask_blend_ps(static_cast<__mmask16>(tables.from_third_pair[j]), r, _mm512_permutex2var_ps(v[4], index, v[5]));
+        _mm512_storeu_ps(out.channel(2 * (j % 3) + (j < 3)) + x, r);
+    }
+}
 #endif
 
 // Input row iy as column planes: plane 2c holds channel c of columns 2x (x < out_w), plane
@@ -99,14 +96,12 @@ inline void stem_split_row(const StemImage& in, int iy, int out_w, const PlanarR
         int x = 0;
 #if defined(__AVX512F__)
         if constexpr (std::is_same<Arch, xsimd::avx512f>::value)
-            if (m.c == 3 && m.cstride == 3) {
-                const RgbColumnSplitter splitter;
+            if (m.c == 3 && m.cstride == 3)
                 for (; 2 * x + 30 <= m.w; x += 16) {
                     __m512 v[6];
                     for (int k = 0; k < 6; ++k) v[k] = _mm512_loadu_ps(src + 6 * x + 16 * k);
-                    splitter.store(v, out, x);
+                    split_rgb_avx512(v, out, x);
                 }
-            }
 #endif
         split_scalar(x, out_w, [&](int column, int c) { return src[(column + 1) * m.cstride + c]; });
         return;
@@ -119,16 +114,14 @@ inline void stem_split_row(const StemImage& in, int iy, int out_w, const PlanarR
     int x = 1;
 #if defined(__AVX512F__)
     if constexpr (std::is_same<Arch, xsimd::avx512f>::value)
-        if (in.c == 3) {
-            const RgbColumnSplitter splitter;
+        if (in.c == 3)
             for (; 2 * x + 30 < in.w; x += 16) {
                 const std::uint8_t* s = src + 3 * (2 * x - 1);
                 __m512 v[6];
                 for (int k = 0; k < 6; ++k)
                     v[k] = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 16 * k))));
-                splitter.store(v, out, x);
+                split_rgb_avx512(v, out, x);
             }
-        }
 #endif
     split_scalar(x, out_w, column);
 }
