@@ -104,6 +104,14 @@ inline std::vector<std::uint8_t> with_empty_idat(std::vector<std::uint8_t> file)
     return file;
 }
 
+// `file` (a PNG from png()) with its IDAT chunk's length set to `length` (more than the file
+// holds): the shape of the 130-byte input on which fuzz_detect saw stb_image allocate 2 GB.
+inline std::vector<std::uint8_t> with_idat_length(std::vector<std::uint8_t> file, std::uint32_t length) {
+    const std::size_t idat = 8 + 25; // after the signature and IHDR
+    for (int i = 0; i < 4; ++i) file[idat + i] = static_cast<std::uint8_t>(length >> (24 - 8 * i));
+    return file;
+}
+
 // w x h samples of `channels` channels: a smooth ramp (no wrap-around below 32 x 24 and 4 channels),
 // so that a JPEG of it decodes close to it.
 inline std::vector<std::uint8_t> pattern(int w, int h, int channels) {
@@ -188,7 +196,16 @@ inline std::vector<BadInput> bad_images() {
         "image is 16000x16000, larger than facet's limit");
     std::vector<std::uint8_t> half = png(64, 64, 2, 8, pattern(64, 64, 3));
     half.resize(half.size() / 2);
-    add("truncated.png", "PNG cut in the middle of its pixels", half, 1, "cannot decode image");
+    add("truncated.png", "PNG cut in the middle of its pixels", half, 1,
+        "truncated or corrupt PNG: the chunk at byte 33 claims 12363 bytes, the file has 6165 left");
+    const std::vector<std::uint8_t> small = png(4, 4, 2, 8, pattern(4, 4, 3));
+    add("lying_idat.png", "PNG whose IDAT chunk claims 1.4 GB (fuzzing: stb_image allocated 2 GB for it)",
+        with_idat_length(small, 0x5300000f), 1, "truncated or corrupt PNG: the chunk at byte 33 claims 1392508943 bytes");
+    add("no_iend.png", "PNG cut right after its IDAT chunk", std::vector<std::uint8_t>(small.begin(), small.end() - 12), 1,
+        "truncated PNG (it ends before its IEND chunk)");
+    std::vector<std::uint8_t> trailing = small;
+    trailing.insert(trailing.end(), {'j', 'u', 'n', 'k'});
+    add("after_iend.png", "PNG with 4 bytes after its IEND chunk (ignored, as other decoders do)", trailing, 0);
 #ifdef FACET_WITH_LIBJPEG
     const std::vector<std::uint8_t> baseline = jpeg(32, 24, 3, false, pattern(32, 24, 3));
     add("baseline.jpg", "baseline RGB JPEG", baseline, 0);

@@ -92,40 +92,39 @@ inline bool png_header_size(const std::uint8_t* bytes, std::size_t size, int& w,
     return true;
 }
 
-// stb_image copies a zero-length IDAT chunk that comes before any image data with
-// memcpy(NULL, src, 0), undefined behaviour (found by fuzz/fuzz_detect.cpp). The PNG standard
-// allows empty IDAT chunks; if the file has any, `out` becomes a copy without them (they hold no
-// data) and the result is true. Chunks are walked only while their lengths fit the file.
-inline bool png_without_empty_idat(const std::uint8_t* bytes, std::size_t size, std::vector<std::uint8_t>& out) {
+// stb_image trusts a PNG's chunk lengths, and fuzzing (fuzz/fuzz_detect.cpp) found two ways that
+// hurts: an IDAT chunk claiming 1.4 GB in a 130-byte file made it allocate 2 GB before it found
+// the data missing, and an empty IDAT chunk before any image data made it call
+// memcpy(NULL, src, 0), undefined behaviour. So the chunks are walked first, up to IEND: a chunk
+// that runs past the end of the file (or a file without IEND) is refused; stb could not decode
+// such a file anyway, it reads every chunk up to IEND. Empty IDAT chunks, which the standard allows
+// and which hold no data, are dropped from a copy. Returns true when `out` holds that copy, false
+// when `bytes` is not a PNG or needs no copy.
+inline bool check_png_chunks(const std::uint8_t* bytes, std::size_t size, const std::string& name,
+                             std::vector<std::uint8_t>& out) {
     static const std::uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (size < 8 || !std::equal(signature, signature + 8, bytes)) return false;
-    const auto empty_idat = [&](std::size_t at) {
-        return at + 8 <= size && bytes[at] == 0 && bytes[at + 1] == 0 && bytes[at + 2] == 0 && bytes[at + 3] == 0 &&
-               std::equal(bytes + at + 4, bytes + at + 8, "IDAT");
+    const auto length_at = [&](std::size_t at) {
+        return std::uint32_t(bytes[at]) << 24 | std::uint32_t(bytes[at + 1]) << 16 | std::uint32_t(bytes[at + 2]) << 8 | bytes[at + 3];
     };
-    const auto chunk_end = [&](std::size_t at) -> std::size_t { // past the chunk's CRC; 0 if it does not fit
-        if (at + 8 > size) return 0;
-        const std::uint64_t length = std::uint64_t(bytes[at]) << 24 | std::uint64_t(bytes[at + 1]) << 16 |
-                                     std::uint64_t(bytes[at + 2]) << 8 | bytes[at + 3];
-        return length + 12 <= size - at ? static_cast<std::size_t>(at + 12 + length) : 0;
-    };
-    bool found = false;
-    for (std::size_t at = 8; at < size && !found; at = chunk_end(at)) {
-        found = empty_idat(at);
-        if (!found && chunk_end(at) == 0) break;
+    const auto type_is = [&](std::size_t at, const char* type) { return std::equal(bytes + at + 4, bytes + at + 8, type); };
+    const auto empty_idat = [&](std::size_t at) { return length_at(at) == 0 && type_is(at, "IDAT"); };
+    bool has_empty_idat = false;
+    std::size_t end = 8; // past IEND, once found
+    for (bool iend = false; !iend;) {
+        if (size - end < 12) throw Error(name + ": truncated PNG (it ends before its IEND chunk)");
+        const std::size_t length = length_at(end), left = size - end - 12;
+        if (length > left)
+            throw Error(name + ": truncated or corrupt PNG: the chunk at byte " + std::to_string(end) + " claims " +
+                        std::to_string(length) + " bytes, the file has " + std::to_string(left) + " left");
+        has_empty_idat |= empty_idat(end);
+        iend = type_is(end, "IEND");
+        end += 12 + length;
     }
-    if (!found) return false;
+    if (!has_empty_idat) return false;
     out.assign(bytes, bytes + 8);
-    std::size_t at = 8;
-    while (at < size) {
-        const std::size_t end = chunk_end(at);
-        if (end == 0) { // the rest does not parse as chunks: left as it is, for stb to judge
-            if (!empty_idat(at)) out.insert(out.end(), bytes + at, bytes + size);
-            break;
-        }
-        if (!empty_idat(at)) out.insert(out.end(), bytes + at, bytes + end);
-        at = end;
-    }
+    for (std::size_t at = 8; at < end; at += 12 + length_at(at))
+        if (!empty_idat(at)) out.insert(out.end(), bytes + at, bytes + at + 12 + length_at(at));
     return true;
 }
 
@@ -166,7 +165,7 @@ inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std
     }
     check_image_size(w, h, name, max_pixels);
     std::vector<std::uint8_t> cleaned;
-    if (detail::png_without_empty_idat(bytes, size, cleaned)) {
+    if (detail::check_png_chunks(bytes, size, name, cleaned)) {
         bytes = cleaned.data();
         size = cleaned.size();
     }
