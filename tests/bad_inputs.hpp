@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <facet/io/image.hpp>
 #include <facet/io/weights.hpp>
 #ifdef FACET_WITH_LIBJPEG
 #include <cstdio>
@@ -112,6 +113,22 @@ inline std::vector<std::uint8_t> with_idat_length(std::vector<std::uint8_t> file
     return file;
 }
 
+// A PNG whose header says 1x1 RGB and whose IDAT inflates to `inflated` zero bytes: stb_image
+// inflates PNG data into a buffer that doubles until the stream ends, whatever the header says.
+inline std::vector<std::uint8_t> png_bomb(int inflated) {
+    std::vector<std::uint8_t> zeros(static_cast<std::size_t>(inflated), 0);
+    int length = 0;
+    unsigned char* deflated = stbi_zlib_compress(zeros.data(), inflated, &length, 8);
+    std::vector<std::uint8_t> file = png(1, 1, 2, 8, {});
+    std::vector<std::uint8_t> idat;
+    png_chunk(idat, "IDAT", std::vector<std::uint8_t>(deflated, deflated + length));
+    STBIW_FREE(deflated);
+    const std::size_t old_idat = 8 + 25, old_idat_size = file.size() - old_idat - 12;
+    file.erase(file.begin() + old_idat, file.begin() + old_idat + old_idat_size);
+    file.insert(file.begin() + old_idat, idat.begin(), idat.end());
+    return file;
+}
+
 // w x h samples of `channels` channels: a smooth ramp (no wrap-around below 32 x 24 and 4 channels),
 // so that a JPEG of it decodes close to it.
 inline std::vector<std::uint8_t> pattern(int w, int h, int channels) {
@@ -203,6 +220,8 @@ inline std::vector<BadInput> bad_images() {
         with_idat_length(small, 0x5300000f), 1, "truncated or corrupt PNG: the chunk at byte 33 claims 1392508943 bytes");
     add("no_iend.png", "PNG cut right after its IDAT chunk", std::vector<std::uint8_t>(small.begin(), small.end() - 12), 1,
         "truncated PNG (it ends before its IEND chunk)");
+    add("bomb.png", "1x1 PNG whose data inflates to 8 MB", png_bomb(8 << 20), 1,
+        "cannot decode image (its data holds far more than a 1x1 image: corrupt, or a decompression bomb)");
     std::vector<std::uint8_t> trailing = small;
     trailing.insert(trailing.end(), {'j', 'u', 'n', 'k'});
     add("after_iend.png", "PNG with 4 bytes after its IEND chunk (ignored, as other decoders do)", trailing, 0);

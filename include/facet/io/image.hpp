@@ -9,6 +9,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -18,9 +19,50 @@
 #include "jpeg_libjpeg.hpp"
 #endif
 
+namespace facet::detail {
+
+// stb_image sizes some buffers from what a file's data turns out to hold rather than from its
+// header: a PNG's compressed data inflates into a buffer that doubles until the stream ends, up to
+// 4 GB, whatever size the header claims (a 100 KB PNG of one pixel can inflate to gigabytes).
+// decode_image bounds every block stb allocates by what the header's size and the file's length
+// can need (StbBlockLimit); a larger request fails, stb reports "outofmem", and decode_image says
+// why. A program that builds stb itself (FACET_USE_EXTERNAL_STB) does not get this bound.
+inline thread_local std::size_t stb_block_limit = SIZE_MAX;
+inline thread_local bool stb_block_refused = false;
+
+inline void* stb_malloc(std::size_t n) {
+    if (n > stb_block_limit) return stb_block_refused = true, nullptr;
+    return std::malloc(n);
+}
+
+inline void* stb_realloc(void* p, std::size_t n) {
+    if (n > stb_block_limit) return stb_block_refused = true, nullptr;
+    return std::realloc(p, n);
+}
+
+// Sets the bound for one decode on this thread, and restores it when the decode is done.
+class StbBlockLimit {
+public:
+    explicit StbBlockLimit(std::size_t bytes) : saved_(stb_block_limit) {
+        stb_block_limit = bytes;
+        stb_block_refused = false;
+    }
+    ~StbBlockLimit() { stb_block_limit = saved_; }
+    StbBlockLimit(const StbBlockLimit&) = delete;
+    StbBlockLimit& operator=(const StbBlockLimit&) = delete;
+
+private:
+    std::size_t saved_;
+};
+
+} // namespace facet::detail
+
 #ifndef FACET_USE_EXTERNAL_STB
 #ifndef FACET_STB_IMPLEMENTED
 #define FACET_STB_IMPLEMENTED
+#define STBI_MALLOC(n) facet::detail::stb_malloc(n)
+#define STBI_REALLOC(p, n) facet::detail::stb_realloc(p, n)
+#define STBI_FREE(p) std::free(p)
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_STATIC
@@ -169,7 +211,16 @@ inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std
         bytes = cleaned.data();
         size = cleaned.size();
     }
+    // The largest block a w x h image can need: 16 bytes a pixel (a 16-bit RGBA PNG's rows with
+    // their filter bytes, a Radiance HDR's floats) or the file's own data, each twice over as
+    // stb grows buffers by doubling, plus 1 MiB for tables and palettes.
+    const std::string header_size = std::to_string(w) + "x" + std::to_string(h);
+    const std::size_t pixel_count = static_cast<std::size_t>(w) * static_cast<std::size_t>(h);
+    const detail::StbBlockLimit limit(2 * (16 * pixel_count + static_cast<std::size_t>(h)) + 2 * size + (std::size_t(1) << 20));
     unsigned char* pixels = stbi_load_from_memory(bytes, static_cast<int>(size), &w, &h, &channels, 3);
+    if (!pixels && detail::stb_block_refused)
+        throw Error(name + ": cannot decode image (its data holds far more than a " + header_size +
+                    " image: corrupt, or a decompression bomb)");
     if (!pixels) throw Error(name + ": cannot decode image (" + stbi_failure_reason() + ")");
     img.width = w;
     img.height = h;
