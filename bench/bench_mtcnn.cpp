@@ -133,29 +133,26 @@ void bm_cascade(benchmark::State& state, const KernelSet* kernels, int threads) 
 
     using Clock = std::chrono::steady_clock;
     double seconds[3] = {0, 0, 0};
-    std::size_t pnet_boxes = 0, rnet_boxes = 0, faces = 0;
+    std::vector<Face> proposed, refined, found;
     for (auto _ : state) {
         const auto t0 = Clock::now();
-        const std::vector<Face> proposed = detector.pnet_stage(in.frame);
+        detector.pnet_stage(in.frame, proposed);
         const auto t1 = Clock::now();
-        const std::vector<Face> refined = detector.rnet_stage(in.frame, proposed);
+        detector.rnet_stage(in.frame, proposed, refined);
         const auto t2 = Clock::now();
-        const std::vector<Face> found = detector.onet_stage(in.frame, refined);
+        detector.onet_stage(in.frame, refined, found);
         const auto t3 = Clock::now();
         seconds[0] += std::chrono::duration<double>(t1 - t0).count();
         seconds[1] += std::chrono::duration<double>(t2 - t1).count();
         seconds[2] += std::chrono::duration<double>(t3 - t2).count();
-        pnet_boxes = proposed.size();
-        rnet_boxes = refined.size();
-        faces = found.size();
     }
     const double total = seconds[0] + seconds[1] + seconds[2];
     state.counters["pnet_share"] = seconds[0] / total;
     state.counters["rnet_share"] = seconds[1] / total;
     state.counters["onet_share"] = seconds[2] / total;
-    state.counters["pnet_boxes"] = static_cast<double>(pnet_boxes);
-    state.counters["rnet_boxes"] = static_cast<double>(rnet_boxes);
-    state.counters["faces"] = static_cast<double>(faces);
+    state.counters["pnet_boxes"] = static_cast<double>(proposed.size());
+    state.counters["rnet_boxes"] = static_cast<double>(refined.size());
+    state.counters["faces"] = static_cast<double>(found.size());
 }
 
 // "<channels>x<height>x<width>", as bench_kernels.cpp names maps.

@@ -112,16 +112,21 @@ TEST_CASE("MTCNN model: defaults from the file's metadata") {
 
 TEST_CASE("pyramid scales per MODELS.md") {
     // 624 px short side, min face 20: 0.6, 0.6 * 0.709, ... while 624 * s >= 12.
-    const auto scales = mtcnn::pyramid_scales(624, 1024, 20, 0.709);
+    const auto scales_of = [](int height, int width, double min_face, double factor) {
+        std::vector<double> scales{42.0}; // replaced, not appended to
+        mtcnn::pyramid_scales(height, width, min_face, factor, scales);
+        return scales;
+    };
+    const auto scales = scales_of(624, 1024, 20, 0.709);
     REQUIRE(scales.size() == 11);
     CHECK(scales[0] == 0.6);
     CHECK(scales[1] == 0.6 * 0.709);
     CHECK(624 * scales.back() >= 12);
     CHECK(624 * scales.back() * 0.709 < 12);
     CHECK(mtcnn::level_size(624, 0.6) == 375); // int(624 * 0.6 + 1)
-    CHECK(mtcnn::pyramid_scales(11, 500, 12, 0.709).empty());
-    CHECK(mtcnn::pyramid_scales(12, 12, 12, 0.709).size() == 1);
-    CHECK(mtcnn::pyramid_scales(100, 19, 20, 0.709).empty()); // shorter than the minimum face
+    CHECK(scales_of(11, 500, 12, 0.709).empty());
+    CHECK(scales_of(12, 12, 12, 0.709).size() == 1);
+    CHECK(scales_of(100, 19, 20, 0.709).empty()); // shorter than the minimum face
 }
 
 TEST_CASE("MTCNN on images smaller than the window or the minimum face: no faces, no error") {
@@ -179,7 +184,9 @@ TEST_CASE("a face cut by the image border is cropped with the padding rule, not 
     for (const KernelSet* ks : test::all_kernel_sets()) {
         CAPTURE(std::string(ks->isa));
         Mtcnn detector(load_model(), *ks);
-        const auto onet_input = detector.rnet_stage(cut, detector.pnet_stage(cut));
+        std::vector<Face> proposed, onet_input;
+        detector.pnet_stage(cut, proposed);
+        detector.rnet_stage(cut, proposed, onet_input);
         CHECK(std::any_of(onet_input.begin(), onet_input.end(), [](const Face& f) { return f.box[0] < 0 && f.box[1] < 0; }));
         const auto faces = detector.detect(cut);
         REQUIRE(faces.size() == 1);

@@ -172,12 +172,18 @@ inline bool check_png_chunks(const std::uint8_t* bytes, std::size_t size, const 
 
 } // namespace detail
 
-// Throws unless a w x h image is within the limits: at most kMaxImageSide a side and `max_pixels`
-// (never more than kMaxImagePixels) in all.
+// Whether a w x h image is within the limits: at most kMaxImageSide a side and `max_pixels` (never
+// more than kMaxImagePixels) in all, and not empty.
+inline bool image_size_within_limits(int w, int h, long long max_pixels = kMaxImagePixels) {
+    max_pixels = std::min(max_pixels, kMaxImagePixels);
+    return w > 0 && h > 0 && w <= kMaxImageSide && h <= kMaxImageSide && static_cast<long long>(w) * h <= max_pixels;
+}
+
+// Throws unless a w x h image is within the limits (image_size_within_limits), saying which.
 inline void check_image_size(int w, int h, const std::string& what, long long max_pixels = kMaxImagePixels) {
     max_pixels = std::min(max_pixels, kMaxImagePixels);
     if (w <= 0 || h <= 0) throw Error(what + ": empty image");
-    if (w > kMaxImageSide || h > kMaxImageSide || static_cast<long long>(w) * h > max_pixels)
+    if (!image_size_within_limits(w, h, max_pixels))
         throw Error(what + ": image is " + std::to_string(w) + "x" + std::to_string(h) + ", larger than facet's limit of " +
                     std::to_string(kMaxImageSide) + " px a side and " + std::to_string(max_pixels) + " pixels");
 }
@@ -307,17 +313,17 @@ inline ImageF resize_bilinear(const ImageF& src, int out_w, int out_h) {
 
 // The source indices [begin, end) that output index i of an area resampling from `in` to `out`
 // averages: [floor(i * in / out), ceil((i + 1) * in / out)), as PyTorch's adaptive_avg_pool2d
-// (interpolate(mode="area")). Windows overlap by a pixel where in / out is not whole.
+// (interpolate(mode="area")). Windows overlap by a pixel where in / out is not whole. area_spans
+// fills `spans` with the `out` of them (a caller resampling every frame keeps the vector).
 struct AreaSpan {
     int begin, end;
 };
 
-inline std::vector<AreaSpan> area_spans(int in, int out) {
-    std::vector<AreaSpan> spans(static_cast<std::size_t>(out));
+inline void area_spans(int in, int out, std::vector<AreaSpan>& spans) {
+    spans.resize(static_cast<std::size_t>(out));
     for (int i = 0; i < out; ++i)
         spans[i] = {static_cast<int>(static_cast<long long>(i) * in / out),
                     static_cast<int>((static_cast<long long>(i + 1) * in + out - 1) / out)};
-    return spans;
 }
 
 // Calls put(x, y, c, value) for every output sample of the area resampling of `get(x, y, c)`
@@ -347,7 +353,9 @@ inline void resample_area(const std::vector<AreaSpan>& xs, const std::vector<Are
 // Area resampling (see area_spans): each output pixel is the mean of the source pixels it covers.
 inline ImageF resize_area(const ImageF& src, int out_w, int out_h) {
     ImageF dst(out_w, out_h, src.channels);
-    const auto xs = area_spans(src.width, out_w), ys = area_spans(src.height, out_h);
+    std::vector<AreaSpan> xs, ys;
+    area_spans(src.width, out_w, xs);
+    area_spans(src.height, out_h, ys);
     for (int channel = 0; channel < src.channels; ++channel) // one at a time, so any channel count works
         resample_area<1>(
             xs, ys, [&](int x, int y, int) { return src.pixel(x, y)[channel]; },

@@ -10,8 +10,8 @@
 // MtcnnModel holds the three nets, repacked once at load, and the pipeline defaults from the
 // weight file's metadata; it is immutable and shared. Mtcnn is a detector: a model, options and
 // the scratch memory of one call, so one Mtcnn must not be used by two threads at once (clone()
-// gives another). The feature maps are reused from call to call, but a call still allocates (the
-// pyramid levels, crops and candidate lists): MTCNN is not on the zero-allocation path yet.
+// gives another). Its maps, candidate lists and sort buffers are reused from call to call, so once
+// warm (frames of one size with about as many candidates) a call allocates nothing.
 #pragma once
 #include <omp.h>
 
@@ -63,17 +63,16 @@ namespace mtcnn {
 // The pyramid's scales for an image: m = 12 / min_face, then m * factor^k for as long as the
 // image's shorter side, scaled, is at least P-Net's 12-pixel window. The shorter side is scaled
 // by its own running product, as upstream computes it (the two products can differ in the last
-// bit, which decides whether a level exactly at 12 pixels is kept).
-inline std::vector<double> pyramid_scales(int height, int width, double min_face, double factor) {
+// bit, which decides whether a level exactly at 12 pixels is kept). They replace `scales`.
+inline void pyramid_scales(int height, int width, double min_face, double factor, std::vector<double>& scales) {
     const double m = 12.0 / min_face;
-    std::vector<double> scales;
+    scales.clear();
     double scale = m, shorter_side = std::min(height, width) * m;
     while (shorter_side >= 12) {
         scales.push_back(scale);
         scale *= factor;
         shorter_side *= factor;
     }
-    return scales;
 }
 
 // A pyramid level's size, int(side * scale + 1) as upstream.
@@ -281,79 +280,96 @@ public:
     // Faces in `image`, largest box first (as upstream's select_largest). An image smaller than
     // 12 px or than min_face has no pyramid level and so no faces.
     std::vector<Face> detect(const Image& image) {
-        check_image_size(image.width, image.height, "input");
-        check_options(options_);
-        std::vector<Face> faces = onet_stage(image, rnet_stage(image, pnet_stage(image)));
-        const auto area = [](const Face& f) { return (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]); };
-        std::stable_sort(faces.begin(), faces.end(), [&](const Face& a, const Face& b) { return area(a) > area(b); });
+        std::vector<Face> faces;
+        detect(image, faces);
         return faces;
     }
 
+    // The same into `faces` (replaced), which a caller can keep from frame to frame.
+    void detect(const Image& image, std::vector<Face>& faces) {
+        check_image_size(image.width, image.height, "input");
+        check_options(options_);
+        pnet_stage(image, proposed_);
+        rnet_stage(image, proposed_, refined_);
+        onet_stage(image, refined_, faces);
+        sort_descending_stable(faces, [](const Face& f) { return (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]); }, face_sort_);
+    }
+
     // The cascade stage by stage (detect() runs them in turn; public for tests and benchmarks).
-    // Boxes and scores pass from stage to stage as Faces whose landmarks only O-Net fills.
+    // Boxes and scores pass from stage to stage as Faces whose landmarks only O-Net fills. Each
+    // stage replaces the contents of `out`, which must not be its `candidates`.
 
     // P-Net on every pyramid level; candidates with NMS per level (IoU 0.5) and over all levels
     // (0.7), refined by their box regression and squared.
-    std::vector<Face> pnet_stage(const Image& image) {
-        const std::vector<double> scales = mtcnn::pyramid_scales(image.height, image.width, options_.min_face, options_.factor);
-        if (scales.empty()) return {};
-        // The first level is the largest: it bounds what the pyramid allocates.
-        check_image_size(mtcnn::level_size(image.width, scales[0]), mtcnn::level_size(image.height, scales[0]),
-                         "MTCNN pyramid (min_face " + std::to_string(options_.min_face) + ")");
+    void pnet_stage(const Image& image, std::vector<Face>& out) {
+        out.clear();
+        mtcnn::pyramid_scales(image.height, image.width, options_.min_face, options_.factor, scales_);
+        if (scales_.empty()) return;
+        // The first level is the largest: it bounds what the pyramid allocates. (The message is
+        // made only for a refusal: a string that long would be an allocation per call.)
+        const int top_w = mtcnn::level_size(image.width, scales_[0]), top_h = mtcnn::level_size(image.height, scales_[0]);
+        if (!image_size_within_limits(top_w, top_h))
+            check_image_size(top_w, top_h, "MTCNN pyramid (min_face " + std::to_string(options_.min_face) + ")");
         const mtcnn::CropRect whole{0, 0, image.width, image.height};
-        const int levels = static_cast<int>(scales.size());
+        const int levels = static_cast<int>(scales_.size());
         const int threads = thread_scratch(levels);
-        std::vector<std::vector<Proposal>> per_level(scales.size());
-        // Levels shrink by factor^2 in area, so the first is about half the work: dynamic scheduling
-        // lets the other threads take the rest meanwhile. Each level's kernels run on one thread.
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
-        for (int level = 0; level < levels; ++level) {
-            NetScratch& s = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
-            const double scale = scales[static_cast<std::size_t>(level)];
-            set_input(image, whole, mtcnn::level_size(image.width, scale), mtcnn::level_size(image.height, scale), s.input);
-            run_pnet(s);
-            per_level[static_cast<std::size_t>(level)] = nms(pnet_proposals(s.heads.map(), scale), 0.5f, kPlainIou, kAll);
+        if (per_level_.size() < scales_.size()) per_level_.resize(scales_.size());
+        assign_levels(image, threads);
+        // Each level's kernels run on one thread, the one assign_levels chose.
+#pragma omp parallel num_threads(threads) if (threads > 1)
+        {
+            const int thread = omp_get_thread_num();
+            NetScratch& s = scratch_[static_cast<std::size_t>(thread)];
+            for (int level = 0; level < levels; ++level) {
+                if (level_thread_[static_cast<std::size_t>(level)] != thread) continue;
+                const double scale = scales_[static_cast<std::size_t>(level)];
+                set_input(image, whole, mtcnn::level_size(image.width, scale), mtcnn::level_size(image.height, scale), s);
+                run_pnet(s);
+                std::vector<Proposal>& found = per_level_[static_cast<std::size_t>(level)];
+                pnet_proposals(s.heads.map(), scale, found);
+                nms(found, 0.5f, kPlainIou, kAll, s.sort);
+            }
         }
-        std::vector<Proposal> all;
-        for (auto& level : per_level) all.insert(all.end(), level.begin(), level.end());
-        std::vector<Face> out;
-        for (const Proposal& p : nms(std::move(all), 0.7f, kPlainIou, kAll))
+        proposals_.clear();
+        for (int level = 0; level < levels; ++level) {
+            const std::vector<Proposal>& found = per_level_[static_cast<std::size_t>(level)];
+            proposals_.insert(proposals_.end(), found.begin(), found.end());
+        }
+        nms(proposals_, 0.7f, kPlainIou, kAll, proposal_sort_);
+        for (const Proposal& p : proposals_)
             out.push_back(face(mtcnn::square_box(mtcnn::regress_box(p.box, p.regression, 0.0f)), p.score));
-        return out;
     }
 
     // R-Net on a 24 x 24 crop of every candidate: keeps probability > thresholds[1], NMS 0.7,
     // refined and squared again.
-    std::vector<Face> rnet_stage(const Image& image, const std::vector<Face>& candidates) {
+    void rnet_stage(const Image& image, const std::vector<Face>& candidates, std::vector<Face>& out) {
         const MtcnnModel::RNet& net = model_->rnet;
-        const std::vector<Face> cropped = run_on_crops(image, candidates, MtcnnModel::kRnetInput, net.dense4,
-                                                       [&](NetScratch& s, const FeatureMap& features) {
+        run_on_crops(image, candidates, MtcnnModel::kRnetInput, net.dense4, [&](NetScratch& s, const FeatureMap& features) {
             conv_valid(*kernels_, net.conv1, s.input.map(), s.a, 1);
             pool(kernels_->maxpool3x3_s2, 3, s.a.map(), s.b);
             conv_valid(*kernels_, net.conv2, s.b.map(), s.a, 1);
             pool(kernels_->maxpool3x3_s2, 3, s.a.map(), s.b);
             conv_valid_into(*kernels_, net.conv3, s.b.map(), features, 1);
         });
-        run_dense_layers(net.dense4, net.heads, cropped.size());
-        std::vector<Proposal> passed;
-        for (std::size_t i = 0; i < cropped.size(); ++i) {
+        run_dense_layers(net.dense4, net.heads, cropped_.size());
+        proposals_.clear();
+        for (std::size_t i = 0; i < cropped_.size(); ++i) {
             const float* o = heads_.map().at(static_cast<int>(i), 0);
             const float score = mtcnn::face_probability(o);
-            if (score > options_.thresholds[1]) passed.push_back({cropped[i].box, score, {o[2], o[3], o[4], o[5]}});
+            if (score > options_.thresholds[1]) proposals_.push_back({cropped_[i].box, score, {o[2], o[3], o[4], o[5]}});
         }
-        std::vector<Face> out;
-        for (const Proposal& p : nms(std::move(passed), 0.7f, kPlainIou, kAll))
+        nms(proposals_, 0.7f, kPlainIou, kAll, proposal_sort_);
+        out.clear();
+        for (const Proposal& p : proposals_)
             out.push_back(face(mtcnn::square_box(mtcnn::regress_box(p.box, p.regression, 1.0f)), p.score));
-        return out;
     }
 
     // O-Net on a 48 x 48 crop of every candidate: keeps probability > thresholds[2], reads the
     // landmarks (relative to the crop's box), refines the boxes, and a last NMS at 0.7 with
     // intersection over the smaller area and "+1" areas.
-    std::vector<Face> onet_stage(const Image& image, const std::vector<Face>& candidates) {
+    void onet_stage(const Image& image, const std::vector<Face>& candidates, std::vector<Face>& out) {
         const MtcnnModel::ONet& net = model_->onet;
-        const std::vector<Face> cropped = run_on_crops(image, candidates, MtcnnModel::kOnetInput, net.dense5,
-                                                       [&](NetScratch& s, const FeatureMap& features) {
+        run_on_crops(image, candidates, MtcnnModel::kOnetInput, net.dense5, [&](NetScratch& s, const FeatureMap& features) {
             conv_valid(*kernels_, net.conv1, s.input.map(), s.a, 1);
             pool(kernels_->maxpool3x3_s2, 3, s.a.map(), s.b);
             conv_valid(*kernels_, net.conv2, s.b.map(), s.a, 1);
@@ -362,20 +378,20 @@ public:
             pool(kernels_->maxpool2x2_s2, 2, s.a.map(), s.b);
             conv_valid_into(*kernels_, net.conv4, s.b.map(), features, 1);
         });
-        run_dense_layers(net.dense5, net.heads, cropped.size());
-        std::vector<Face> passed;
-        for (std::size_t i = 0; i < cropped.size(); ++i) {
+        run_dense_layers(net.dense5, net.heads, cropped_.size());
+        out.clear();
+        for (std::size_t i = 0; i < cropped_.size(); ++i) {
             const float* o = heads_.map().at(static_cast<int>(i), 0);
             const float score = mtcnn::face_probability(o);
             if (!(score > options_.thresholds[2])) continue;
-            const std::array<float, 4>& b = cropped[i].box;
+            const std::array<float, 4>& b = cropped_[i].box;
             // Landmarks are fractions of the box before its regression, measured with "+1" sizes.
             const float w = b[2] - b[0] + 1.0f, h = b[3] - b[1] + 1.0f;
             Face f = face(mtcnn::regress_box(b, {o[2], o[3], o[4], o[5]}, 1.0f), score);
             for (int n = 0; n < 5; ++n) f.landmarks[n] = {w * o[6 + n] + b[0] - 1.0f, h * o[11 + n] + b[1] - 1.0f};
-            passed.push_back(f);
+            out.push_back(f);
         }
-        return nms(std::move(passed), 0.7f, NmsRule{1.0f, true}, kAll);
+        nms(out, 0.7f, NmsRule{1.0f, true}, kAll, face_sort_);
     }
 
 private:
@@ -386,10 +402,12 @@ private:
         float score;
         std::array<float, 4> regression;
     };
-    // One thread's maps for one net at a time: its input, two buffers the layers alternate
-    // between, and P-Net's heads.
+    // One thread's memory for one net at a time: its input, two buffers the layers alternate
+    // between, P-Net's heads; the area-resampling tables of its input and P-Net's per-level NMS.
     struct NetScratch {
         FeatureBuffer input, a, b, heads;
+        std::vector<AreaSpan> spans_x, spans_y;
+        SortScratch<Proposal> sort;
     };
 
     // P-Net and R-Net's NMS: torchvision's IoU, areas (x2 - x1) * (y2 - y1).
@@ -405,12 +423,14 @@ private:
 
     // The network input for `region` of the image: area-resampled to out_w x out_h and normalised
     // (colour order, mean, scale) straight from the 8-bit pixels into the input map.
-    void set_input(const Image& image, const mtcnn::CropRect& region, int out_w, int out_h, FeatureBuffer& input) const {
+    void set_input(const Image& image, const mtcnn::CropRect& region, int out_w, int out_h, NetScratch& s) const {
         const MtcnnModel& m = *model_;
-        input.resize(out_h, out_w, 3, 1);
-        const FeatureMap& in = input.map();
+        s.input.resize(out_h, out_w, 3, 1);
+        const FeatureMap& in = s.input.map();
+        area_spans(region.w, out_w, s.spans_x);
+        area_spans(region.h, out_h, s.spans_y);
         resample_area<3>(
-            area_spans(region.w, out_w), area_spans(region.h, out_h),
+            s.spans_x, s.spans_y,
             [&](int x, int y, int c) { return image.pixel(region.x + x, region.y + y)[m.source_channel[c]]; },
             [&](int x, int y, int c, float v) { in.at(y, x)[c] = (v - m.mean[c]) * m.scale[c]; });
     }
@@ -432,10 +452,10 @@ private:
     // Every cell of P-Net's output whose face probability reaches thresholds[0], in row-major
     // order, as the image box its 12 x 12 window covers: cell (x, y) at `scale` is
     // floor((2x + 1) / scale), floor((2y + 1) / scale), floor((2x + 12) / scale),
-    // floor((2y + 12) / scale), in float as upstream.
-    std::vector<Proposal> pnet_proposals(const FeatureMap& heads, double scale) const {
+    // floor((2y + 12) / scale), in float as upstream. Replaces the contents of `out`.
+    void pnet_proposals(const FeatureMap& heads, double scale, std::vector<Proposal>& out) const {
         const float s = static_cast<float>(scale);
-        std::vector<Proposal> out;
+        out.clear();
         for (int y = 0; y < heads.h; ++y)
             for (int x = 0; x < heads.w; ++x) {
                 const float* o = heads.at(y, x);
@@ -447,7 +467,21 @@ private:
                                score,
                                {o[2], o[3], o[4], o[5]}});
             }
-        return out;
+    }
+
+    // Which thread runs each pyramid level (level_thread_): largest level first, each to the thread
+    // with the least work so far, a level's work being its area. Levels shrink by factor^2 in
+    // area, so the first is about half the work and two threads split it level 0 | the rest. The
+    // rule is fixed rather than dynamic scheduling so that a thread meets the same levels every
+    // frame: its scratch, sized by the largest it met, is warm after one frame.
+    void assign_levels(const Image& image, int threads) {
+        level_thread_.assign(scales_.size(), 0);
+        thread_work_.assign(static_cast<std::size_t>(threads), 0.0);
+        for (std::size_t level = 0; level < scales_.size(); ++level) {
+            const auto least = std::min_element(thread_work_.begin(), thread_work_.end());
+            *least += static_cast<double>(mtcnn::level_size(image.width, scales_[level])) * mtcnn::level_size(image.height, scales_[level]);
+            level_thread_[level] = static_cast<int>(least - thread_work_.begin());
+        }
     }
 
     // Sizes the per-thread scratch for a loop of `tasks` and returns how many threads it uses.
@@ -460,32 +494,31 @@ private:
     // Crops every candidate (mtcnn::crop_rect), area-resamples the crop to size x size into a scratch's
     // input and runs `conv_layers` on it, which writes the net's last conv output into the rows it
     // is given of features_: one input of the batch that run_dense_layers then reads. Candidates
-    // with an empty crop (a box entirely outside the image) are dropped; the rest are returned in
-    // order, one per batch item. Crops are independent, so threads take them in turn.
+    // with an empty crop (a box entirely outside the image) are dropped; the rest are left in
+    // cropped_, in order, one per batch item. Crops are independent, so threads take them in turn.
     template <class ConvLayers>
-    std::vector<Face> run_on_crops(const Image& image, const std::vector<Face>& candidates, int size,
-                                   const PackedDense& first_dense, ConvLayers&& conv_layers) {
-        std::vector<Face> cropped;
-        std::vector<mtcnn::CropRect> crops;
+    void run_on_crops(const Image& image, const std::vector<Face>& candidates, int size, const PackedDense& first_dense,
+                      ConvLayers&& conv_layers) {
+        cropped_.clear();
+        crops_.clear();
         for (const Face& c : candidates) {
             const mtcnn::CropRect r = mtcnn::crop_rect(c.box, image.width, image.height);
             if (r.empty()) continue;
-            cropped.push_back(c);
-            crops.push_back(r);
+            cropped_.push_back(c);
+            crops_.push_back(r);
         }
-        const int items = static_cast<int>(crops.size());
+        const int items = static_cast<int>(crops_.size());
         features_.resize(items * first_dense.in_h, first_dense.in_w, first_dense.cin);
         const int threads = thread_scratch(items);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 8) if (threads > 1)
         for (int i = 0; i < items; ++i) {
             NetScratch& s = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
-            set_input(image, crops[static_cast<std::size_t>(i)], size, size, s.input);
+            set_input(image, crops_[static_cast<std::size_t>(i)], size, size, s);
             FeatureMap item = features_.map();
             item.data = item.at(i * first_dense.in_h, 0);
             item.h = first_dense.in_h;
             conv_layers(s, item);
         }
-        return cropped;
     }
 
     // The dense layers on the first `items` inputs of features_; heads_ row i holds input i's outputs.
@@ -504,9 +537,20 @@ private:
     MtcnnOptions options_;
     const KernelSet* kernels_;
     // Scratch memory, reused from call to call: each OpenMP thread's maps for the pyramid level or
-    // crop it is on; the batch of crops' last conv outputs and the dense layers' outputs.
+    // crop it is on; the batch of crops' last conv outputs and the dense layers' outputs; the
+    // pyramid's scales, which thread runs each level (and their work) and each level's proposals;
+    // a stage's proposals, the candidates it cropped and their crops; P-Net's and R-Net's output;
+    // the sort buffers.
     std::vector<NetScratch> scratch_;
     FeatureBuffer features_, hidden_, heads_;
+    std::vector<double> scales_, thread_work_;
+    std::vector<int> level_thread_;
+    std::vector<std::vector<Proposal>> per_level_;
+    std::vector<Proposal> proposals_;
+    std::vector<Face> cropped_, proposed_, refined_;
+    std::vector<mtcnn::CropRect> crops_;
+    SortScratch<Proposal> proposal_sort_;
+    SortScratch<Face> face_sort_;
 };
 
 } // namespace facet

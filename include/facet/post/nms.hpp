@@ -1,6 +1,8 @@
 // facet: greedy non-maximum suppression.
 #pragma once
 #include <algorithm>
+#include <cstdint>
+#include <numeric>
 #include <vector>
 
 #include "face.hpp"
@@ -39,12 +41,43 @@ void nms_sorted_in_place(std::vector<Scored>& sorted, float threshold, NmsRule r
     sorted.resize(kept);
 }
 
-// Sorts `faces` by descending score, then NMS as above. Ties keep their input order (stable), as
-// upstream's argsort of an already sorted array does.
+// Memory for sort_descending_stable, kept by a caller that sorts every frame so that, once warm,
+// sorting allocates nothing (std::stable_sort takes a temporary buffer from the heap each call).
+template <class T>
+struct SortScratch {
+    std::vector<std::uint32_t> order;
+    std::vector<T> sorted;
+};
+
+// Sorts `items` by descending key(item), ties kept in input order, as std::stable_sort would:
+// std::sort on their indices, the index breaking ties, then a gather through `scratch`.
+template <class T, class Key>
+void sort_descending_stable(std::vector<T>& items, Key&& key, SortScratch<T>& scratch) {
+    scratch.order.resize(items.size());
+    std::iota(scratch.order.begin(), scratch.order.end(), std::uint32_t{0});
+    std::sort(scratch.order.begin(), scratch.order.end(), [&](std::uint32_t a, std::uint32_t b) {
+        const auto ka = key(items[a]), kb = key(items[b]);
+        return ka > kb || (ka == kb && a < b);
+    });
+    scratch.sorted.clear();
+    for (std::uint32_t i : scratch.order) scratch.sorted.push_back(items[i]);
+    // Copied back, not swapped: each vector keeps its own capacity (one scratch serves many lists).
+    std::copy(scratch.sorted.begin(), scratch.sorted.end(), items.begin());
+}
+
+// Sorts `items` by descending score (ties keep their input order, as upstream's argsort of an
+// already sorted array does), then NMS as above, in place.
+template <class Scored>
+void nms(std::vector<Scored>& items, float threshold, NmsRule rule, std::size_t max_keep, SortScratch<Scored>& scratch) {
+    sort_descending_stable(items, [](const Scored& s) { return s.score; }, scratch);
+    nms_sorted_in_place(items, threshold, rule, max_keep);
+}
+
+// The same on a copy, with memory of its own.
 template <class Scored>
 std::vector<Scored> nms(std::vector<Scored> faces, float threshold, NmsRule rule, std::size_t max_keep) {
-    std::stable_sort(faces.begin(), faces.end(), [](const Scored& a, const Scored& b) { return a.score > b.score; });
-    nms_sorted_in_place(faces, threshold, rule, max_keep);
+    SortScratch<Scored> scratch;
+    nms(faces, threshold, rule, max_keep, scratch);
     return faces;
 }
 
