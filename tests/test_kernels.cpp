@@ -132,7 +132,8 @@ TEST_CASE("depthwise 3x3 stride 1 and 2: SIMD matches reference on odd sizes") {
     unsigned seed = 500;
     for (int stride : {1, 2})
         for (int c : {1, 3, 7, 17, 32, 40})
-            for (auto [h, w] : {std::pair<int, int>{1, 1}, {2, 3}, {7, 5}, {9, 16}}) {
+            // Widths give every count of outputs left after stride 1's 4-output blocks (kDwPixels).
+            for (auto [h, w] : {std::pair<int, int>{1, 1}, {2, 3}, {7, 5}, {9, 16}, {3, 11}, {4, 23}}) {
                 CAPTURE(stride); CAPTURE(c); CAPTURE(h); CAPTURE(w);
                 check_depthwise(stride, c, h, w, kEpilogues[seed % kEpilogueCount], seed);
                 seed += 3;

@@ -135,7 +135,7 @@ inline bool png_header_size(const std::uint8_t* bytes, std::size_t size, int& w,
 }
 
 // stb_image trusts a PNG's chunk lengths, and fuzzing (fuzz/fuzz_detect.cpp) found two ways that
-// hurts: an IDAT chunk claiming 1.4 GB in a 130-byte file made it allocate 2 GB before it found
+// hurts: an IDAT chunk claiming 1.4 GB in a 121-byte file made it allocate 2 GB before it found
 // the data missing, and an empty IDAT chunk before any image data made it call
 // memcpy(NULL, src, 0), undefined behaviour. So the chunks are walked first, up to IEND: a chunk
 // that runs past the end of the file (or a file without IEND) is refused; stb could not decode
