@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 #include <facet/facet.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "test_util.hpp"
@@ -42,6 +43,30 @@ TEST_CASE("NMS keeps the best of each cluster, in score order, up to max_keep") 
     std::vector<Face> pair{face(0, 0, 9, 9, 0.9f), face(5, 0, 14, 9, 0.8f)};
     CHECK(nms(pair, 1.0f / 3.0f + 1e-6f, {1.0f, false}, 10).size() == 2);
     CHECK(nms(pair, 0.3f, {1.0f, false}, 10).size() == 1);
+}
+
+TEST_CASE("sort_descending_stable orders as std::stable_sort does, ties in input order, reusing its scratch") {
+    // Scores from a handful of values, so most compare equal: the order of ties is what is tested.
+    // The items remember their input position; std::stable_sort is the independent reference.
+    struct Item {
+        float score;
+        int position;
+    };
+    SortScratch<Item> scratch;
+    for (int n : {0, 1, 2, 7, 100, 1000}) {
+        CAPTURE(n);
+        std::vector<Item> items;
+        for (int i = 0; i < n; ++i) items.push_back({static_cast<float>((i * 7919) % 5) * 0.25f, i});
+        std::vector<Item> expected = items;
+        std::stable_sort(expected.begin(), expected.end(), [](const Item& a, const Item& b) { return a.score > b.score; });
+        sort_descending_stable(items, [](const Item& item) { return item.score; }, scratch);
+        REQUIRE(items.size() == expected.size());
+        for (std::size_t i = 0; i < items.size(); ++i) {
+            CAPTURE(i);
+            CHECK(items[i].score == expected[i].score);
+            CHECK(items[i].position == expected[i].position);
+        }
+    }
 }
 
 TEST_CASE("box and landmark decoding per MODELS.md") {
