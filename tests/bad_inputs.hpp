@@ -68,6 +68,23 @@ inline std::vector<std::uint8_t> zlib_stored(const std::vector<std::uint8_t>& da
     return out;
 }
 
+// Where a PNG made by png_of_zlib has its IDAT chunk: after the signature and IHDR.
+constexpr std::size_t kPngIdatOffset = 8 + 25;
+
+// A PNG with that header and one IDAT chunk holding `zlib` (any bytes).
+inline std::vector<std::uint8_t> png_of_zlib(std::uint32_t w, std::uint32_t h, int color_type, int bit_depth,
+                                             const std::vector<std::uint8_t>& zlib) {
+    std::vector<std::uint8_t> out = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    std::vector<std::uint8_t> ihdr;
+    append_be32(ihdr, w);
+    append_be32(ihdr, h);
+    ihdr.insert(ihdr.end(), {static_cast<std::uint8_t>(bit_depth), static_cast<std::uint8_t>(color_type), 0, 0, 0});
+    png_chunk(out, "IHDR", ihdr);
+    png_chunk(out, "IDAT", zlib);
+    png_chunk(out, "IEND", {});
+    return out;
+}
+
 // A PNG of colour type `color_type` (0 grey, 2 RGB, 4 grey+alpha, 6 RGBA) and `bit_depth` (8 or
 // 16), its samples big-endian in `samples` (rows unfiltered). The header may claim any size:
 // `samples` is whatever IDAT should hold.
@@ -85,15 +102,7 @@ inline std::vector<std::uint8_t> png(std::uint32_t w, std::uint32_t h, int color
     } else {
         raw = samples;
     }
-    std::vector<std::uint8_t> out = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    std::vector<std::uint8_t> ihdr;
-    append_be32(ihdr, w);
-    append_be32(ihdr, h);
-    ihdr.insert(ihdr.end(), {static_cast<std::uint8_t>(bit_depth), static_cast<std::uint8_t>(color_type), 0, 0, 0});
-    png_chunk(out, "IHDR", ihdr);
-    png_chunk(out, "IDAT", zlib_stored(raw));
-    png_chunk(out, "IEND", {});
-    return out;
+    return png_of_zlib(w, h, color_type, bit_depth, zlib_stored(raw));
 }
 
 // `file` (a PNG from png()) with a zero-length IDAT chunk before its data: valid PNG, and the
@@ -101,15 +110,14 @@ inline std::vector<std::uint8_t> png(std::uint32_t w, std::uint32_t h, int color
 inline std::vector<std::uint8_t> with_empty_idat(std::vector<std::uint8_t> file) {
     std::vector<std::uint8_t> chunk;
     png_chunk(chunk, "IDAT", {});
-    file.insert(file.begin() + 8 + 25, chunk.begin(), chunk.end()); // after the signature and IHDR
+    file.insert(file.begin() + kPngIdatOffset, chunk.begin(), chunk.end());
     return file;
 }
 
 // `file` (a PNG from png()) with its IDAT chunk's length set to `length` (more than the file
-// holds): the shape of the 130-byte input on which fuzz_detect saw stb_image allocate 2 GB.
+// holds): the shape of the 121-byte input on which fuzz_detect saw stb_image allocate 2 GB.
 inline std::vector<std::uint8_t> with_idat_length(std::vector<std::uint8_t> file, std::uint32_t length) {
-    const std::size_t idat = 8 + 25; // after the signature and IHDR
-    for (int i = 0; i < 4; ++i) file[idat + i] = static_cast<std::uint8_t>(length >> (24 - 8 * i));
+    for (int i = 0; i < 4; ++i) file[kPngIdatOffset + i] = static_cast<std::uint8_t>(length >> (24 - 8 * i));
     return file;
 }
 
@@ -119,14 +127,9 @@ inline std::vector<std::uint8_t> png_bomb(int inflated) {
     std::vector<std::uint8_t> zeros(static_cast<std::size_t>(inflated), 0);
     int length = 0;
     unsigned char* deflated = stbi_zlib_compress(zeros.data(), inflated, &length, 8);
-    std::vector<std::uint8_t> file = png(1, 1, 2, 8, {});
-    std::vector<std::uint8_t> idat;
-    png_chunk(idat, "IDAT", std::vector<std::uint8_t>(deflated, deflated + length));
+    const std::vector<std::uint8_t> zlib(deflated, deflated + length);
     STBIW_FREE(deflated);
-    const std::size_t old_idat = 8 + 25, old_idat_size = file.size() - old_idat - 12;
-    file.erase(file.begin() + old_idat, file.begin() + old_idat + old_idat_size);
-    file.insert(file.begin() + old_idat, idat.begin(), idat.end());
-    return file;
+    return png_of_zlib(1, 1, 2, 8, zlib);
 }
 
 // w x h samples of `channels` channels: a smooth ramp (no wrap-around below 32 x 24 and 4 channels),

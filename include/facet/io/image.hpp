@@ -121,16 +121,23 @@ struct ImageF {
 
 namespace detail {
 
+constexpr std::uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+
+inline bool is_png(const std::uint8_t* bytes, std::size_t size) {
+    return size >= 8 && std::equal(kPngSignature, kPngSignature + 8, bytes);
+}
+
+// PNG's integers (chunk lengths, IHDR's size) are 32-bit big-endian.
+inline std::uint32_t read_be32(const std::uint8_t* p) {
+    return std::uint32_t(p[0]) << 24 | std::uint32_t(p[1]) << 16 | std::uint32_t(p[2]) << 8 | p[3];
+}
+
 // The size in a PNG's header (IHDR), if `bytes` starts with one and it fits an int.
 inline bool png_header_size(const std::uint8_t* bytes, std::size_t size, int& w, int& h) {
-    static const std::uint8_t signature[12] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13};
-    if (size < 24 || !std::equal(signature, signature + 12, bytes) || !std::equal(bytes + 12, bytes + 16, "IHDR")) return false;
-    const auto be32 = [&](std::size_t at) {
-        return std::uint32_t(bytes[at]) << 24 | std::uint32_t(bytes[at + 1]) << 16 | std::uint32_t(bytes[at + 2]) << 8 | bytes[at + 3];
-    };
-    if (be32(16) > INT32_MAX || be32(20) > INT32_MAX) return false;
-    w = static_cast<int>(be32(16));
-    h = static_cast<int>(be32(20));
+    if (size < 24 || !is_png(bytes, size) || read_be32(bytes + 8) != 13 || !std::equal(bytes + 12, bytes + 16, "IHDR")) return false;
+    if (read_be32(bytes + 16) > INT32_MAX || read_be32(bytes + 20) > INT32_MAX) return false;
+    w = static_cast<int>(read_be32(bytes + 16));
+    h = static_cast<int>(read_be32(bytes + 20));
     return true;
 }
 
@@ -144,11 +151,8 @@ inline bool png_header_size(const std::uint8_t* bytes, std::size_t size, int& w,
 // when `bytes` is not a PNG or needs no copy.
 inline bool check_png_chunks(const std::uint8_t* bytes, std::size_t size, const std::string& name,
                              std::vector<std::uint8_t>& out) {
-    static const std::uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (size < 8 || !std::equal(signature, signature + 8, bytes)) return false;
-    const auto length_at = [&](std::size_t at) {
-        return std::uint32_t(bytes[at]) << 24 | std::uint32_t(bytes[at + 1]) << 16 | std::uint32_t(bytes[at + 2]) << 8 | bytes[at + 3];
-    };
+    if (!is_png(bytes, size)) return false;
+    const auto length_at = [&](std::size_t at) { return read_be32(bytes + at); };
     const auto type_is = [&](std::size_t at, const char* type) { return std::equal(bytes + at + 4, bytes + at + 8, type); };
     const auto empty_idat = [&](std::size_t at) { return length_at(at) == 0 && type_is(at, "IDAT"); };
     bool has_empty_idat = false;
@@ -220,13 +224,13 @@ inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std
     // The largest block a w x h image can need: 16 bytes a pixel (a 16-bit RGBA PNG's rows with
     // their filter bytes, a Radiance HDR's floats) or the file's own data, each twice over as
     // stb grows buffers by doubling, plus 1 MiB for tables and palettes.
-    const std::string header_size = std::to_string(w) + "x" + std::to_string(h);
+    const int header_w = w, header_h = h; // for the message: stb may overwrite w and h
     const std::size_t pixel_count = static_cast<std::size_t>(w) * static_cast<std::size_t>(h);
     const detail::StbBlockLimit limit(2 * (16 * pixel_count + static_cast<std::size_t>(h)) + 2 * size + (std::size_t(1) << 20));
     unsigned char* pixels = stbi_load_from_memory(bytes, static_cast<int>(size), &w, &h, &channels, 3);
     if (!pixels && detail::stb_block_refused)
-        throw Error(name + ": cannot decode image (its data holds far more than a " + header_size +
-                    " image: corrupt, or a decompression bomb)");
+        throw Error(name + ": cannot decode image (its data holds far more than a " + std::to_string(header_w) + "x" +
+                    std::to_string(header_h) + " image: corrupt, or a decompression bomb)");
     if (!pixels) throw Error(name + ": cannot decode image (" + stbi_failure_reason() + ")");
     img.width = w;
     img.height = h;
