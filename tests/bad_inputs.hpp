@@ -143,6 +143,8 @@ inline std::vector<std::uint8_t> pattern(int w, int h, int channels) {
     return v;
 }
 
+inline std::vector<std::uint8_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
+
 #ifdef FACET_WITH_LIBJPEG
 // A JPEG from libjpeg: `channels` 1 (grey), 3 (RGB) or 4 (CMYK, with the Adobe marker), baseline
 // or progressive.
@@ -173,6 +175,12 @@ inline std::vector<std::uint8_t> jpeg(int w, int h, int channels, bool progressi
     return out;
 }
 
+// `file` (a JPEG) with `stray` bytes inserted before its final EOI marker.
+inline std::vector<std::uint8_t> with_bytes_before_eoi(std::vector<std::uint8_t> file, const std::vector<std::uint8_t>& stray) {
+    file.insert(file.end() - 2, stray.begin(), stray.end());
+    return file;
+}
+
 // `file` with the frame size in its start-of-frame marker replaced by w x h (no pixels added).
 inline std::vector<std::uint8_t> jpeg_claiming(std::vector<std::uint8_t> file, std::uint16_t w, std::uint16_t h) {
     for (std::size_t i = 2; i + 9 < file.size(); ++i)
@@ -187,7 +195,7 @@ inline std::vector<std::uint8_t> jpeg_claiming(std::vector<std::uint8_t> file, s
 }
 #endif
 
-inline std::vector<std::uint8_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
+
 
 // The images. Accepted ones must decode (grey, alpha and 16-bit are converted to 8-bit RGB) and run
 // through detection; refused ones must be refused from the header, before any pixel is allocated.
@@ -197,7 +205,6 @@ inline std::vector<BadInput> bad_images() {
         v.push_back({std::move(file), std::move(what), std::move(bytes), false, status, std::move(message)});
     };
     add("empty.png", "empty file (0 bytes)", {}, 1, "empty file");
-    add("text.png", "a PNG that is really a text file", bytes_of("Hello, this is a text file, not a PNG.\n"), 1, "not a readable image");
     add("zero.png", "PNG of 0x0 pixels", png(0, 0, 2, 8, {}), 1, "empty image");
     add("zero_width.png", "PNG of 0x5 pixels", png(0, 5, 2, 8, {}), 1, "empty image");
     add("1x1.png", "PNG of 1x1 pixel", png(1, 1, 2, 8, {200, 100, 50}), 0);
@@ -241,8 +248,47 @@ inline std::vector<BadInput> bad_images() {
     add("huge_progressive.jpg", "progressive JPEG header claiming 16384x16384", jpeg_claiming(jpeg(32, 24, 3, true, pattern(32, 24, 3)), 16384, 16384),
         1, "image is 16384x16384, larger than facet's limit");
     add("head.jpg", "JPEG cut after its first 100 bytes", std::vector<std::uint8_t>(baseline.begin(), baseline.begin() + 100), 1,
-        "cannot decode JPEG");
+        "truncated or corrupt JPEG (Premature end of JPEG file)");
+    // libjpeg decodes a JPEG cut short with a warning, its missing rows grey: refused.
+    for (const bool progressive : {false, true}) {
+        const std::vector<std::uint8_t> whole = jpeg(160, 120, 3, progressive, pattern(160, 120, 3));
+        for (const int percent : {10, 33, 90}) {
+            const std::string kind = progressive ? "progressive" : "baseline";
+            add(kind + "_cut" + std::to_string(percent) + ".jpg", kind + " JPEG cut to " + std::to_string(percent) + "% of its bytes",
+                std::vector<std::uint8_t>(whole.begin(), whole.begin() + static_cast<std::ptrdiff_t>(whole.size() * percent / 100)), 1,
+                "truncated or corrupt JPEG (Premature end of JPEG file)");
+        }
+    }
+    add("padded_before_eoi.jpg", "JPEG with 5 stray bytes before its EOI marker (libjpeg warns, pixels intact: accepted)",
+        with_bytes_before_eoi(baseline, {1, 2, 3, 4, 5}), 0);
 #endif
+    // Formats stb_image could decode but facet does not read (their decoders are unsafe), each
+    // with the file that crashed, hung or decoded garbage before.
+    std::vector<std::uint8_t> pgm16 = bytes_of("P5\n64 64\n65535\n");
+    pgm16.resize(pgm16.size() + 64 * 64 * 2, 0x80);
+    add("grey16.pgm", "16-bit PGM (stb_image read past its buffer, CVE-2021-42716)", pgm16, 1,
+        "PNM (PBM / PGM / PPM / PAM) images are not supported (facet reads JPEG and PNG)");
+    std::vector<std::uint8_t> pic = {0x53, 0x80, 0xF6, 0x34};
+    pic.resize(88, 0);
+    pic.insert(pic.end(), {'P', 'I', 'C', 'T', 0, 4, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0xE0, 0});
+    add("null.pic", "109-byte Softimage PIC (stb_image dereferenced NULL)", pic, 1, "Softimage PIC images are not supported");
+    add("endless.hdr", "49-byte Radiance HDR (stb_image looped forever, CVE-2021-42715)",
+        bytes_of(std::string("#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 8 +X 8\n\x02\x02\x00\x08", 49)), 1,
+        "Radiance HDR images are not supported");
+    std::vector<std::uint8_t> bmp = {'B', 'M'};
+    bmp.resize(54, 0);
+    add("huge.bmp", "54-byte BMP header with no pixels (stb_image decoded it to a black image)", bmp, 1, "BMP images are not supported");
+    add("data_less.gif", "35-byte GIF claiming 16384x6103 (stb_image allocated 1.18 GB)",
+        bytes_of(std::string("GIF89a\x00\x40\xD7\x17\x00\x00\x00", 13) + std::string(22, '\0')), 1, "GIF images are not supported");
+    std::vector<std::uint8_t> ppm = bytes_of("P6\n64 64\n255\n");
+    ppm.resize(ppm.size() + 30, 0x40);
+    add("cut.ppm", "PPM of 64x64 with 30 bytes of data (stb_image gave uninitialised memory as pixels)", ppm, 1, "PNM (PBM / PGM / PPM / PAM) images are not supported");
+    std::vector<std::uint8_t> tga = {0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 64, 0, 24, 0};
+    tga.resize(tga.size() + 64 * 64, 0x40); // a third of its pixels
+    add("cut.tga", "uncompressed TGA cut to a third (CVE-2023-45663: uninitialised memory as pixels)", tga, 1,
+        "not a readable image (not a JPEG or PNG file)");
+    add("text.png", "a PNG that is really a text file", bytes_of("Hello, this is a text file, not a PNG.\n"), 1,
+        "not a readable image (not a JPEG or PNG file)");
     return v;
 }
 

@@ -106,6 +106,8 @@ TEST_CASE("bad-input table, images: what grey, alpha, 16-bit, CMYK and progressi
             worst = std::max(worst, std::abs(cmyk_jpeg.rgb[3 * i + c] - cmyk[4 * i + c] * cmyk[4 * i + 3] / 255));
         }
     CHECK(worst <= 8);
+    // Bytes skipped before a marker (libjpeg's warning JWRN_EXTRANEOUS_DATA) leave the pixels alone.
+    CHECK(decode(entry(table, "padded_before_eoi.jpg")).rgb == base.rgb);
 #endif
 }
 

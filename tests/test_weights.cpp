@@ -62,7 +62,7 @@ TEST_CASE("the Python converter's files load and carry their metadata") {
 }
 
 TEST_CASE("a missing file is an error naming it") {
-    CHECK_THROWS_WITH_AS(WeightFile::load("/nonexistent/model.facet"), "/nonexistent/model.facet: cannot open weight file", Error);
+    CHECK_THROWS_WITH_AS(WeightFile::load("/nonexistent/model.facet"), "/nonexistent/model.facet: cannot open weight file (No such file or directory)", Error);
 }
 
 TEST_CASE("a file truncated anywhere is refused") {

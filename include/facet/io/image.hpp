@@ -10,11 +10,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "../core/error.hpp"
+#include "read_file.hpp"
 #ifdef FACET_WITH_LIBJPEG
 #include "jpeg_libjpeg.hpp"
 #endif
@@ -68,11 +70,18 @@ private:
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STBI_MAX_DIMENSIONS 16384
-#ifdef FACET_WITH_LIBJPEG
-// JPEGs go to libjpeg-turbo; stb_image's own JPEG decoder, which also takes files that only start
-// like a JPEG (fill bytes before the SOI marker), would be a second, less hardened decoder for them
-// (fuzz_detect found an out-of-bounds read in its Huffman decoding).
-#define STBI_NO_JPEG
+// facet reads JPEG and PNG only (detail::unsupported_format names the rest). stb_image's other
+// decoders are where its known defects live: an out-of-bounds read on 16-bit PNM (CVE-2021-42716),
+// an endless loop on a 49-byte HDR file (CVE-2021-42715), a NULL dereference on PIC, and BMP,
+// TGA, PNM and GIF files that decode without their data (uninitialised heap as pixels,
+// CVE-2023-45663). PNG is walked and bounded before stb sees it (check_png_chunks, StbBlockLimit).
+#define STBI_ONLY_PNG
+#ifndef FACET_WITH_LIBJPEG
+// Without libjpeg-turbo, stb_image decodes JPEGs too. With it, JPEGs go to libjpeg-turbo only:
+// stb's JPEG decoder, which also takes files that only start like a JPEG (fill bytes before the
+// SOI marker), would be a second, less hardened decoder for them (fuzz_detect found an
+// out-of-bounds read in its Huffman decoding).
+#define STBI_ONLY_JPEG
 #endif
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
@@ -96,6 +105,7 @@ namespace facet {
 // Limits on what facet decodes: larger images are refused before any pixel is allocated.
 constexpr int kMaxImageSide = 16384;
 constexpr long long kMaxImagePixels = 100'000'000;
+constexpr std::uint64_t kMaxImageFileBytes = std::uint64_t(1) << 30;
 
 // 8-bit RGB, interleaved, row-major.
 struct Image {
@@ -174,6 +184,30 @@ inline bool check_png_chunks(const std::uint8_t* bytes, std::size_t size, const 
     return true;
 }
 
+// The name of an image format facet does not read, if `bytes` start like one (null otherwise).
+// stb_image could decode several of them, but its decoders for those formats are unsafe (see
+// STBI_ONLY_PNG above); naming the format tells a user what to convert.
+inline const char* unsupported_format(const std::uint8_t* bytes, std::size_t size) {
+    const auto starts_with = [&](std::size_t at, const char* magic, std::size_t n) {
+        return size >= at + n && std::memcmp(bytes + at, magic, n) == 0;
+    };
+    if (starts_with(0, "BM", 2)) return "BMP";
+    if (starts_with(0, "GIF87a", 6) || starts_with(0, "GIF89a", 6)) return "GIF";
+    if (size >= 3 && bytes[0] == 'P' && bytes[1] >= '1' && bytes[1] <= '7' && bytes[2] && std::strchr(" \t\r\n", bytes[2]))
+        return "PNM (PBM / PGM / PPM / PAM)";
+    if (starts_with(0, "#?RADIANCE", 10) || starts_with(0, "#?RGBE", 6)) return "Radiance HDR";
+    if (starts_with(0, "\x53\x80\xF6\x34", 4)) return "Softimage PIC";
+    if (starts_with(0, "8BPS", 4)) return "Photoshop PSD";
+    if (starts_with(0, "II*\0", 4) || starts_with(0, "MM\0*", 4)) return "TIFF";
+    if (starts_with(0, "RIFF", 4) && starts_with(8, "WEBP", 4)) return "WebP";
+    if (starts_with(4, "ftypheic", 8) || starts_with(4, "ftypheix", 8) || starts_with(4, "ftypmif1", 8)) return "HEIF";
+    if (starts_with(4, "ftypavif", 8)) return "AVIF";
+    if (starts_with(0, "\0\0\0\x0CjP  \r\n\x87\n", 12)) return "JPEG 2000";
+    if (starts_with(0, "\xFF\x0A", 2) || starts_with(0, "\0\0\0\x0CJXL \r\n\x87\n", 12)) return "JPEG XL";
+    if (starts_with(0, "qoif", 4)) return "QOI";
+    return nullptr;
+}
+
 } // namespace detail
 
 // Whether a w x h image is within the limits: at most kMaxImageSide a side and `max_pixels` (never
@@ -192,7 +226,7 @@ inline void check_image_size(int w, int h, const std::string& what, long long ma
                     std::to_string(kMaxImageSide) + " px a side and " + std::to_string(max_pixels) + " pixels");
 }
 
-// Decodes JPEG, PNG, BMP, ... to 8-bit RGB. Grey is replicated; alpha is dropped (detection looks
+// Decodes JPEG and PNG to 8-bit RGB; other formats are refused by name (unsupported_format). Grey is replicated; alpha is dropped (detection looks
 // at the colour channels only); 16-bit PNGs are reduced to 8 bits. The size is checked against
 // the limits (check_image_size; `max_pixels` lowers the pixel limit) from the header, before any
 // pixel memory is allocated.
@@ -208,11 +242,14 @@ inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std
         return img;
     }
 #endif
+    if (const char* format = detail::unsupported_format(bytes, size))
+        throw Error(name + ": " + format + " images are not supported (facet reads JPEG and PNG)");
     int w = 0, h = 0, channels = 0;
     if (!stbi_info_from_memory(bytes, static_cast<int>(size), &w, &h, &channels)) {
         // stb_image refuses a PNG of 0 pixels or more than its (facet's) side limit, then tries
         // the other formats, and reports only the last one's reason: say what the header says.
         if (detail::png_header_size(bytes, size, w, h)) check_image_size(w, h, name, max_pixels);
+        if (!detail::is_png(bytes, size)) throw Error(name + ": not a readable image (not a JPEG or PNG file)");
         throw Error(name + ": not a readable image (" + stbi_failure_reason() + ")");
     }
     check_image_size(w, h, name, max_pixels);
@@ -221,9 +258,9 @@ inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std
         bytes = cleaned.data();
         size = cleaned.size();
     }
-    // The largest block a w x h image can need: 16 bytes a pixel (a 16-bit RGBA PNG's rows with
-    // their filter bytes, a Radiance HDR's floats) or the file's own data, each twice over as
-    // stb grows buffers by doubling, plus 1 MiB for tables and palettes.
+    // The largest block a w x h image can need: 16 bytes a pixel (twice a 16-bit RGBA PNG's 8,
+    // for stb's conversion copies) and a filter byte a row, or the file's own data, each twice
+    // over as stb grows buffers by doubling, plus 1 MiB for tables and palettes.
     const int header_w = w, header_h = h; // for the message: stb may overwrite w and h
     const std::size_t pixel_count = static_cast<std::size_t>(w) * static_cast<std::size_t>(h);
     const detail::StbBlockLimit limit(2 * (16 * pixel_count + static_cast<std::size_t>(h)) + 2 * size + (std::size_t(1) << 20));
@@ -240,21 +277,7 @@ inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std
 }
 
 inline Image load_image(const std::string& path) {
-    FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) throw Error(path + ": cannot open image");
-    std::vector<std::uint8_t> bytes;
-    std::uint8_t buf[1 << 16];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
-        bytes.insert(bytes.end(), buf, buf + n);
-        if (bytes.size() > (std::size_t(1) << 30)) {
-            std::fclose(f);
-            throw Error(path + ": image file larger than 1 GiB");
-        }
-    }
-    const bool read_error = std::ferror(f) != 0;
-    std::fclose(f);
-    if (read_error) throw Error(path + ": cannot read image");
+    const std::vector<std::uint8_t> bytes = read_file(path, kMaxImageFileBytes, "image");
     return decode_image(bytes.data(), bytes.size(), path);
 }
 

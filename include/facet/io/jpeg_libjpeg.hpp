@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <jpeglib.h>
+#include <jerror.h> // the message codes (J_MESSAGE_CODE)
 
 #include "../core/error.hpp"
 
@@ -25,6 +26,7 @@ struct JpegErrorManager {
     jpeg_error_mgr base;
     std::jmp_buf jump;
     char message[JMSG_LENGTH_MAX];
+    bool damaged; // a warning of damaged data ended decoding, not an error
 };
 
 extern "C" inline void facet_jpeg_error_exit(j_common_ptr info) {
@@ -33,7 +35,24 @@ extern "C" inline void facet_jpeg_error_exit(j_common_ptr info) {
     std::longjmp(err->jump, 1);
 }
 
-extern "C" inline void facet_jpeg_silence(j_common_ptr, int) {}
+// Whether libjpeg's warning `code` leaves the pixels intact. libjpeg recovers from damaged data
+// with a warning and goes on: a file cut short gets its missing rows in grey ("Premature end of
+// JPEG file"), corrupt entropy-coded data decodes to blocks of garbage. Such an image would give
+// faces found in what is left of it, a silently wrong result, so every warning is refused but
+// these, which say nothing about the pixels: bytes skipped between two markers (common in
+// camera files, e.g. padding before EOI), an unknown JFIF revision, a broken ICC profile (facet
+// does not use colour profiles).
+inline bool harmless_jpeg_warning(int code) {
+    return code == JWRN_EXTRANEOUS_DATA || code == JWRN_JFIF_MAJOR || code == JWRN_BOGUS_ICC;
+}
+
+// libjpeg's messages: level -1 is a warning, handled as above; higher levels are trace output.
+// Nothing reaches stderr: the message of a refused file is facet's (decode_jpeg_libjpeg throws it).
+extern "C" inline void facet_jpeg_message(j_common_ptr info, int level) {
+    if (level >= 0 || harmless_jpeg_warning(info->err->msg_code)) return;
+    reinterpret_cast<JpegErrorManager*>(info->err)->damaged = true;
+    facet_jpeg_error_exit(info);
+}
 
 inline bool is_jpeg(const std::uint8_t* bytes, std::size_t size) { return size >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF; }
 
@@ -47,7 +66,8 @@ inline void decode_jpeg_libjpeg(const std::uint8_t* bytes, std::size_t size, con
     JpegErrorManager err;
     info.err = jpeg_std_error(&err.base);
     err.base.error_exit = facet_jpeg_error_exit;
-    err.base.emit_message = facet_jpeg_silence; // warnings (e.g. a truncated tail) are not fatal
+    err.base.emit_message = facet_jpeg_message;
+    err.damaged = false;
     // Between setjmp and the end of decoding no object with a destructor is created, so the
     // longjmp of an error skips nothing; the error is thrown after it lands.
     std::string failure;
@@ -94,7 +114,8 @@ inline void decode_jpeg_libjpeg(const std::uint8_t* bytes, std::size_t size, con
     }
     jpeg_destroy_decompress(&info);
     if (refusal) std::rethrow_exception(refusal);
-    if (!failure.empty()) throw Error(name + ": cannot decode JPEG (" + failure + ")");
+    if (!failure.empty())
+        throw Error(name + (err.damaged ? ": truncated or corrupt JPEG (" : ": cannot decode JPEG (") + failure + ")");
 }
 
 } // namespace facet::detail

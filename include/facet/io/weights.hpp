@@ -9,7 +9,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -18,6 +17,7 @@
 
 #include "../core/error.hpp"
 #include "json.hpp"
+#include "read_file.hpp"
 
 namespace facet {
 
@@ -66,14 +66,7 @@ public:
     static constexpr std::uint32_t kMaxTensors = 65536;
 
     static WeightFile load(const std::string& path) {
-        std::ifstream f(path, std::ios::binary | std::ios::ate);
-        if (!f) throw Error(path + ": cannot open weight file");
-        const std::streamoff size = f.tellg();
-        if (size < 0) throw Error(path + ": cannot read weight file");
-        if (static_cast<std::uint64_t>(size) > kMaxFileSize) throw Error(path + ": weight file larger than 2 GiB");
-        std::vector<unsigned char> bytes(static_cast<std::size_t>(size));
-        f.seekg(0);
-        if (size > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), size)) throw Error(path + ": cannot read weight file");
+        const std::vector<std::uint8_t> bytes = read_file(path, kMaxFileSize, "weight file");
         return from_bytes(bytes.data(), bytes.size(), path);
     }
 
