@@ -29,7 +29,7 @@ cmake --build build-fuzz -j"$jobs" --target fuzz_weights fuzz_detect fuzz_y4m fa
 # Every crash found so far must stay fixed.
 ctest --test-dir build-fuzz --output-on-failure -R '^fuzz_'
 
-# Seeds: the bad-input table's images and weight files (tests/bad_inputs.hpp), a face photo shrunk
+# Seeds: the bad-input table's images, weight files and graph files of extreme geometry (tests/bad_inputs.hpp), a face photo shrunk
 # to 192 px, the weight files, small YUV4MPEG2 streams. Weight-file seeds start with the mode byte
 # 1 (fuzz_weights.cpp: size and CRC fixed up), so mutations reach the metadata and table.
 upstream="${FACET_UPSTREAM:-../shared/upstream}"
@@ -41,7 +41,7 @@ mkdir -p "$seeds"/{inputs,weights,detect,y4m}
 build-fuzz/bin/facet-make-bad-inputs "$seeds/inputs" weights/retinaface_mnet025.facet "$photo"
 while IFS=$'\t' read -r file kind _; do
   if [ "$kind" = image ]; then cp "$seeds/inputs/$file" "$seeds/detect/"; fi
-  if [ "$kind" = weights ] && [ "$(stat -c %s "$seeds/inputs/$file")" -lt 200000 ]; then
+  if [ "$kind" != image ] && [ "$(stat -c %s "$seeds/inputs/$file")" -lt 200000 ]; then
     { printf '\001'; cat "$seeds/inputs/$file"; } > "$seeds/weights/$file"
   fi
 done < "$seeds/inputs/table.tsv"

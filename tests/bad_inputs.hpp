@@ -376,4 +376,46 @@ inline std::vector<BadInput> bad_weight_files(const std::vector<std::uint8_t>& g
     return v;
 }
 
+// An imported-graph file (weights/FORMAT.md, model "graph") of input x (4x4x3, pixels as they
+// are) and one output y, with the values, ops and tensors given.
+inline std::vector<std::uint8_t> graph_file(const std::string& values, const std::string& ops, const std::string& y_onnx_shape,
+                                            const std::vector<TensorSpec>& tensors = {}) {
+    return write_facet(R"({"format": "facet", "model": "graph", "input": {"color": "rgb", "mean": [0, 0, 0], "scale": [1, 1, 1]},
+        "graph": {"input": {"name": "x", "onnx_shape": [1, 3, 4, 4]},
+                  "outputs": [{"name": "y", "value": "y", "onnx_shape": )" + y_onnx_shape + R"(, "order": "chw"}],
+                  "values": )" + values + R"(, "constants": {}, "ops": )" + ops + "}}",
+                       tensors);
+}
+
+// Graph files whose geometry is extreme but each of whose numbers is within its own bound: what
+// the loader must refuse (or compute) whole, and seeds for fuzz_weights. facet-detect reads them
+// as --landmark-model.
+inline std::vector<BadInput> bad_graph_files() {
+    std::vector<BadInput> v;
+    auto add = [&](std::string file, std::string what, std::vector<std::uint8_t> bytes, int status, std::string message = "") {
+        v.push_back({std::move(file), std::move(what), std::move(bytes), true, status, std::move(message)});
+    };
+    add("dilation_wrap.facet", "graph conv of kernel 3x257, dilation 1x2^24: (kernel - 1) x dilation wrapped to a 1-wide window",
+        graph_file(R"({"x": [4, 4, 3], "y": [4, 4, 2]})",
+                   R"([{"op": "conv", "name": "conv", "input": "x", "output": "y", "weight": "w", "groups": 1, "kernel": [3, 257],
+                        "stride": [1, 1], "pads": [1, 1, 1, 1], "dilation": [1, 16777216], "activation": {"kind": "none"}}])",
+                   "[1, 2, 4, 4]", {{"w", {2, 3, 3, 257}, std::vector<float>(2 * 3 * 3 * 257, 0.5f)}}),
+        1, "op 'conv' (conv): the kernel with its dilation spans more than 2^24 pixels");
+    add("resizes_total.facet", "graph of two 3000x3000 resizes and their sum: each map under 1 GiB, 1.6 GiB together",
+        graph_file(R"({"x": [4, 4, 3], "a": [3000, 3000, 3], "b": [3000, 3000, 3], "y": [3000, 3000, 3]})",
+                   R"([{"op": "resize_nearest", "name": "up_a", "input": "x", "output": "a"},
+                       {"op": "resize_nearest", "name": "up_b", "input": "x", "output": "b"},
+                       {"op": "add", "name": "sum", "inputs": ["a", "b"], "output": "y"}])",
+                   "[1, 3, 3000, 3000]"),
+        1, "the graph's maps need 1650 MiB together, more than facet's limit of 1 GiB");
+    // The window's size clipped to the padded input is 2^24 x 2^24: as an int product it wrapped to 0.
+    add("avg_pool_2p48.facet", "graph average pool (count_include_pad) whose window holds 2^48 padded pixels",
+        graph_file(R"({"x": [4, 4, 3], "y": [1, 1, 3]})",
+                   R"([{"op": "avg_pool", "name": "pool", "input": "x", "output": "y", "kernel": [16777216, 16777216],
+                        "stride": [4, 4], "pads": [16777215, 16777215, 0, 0], "count_include_pad": true}])",
+                   "[1, 3, 1, 1]"),
+        0);
+    return v;
+}
+
 } // namespace facet::test

@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
     try {
         auto table = facet::test::bad_images();
         for (auto& b : facet::test::bad_weight_files(good)) table.push_back(std::move(b));
+        const std::size_t first_graph = table.size();
+        for (auto& b : facet::test::bad_graph_files()) table.push_back(std::move(b));
         const std::string out = argv[1];
         if (out == "--markdown") {
             std::cout << "| input | file | facet-detect |\n|---|---|---|\n";
@@ -44,7 +46,10 @@ int main(int argc, char** argv) {
         for (const auto& b : table) {
             std::ofstream f(out + "/" + b.file, std::ios::binary);
             f.write(reinterpret_cast<const char*>(b.bytes.data()), static_cast<std::streamsize>(b.bytes.size()));
-            tsv << b.file << '\t' << (b.weights ? "weights" : "image") << '\t' << b.status << '\t' << b.message << '\n';
+            const bool graph = static_cast<std::size_t>(&b - table.data()) >= first_graph;
+            // An accepted graph file is no landmark model, so facet-detect cannot run it: a seed only.
+            const char* kind = graph ? (b.status == 0 ? "graph_seed" : "graph") : b.weights ? "weights" : "image";
+            tsv << b.file << '\t' << kind << '\t' << b.status << '\t' << b.message << '\n';
             if (!f || !tsv) {
                 std::cerr << out << ": cannot write\n";
                 return 1;

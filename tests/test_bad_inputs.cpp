@@ -111,6 +111,29 @@ TEST_CASE("bad-input table, images: what grey, alpha, 16-bit, CMYK and progressi
 #endif
 }
 
+TEST_CASE("bad-input table, graph files: extreme geometry is refused by name or computed without overflow") {
+    for (const test::BadInput& b : test::bad_graph_files()) {
+        CAPTURE(b.file);
+        const auto load = [&] {
+            return std::make_shared<const GraphModel>(WeightFile::from_bytes(b.bytes.data(), b.bytes.size(), b.file));
+        };
+        if (b.status != 0) {
+            const std::string message = error_of(load);
+            CAPTURE(message);
+            CHECK(message.find(b.message) != std::string::npos);
+            continue;
+        }
+        // The average pool: one input pixel under a window of 2^24 x 2^24 padded pixels, divided
+        // by 2^48 (an int product wrapped it to 0: infinity).
+        GraphExecutor net(load());
+        Image ones(4, 4);
+        std::fill(ones.rgb.begin(), ones.rgb.end(), std::uint8_t(1));
+        net.set_input(ones);
+        net.run();
+        CHECK(net.output(0) == std::vector<float>(3, std::ldexp(1.0f, -48)));
+    }
+}
+
 TEST_CASE("bad-input table, weight files: each refused by the RetinaFace loader with its message") {
     for (const test::BadInput& b : test::bad_weight_files(retinaface_file())) {
         CAPTURE(b.file);

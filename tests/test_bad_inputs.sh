@@ -17,7 +17,12 @@ if { (ulimit -v 1048576 && "$exe" --help) >/dev/null 2>&1; } 2>/dev/null; then l
 failures=0
 passed=0
 while IFS=$'\t' read -r file kind status message; do
-  if [ "$kind" = weights ]; then args=(--model "$tmp/$file" "$tmp/1x1.png"); else args=(--model "$model" "$tmp/$file"); fi
+  [ "$kind" != graph_seed ] || continue
+  case "$kind" in
+    weights) args=(--model "$tmp/$file" "$tmp/1x1.png") ;;
+    graph) args=(--model "$model" --landmarks 68 --landmark-model "$tmp/$file" "$tmp/1x1.png") ;;
+    *) args=(--model "$model" "$tmp/$file") ;;
+  esac
   out=$(ulimit -v "$limit"; "$exe" "${args[@]}" 2>"$tmp/stderr"); code=$?
   err=$(cat "$tmp/stderr")
   ok=1

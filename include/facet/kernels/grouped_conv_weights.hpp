@@ -25,10 +25,11 @@ struct ConvGeometry {
     int out_w(int in_w) const { return window_count(in_w, kernel_w, stride_w, pad_left, pad_right, dilation_w); }
 
     // Output size of a window of `kernel` taps `dilation` apart sliding by `stride` over `size`
-    // padded by `begin` and `end` (ONNX's and PyTorch's floor rule); 0 when nothing fits.
+    // padded by `begin` and `end` (ONNX's and PyTorch's floor rule); 0 when nothing fits. In 64
+    // bits: a file's kernel x dilation must not wrap around into a small window.
     static int window_count(int size, int kernel, int stride, int begin, int end, int dilation) {
-        const int span = size + begin + end - (dilation * (kernel - 1) + 1);
-        return span < 0 ? 0 : span / stride + 1;
+        const long long span = static_cast<long long>(size) + begin + end - (static_cast<long long>(dilation) * (kernel - 1) + 1);
+        return span < 0 ? 0 : static_cast<int>(span / stride + 1);
     }
 };
 

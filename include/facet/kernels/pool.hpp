@@ -35,8 +35,8 @@ void pool2d_nhwc(const FeatureMap& in, const PoolGeometry& g, const FeatureMap& 
         const PoolSpan rows = pool_span(oy, g.stride_h, g.pad_top, g.pad_bottom, g.kernel_h, in.h);
         for (int ox = 0; ox < out.w; ++ox) {
             const PoolSpan cols = pool_span(ox, g.stride_w, g.pad_left, g.pad_right, g.kernel_w, in.w);
-            const int divisor = g.count_include_pad ? rows.padded * cols.padded
-                                                    : (rows.end - rows.begin) * (cols.end - cols.begin);
+            const long long divisor = g.count_include_pad ? static_cast<long long>(rows.padded) * cols.padded
+                                                          : static_cast<long long>(rows.end - rows.begin) * (cols.end - cols.begin);
             const B scale(1.0f / static_cast<float>(divisor));
             float* dst = out.at(oy, ox);
             for (int v0 = 0; v0 < vectors; v0 += kPoolVectors) {

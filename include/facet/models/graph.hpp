@@ -128,8 +128,14 @@ private:
 
 namespace detail {
 
-// Largest map a value may be: 2^28 floats (1 GiB), so that no size computation overflows.
+// Largest map a value may be: 2^28 floats (1 GiB), so that no size computation overflows; and
+// the most all of a graph's maps may take together (its memory plan's slots): 1 GiB too, as a
+// handful of maps under the first limit, each kept alive, would otherwise ask for gigabytes.
 constexpr double kMaxValueFloats = 268435456.0;
+constexpr double kMaxPlannedFloats = 268435456.0;
+// Largest span of a conv's window, (kernel - 1) x dilation + 1, and of a pooling window: no map is
+// wider, and it keeps every geometry product of the kernels within an int.
+constexpr long long kMaxWindowSpan = 1 << 24;
 
 // A whole number in [lo, hi] from the metadata.
 inline int read_int(const json::Value& v, int lo, int hi, const std::string& what) {
@@ -244,6 +250,11 @@ inline void GraphModel::load(const WeightFile& f) {
     if (only_convs_read_input) values_[input_].cstride = values_[input_].c;
     plan_in_place_concats();
     plan_memory();
+    double planned = 0;
+    for (int v : slot_largest_value_) planned += static_cast<double>(detail::value_floats(values_[v]));
+    if (planned > detail::kMaxPlannedFloats)
+        throw Error(f.path() + ": the graph's maps need " + std::to_string(static_cast<long long>(planned * 4 / (1 << 20))) +
+                    " MiB together, more than facet's limit of 1 GiB");
 }
 
 inline Epilogue read_graph_epilogue(const WeightFile& f, const json::Value& a, int channels, bool* standalone_only) {
@@ -295,6 +306,9 @@ inline void GraphModel::load_op(const WeightFile& f, const json::Value& spec) {
                 const int groups = detail::read_int(spec["groups"], 1, in.c, "groups");
                 if (in.c % groups != 0 || out.c % groups != 0) throw Error("groups do not divide the channels");
                 if (std::min({k[0], k[1], s[0], s[1], d[0], d[1]}) < 1) throw Error("kernel, stride and dilation must be positive");
+                for (int axis : {0, 1})
+                    if (static_cast<long long>(k[axis] - 1) * d[axis] + 1 > detail::kMaxWindowSpan)
+                        throw Error("the kernel with its dilation spans more than 2^24 pixels");
                 const WeightTensor& w = f.tensor(spec["weight"].string(), {out.c, in.c / groups, k[0], k[1]});
                 // TensorFlow's "same" padding at stride 2 pads a 3x3 conv by 0 before and 1 after on an
                 // even size. Its output pixel y reads input rows 2y .. 2y + 2: the rows the symmetric
@@ -443,9 +457,12 @@ inline void GraphModel::check_op_shape(const GraphOp& op) const {
         const PoolGeometry& g = op.pool;
         // Floor or ceil mode (the converter decided): the last window must start inside the
         // input or its leading pad, so every window holds at least one input pixel.
+        // The window must fit the padded input (ONNX's rule; a larger one has no floor count).
         const auto fits = [](int size, int o, int k, int s, int begin, int end) {
-            const int floor_count = (size + begin + end - k) / s + 1;
-            return o >= 1 && (o == floor_count || o == floor_count + 1) && (o - 1) * s < size + begin;
+            const long long room = static_cast<long long>(size) + begin + end - k;
+            if (room < 0) return false;
+            const long long floor_count = room / s + 1;
+            return o >= 1 && (o == floor_count || o == floor_count + 1) && static_cast<long long>(o - 1) * s < size + begin;
         };
         expect(in.c == out.c && fits(in.h, out.h, g.kernel_h, g.stride_h, g.pad_top, g.pad_bottom) &&
                    fits(in.w, out.w, g.kernel_w, g.stride_w, g.pad_left, g.pad_right),
