@@ -89,7 +89,10 @@ int tool_main(const char* tool, int argc, char** argv, Parse&& parse, Run&& run)
         return 2;
     }
     try {
-        return run(args);
+        const int status = run(args);
+        // Results on a full disk or a closed pipe must not vanish with exit status 0.
+        if (!std::cout.flush()) throw Error("cannot write to standard output");
+        return status;
     } catch (const Error& e) {
         std::cerr << tool << ": " << e.what() << "\n";
     } catch (const std::bad_alloc&) {

@@ -242,12 +242,10 @@ int run(const Args& args) {
         }
     }
     json += several ? "\n]\n" : "\n";
-    if (args.json == "-") {
+    if (args.json == "-")
         std::cout << json;
-    } else {
-        std::ofstream out(args.json);
-        if (!(out << json)) throw facet::Error(args.json + ": cannot write JSON");
-    }
+    else
+        facet::write_file(args.json, json, "JSON");
     return 0;
 }
 

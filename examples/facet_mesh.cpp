@@ -12,6 +12,7 @@
 #include <iostream>
 #include <limits>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -133,7 +134,7 @@ ColouredMesh to_mesh(const facet::MeshDecoderModel& model, const std::vector<flo
 int to_byte(float c) { return static_cast<int>(std::lround(c * 255.0f)); }
 
 void write_ply(const std::string& path, const ColouredMesh& m) {
-    std::ofstream f(path);
+    std::ostringstream f;
     f << "ply\nformat ascii 1.0\ncomment facet-mesh\nelement vertex " << m.positions.size()
       << "\nproperty float x\nproperty float y\nproperty float z\n"
          "property uchar red\nproperty uchar green\nproperty uchar blue\n"
@@ -142,17 +143,17 @@ void write_ply(const std::string& path, const ColouredMesh& m) {
         f << m.positions[v][0] << ' ' << m.positions[v][1] << ' ' << m.positions[v][2] << ' ' << to_byte(m.colours[v][0])
           << ' ' << to_byte(m.colours[v][1]) << ' ' << to_byte(m.colours[v][2]) << '\n';
     for (const auto& t : m.faces) f << "3 " << t[0] << ' ' << t[1] << ' ' << t[2] << '\n';
-    if (!f) throw facet::Error(path + ": cannot write PLY");
+    facet::write_file(path, f.str(), "PLY");
 }
 
 void write_obj(const std::string& path, const ColouredMesh& m) {
-    std::ofstream f(path);
+    std::ostringstream f;
     f << "# facet-mesh: v x y z r g b (vertex colours in [0, 1])\n";
     for (std::size_t v = 0; v < m.positions.size(); ++v)
         f << "v " << m.positions[v][0] << ' ' << m.positions[v][1] << ' ' << m.positions[v][2] << ' ' << m.colours[v][0]
           << ' ' << m.colours[v][1] << ' ' << m.colours[v][2] << '\n';
     for (const auto& t : m.faces) f << "f " << t[0] + 1 << ' ' << t[1] + 1 << ' ' << t[2] + 1 << '\n';
-    if (!f) throw facet::Error(path + ": cannot write OBJ");
+    facet::write_file(path, f.str(), "OBJ");
 }
 
 Vec3 sub(const Vec3& a, const Vec3& b) { return {a[0] - b[0], a[1] - b[1], a[2] - b[2]}; }
@@ -222,7 +223,13 @@ int run(const Args& args) {
     const facet::MeshDecoderModel& model = decoder.model();
     const std::vector<float> latent =
         args.latent.empty() ? random_latent(args.seed, model.latent_size()) : read_latent(args.latent, model.latent_size());
-    const ColouredMesh mesh = to_mesh(model, decoder.decode(latent), args.offsets);
+    const std::vector<float> decoded = decoder.decode(latent);
+    // A latent far outside the training distribution (e.g. +-3.4e38) overflows the network: say
+    // so rather than write "nan" vertices that no mesh reader takes.
+    if (!std::all_of(decoded.begin(), decoded.end(), [](float x) { return std::isfinite(x); }))
+        throw facet::Error((args.latent.empty() ? std::string("the latent code") : args.latent) +
+                           ": the decoder's output is not finite for this latent code (values far outside N(0, 1)?)");
+    const ColouredMesh mesh = to_mesh(model, decoded, args.offsets);
     write_ply(args.out + ".ply", mesh);
     write_obj(args.out + ".obj", mesh);
     if (!args.png.empty()) facet::write_png(args.png, render(mesh, args.size));

@@ -15,7 +15,7 @@ passed=0
 expect() {
   local status="$1" pattern="$2"; shift 3
   local out err code
-  out=$("$exe" "$@" 2>"$tmp/stderr"); code=$?
+  out=$(timeout 120 "$exe" "$@" 2>"$tmp/stderr"); code=$? # a hang (e.g. a pyramid of millions of levels) fails, not waits
   err=$(cat "$tmp/stderr")
   if [ "$code" -ne "$status" ] || { [ "$status" -eq 0 ] && ! grep -q -- "$pattern" <<<"$out"; } ||
      { [ "$status" -ne 0 ] && ! grep -q -- "$pattern" <<<"$err"; }; then
@@ -116,6 +116,30 @@ expect 0 '"landmarks98"' -- --detector mtcnn --landmark-model weights/pfld_ghost
 expect 1 "is a 'retinaface' model, expected a 'graph' model" -- --landmark-model weights/retinaface_mnet025.facet "$img"
 expect 1 "/nonexistent.facet: cannot open weight file" -- --landmark-model /nonexistent.facet "$img"
 expect 2 "--landmark-model needs a value" -- "$img" --landmark-model
+
+# Hostile or careless inputs (issue 21): each a message and exit 1, never a crash or a silent loss.
+expect 1 "makes more than 100 pyramid levels" -- --detector mtcnn --factor 0.999999 "$img"
+expect 1 "weights: is a directory, not a weight file" -- --model weights "$img"
+expect 1 "tests: is a directory, not an image" -- tests
+expect 1 "/dev/zero: file larger than 1 GiB, facet's limit for a image" -- /dev/zero
+# Outputs that cannot be written (a full disk) fail loudly.
+if [ -w /dev/full ]; then
+  if "$exe" "$img" >/dev/full 2>"$tmp/stderr" || ! grep -q "cannot write to standard output" "$tmp/stderr"; then
+    echo "FAIL: facet-detect with standard output on a full disk"; failures=$((failures + 1))
+  else
+    passed=$((passed + 1))
+  fi
+  expect 1 "/dev/full: cannot write JSON (No space left on device)" -- "$img" --json /dev/full
+  expect 1 "/dev/full: cannot write PNG (No space left on device)" -- "$img" --annotate /dev/full
+fi
+# A file name that is not UTF-8 is escaped in the JSON, which stays valid.
+cp "$img" "$tmp/$(printf 'caf\xe9')".jpg
+"$exe" "$tmp/$(printf 'caf\xe9')".jpg --json "$tmp/latin1.json" 2>/dev/null
+if /usr/bin/python3 -c "import json, os, sys; assert os.fsencode(json.load(open(sys.argv[1], 'rb'))['image']).endswith(b'caf\xe9.jpg')" "$tmp/latin1.json"; then
+  passed=$((passed + 1))
+else
+  echo "FAIL: a Latin-1 file name does not come back from the JSON"; failures=$((failures + 1))
+fi
 
 echo "$passed passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -127,6 +127,18 @@ TEST_CASE("pyramid scales per MODELS.md") {
     CHECK(scales_of(11, 500, 12, 0.709).empty());
     CHECK(scales_of(12, 12, 12, 0.709).size() == 1);
     CHECK(scales_of(100, 19, 20, 0.709).empty()); // shorter than the minimum face
+    // A factor near 1 would make millions of levels: refused past 100. Upstream's factor on the
+    // largest image with the smallest min_face makes 29.
+    CHECK(scales_of(16384, 16384, 1, 0.709).size() == 29);
+    CHECK(scales_of(640, 480, 20, 0.96).size() == 78); // 480 / 20 * 0.96^77 = 1.03 >= 1
+    CHECK_THROWS_AS(scales_of(640, 480, 20, 0.97), Error); // 105 levels
+    CHECK_THROWS_WITH_AS(scales_of(640, 480, 20, 0.999999),
+                         "MTCNN factor 0.999999 with min_face 20.000000 makes more than 100 pyramid levels on a 480x640 image "
+                         "(upstream's factor is 0.709)", Error);
+    // min_face below a pixel (1e-300 made the first level's size an out-of-range double -> int cast).
+    MtcnnOptions tiny_face;
+    tiny_face.min_face = 1e-300;
+    CHECK_THROWS_WITH_AS(check_options(tiny_face), doctest::Contains("MTCNN min_face must be a number of pixels, at least 1"), Error);
 }
 
 TEST_CASE("MTCNN on images smaller than the window or the minimum face: no faces, no error") {
@@ -219,7 +231,7 @@ TEST_CASE("MTCNN options out of range are refused by name") {
     Mtcnn detector(load_model());
     const Image img = pattern(64, 64);
     detector.options().min_face = 0;
-    CHECK_THROWS_WITH_AS(detector.detect(img), doctest::Contains("min_face must be a positive"), Error);
+    CHECK_THROWS_WITH_AS(detector.detect(img), doctest::Contains("min_face must be a number of pixels, at least 1"), Error);
     detector.options() = detector.options();
     detector.options().min_face = 20;
     detector.options().factor = 1.0;
@@ -228,9 +240,9 @@ TEST_CASE("MTCNN options out of range are refused by name") {
     detector.options().thresholds[1] = 1.5f;
     CHECK_THROWS_WITH_AS(detector.detect(img), doctest::Contains("threshold 2 must be in [0, 1]"), Error);
     detector.options().thresholds[1] = 0.7f;
-    // A tiny min_face would upscale the image past facet's size limits.
-    detector.options().min_face = 0.01;
-    CHECK_THROWS_WITH_AS(detector.detect(pattern(640, 480)), doctest::Contains("MTCNN pyramid (min_face"), Error);
+    // A small min_face upscales the image, here (12x) past facet's size limits.
+    detector.options().min_face = 1;
+    CHECK_THROWS_WITH_AS(detector.detect(pattern(2000, 1500)), doctest::Contains("MTCNN pyramid (min_face"), Error);
 }
 
 TEST_CASE("a RetinaFace weight file is refused by the MTCNN loader") {

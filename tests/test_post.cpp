@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "test_util.hpp"
 
@@ -128,4 +129,28 @@ TEST_CASE("faces JSON follows the golden schema and parses back") {
     CHECK(v["faces"][0]["score"].number() == doctest::Approx(0.98765));
     CHECK(v["faces"][0]["landmarks"][4][0].number() == doctest::Approx(7.125));
     CHECK(json::parse(faces_to_json("x", 1, 1, {}))["faces"].array().empty());
+}
+
+TEST_CASE("faces JSON: names that are not UTF-8 are escaped, non-finite numbers refused") {
+    // Well-formed UTF-8 (2, 3 and 4 bytes) passes as it is; a stray byte, an overlong form, a
+    // UTF-16 surrogate and a sequence cut short each become \udcXX (Python's surrogateescape).
+    const auto image_field = [](const std::string& name) {
+        const std::string text = faces_to_json(name, 1, 1, {});
+        return text.substr(10, text.find(", \"width\"") - 10);
+    };
+    CHECK(image_field("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80.jpg") == "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80.jpg\"");
+    CHECK(image_field("a\xff.jpg") == "\"a\\udcff.jpg\"");
+    CHECK(image_field("\xc0\xaf") == "\"\\udcc0\\udcaf\"");          // overlong '/'
+    CHECK(image_field("\xed\xa0\x80") == "\"\\udced\\udca0\\udc80\""); // surrogate U+D800
+    CHECK(image_field("\xe2\x82") == "\"\\udce2\\udc82\"");          // cut short
+    CHECK(image_field("tab\there\x01") == "\"tab\\there\\u0001\"");
+    // JSON has no infinity: a face with one is refused, naming the image.
+    Face f = face(1, 2, 3, 4, 0.9f);
+    f.box[2] = std::numeric_limits<float>::infinity();
+    CHECK_THROWS_WITH_AS(faces_to_json("inf.jpg", 8, 8, {f}), doctest::Contains("inf.jpg: the model gave face 0 numbers that are not finite"),
+                         Error);
+    f = face(1, 2, 3, 4, std::numeric_limits<float>::quiet_NaN());
+    CHECK_THROWS_AS(faces_to_json("nan.jpg", 8, 8, {f}), Error);
+    std::string out;
+    CHECK_THROWS_AS(json::write_number(out, -std::numeric_limits<double>::infinity()), Error);
 }

@@ -3,6 +3,8 @@
 // and, when a landmark model ran, each face's dense landmarks as "landmarks98" or "landmarks68"
 // and its "head_pose": {"yaw", "pitch", "roll"} in degrees (post/head_pose.hpp).
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,17 @@ inline void write_points(std::string& out, const Points& points) {
     out += "]";
 }
 
+// Whether every number of a face (and its dense landmarks and head pose, when given) is finite.
+inline bool face_is_finite(const Face& f, const LandmarkPoints* dense, const HeadPose* pose) {
+    const auto finite = [](float v) { return std::isfinite(v); };
+    bool ok = std::all_of(f.box.begin(), f.box.end(), finite) && finite(f.score);
+    for (const auto& p : f.landmarks) ok = ok && finite(p[0]) && finite(p[1]);
+    if (dense)
+        for (const auto& p : *dense) ok = ok && finite(p[0]) && finite(p[1]);
+    if (pose) ok = ok && std::isfinite(pose->yaw) && std::isfinite(pose->pitch) && std::isfinite(pose->roll);
+    return ok;
+}
+
 } // namespace detail
 
 // `newline` separates the faces ("\n" for a readable file, "" for one JSON object per line);
@@ -40,6 +53,11 @@ inline std::string faces_to_json(const std::string& image, int width, int height
     out += ", \"width\": " + std::to_string(width) + ", \"height\": " + std::to_string(height) + ", \"faces\": [";
     for (std::size_t i = 0; i < faces.size(); ++i) {
         const Face& f = faces[i];
+        // JSON has no infinity or NaN. A network gives them only from weights it should not have
+        // (a CRC-valid file with huge biases overflows the box decoding): refused, by image.
+        if (!detail::face_is_finite(f, i < dense.size() ? &dense[i] : nullptr, i < poses.size() ? &poses[i] : nullptr))
+            throw Error(image + ": the model gave face " + std::to_string(i) +
+                        " numbers that are not finite (box, score or landmarks): is the weight file corrupt?");
         out += (i ? "," : "") + newline + (newline.empty() ? "" : "  ") + "{\"box\": [";
         for (int k = 0; k < 4; ++k) {
             if (k) out += ", ";

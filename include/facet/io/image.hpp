@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
-#include "read_file.hpp"
+#include "files.hpp"
 #ifdef FACET_WITH_LIBJPEG
 #include "jpeg_libjpeg.hpp"
 #endif
@@ -281,9 +281,17 @@ inline Image load_image(const std::string& path) {
     return decode_image(bytes.data(), bytes.size(), path);
 }
 
+// Encoded in memory and written by write_file: stbi_write_png does not check fwrite or fclose, so
+// a full disk would leave a truncated PNG without a word.
 inline void write_png(const std::string& path, const Image& img) {
-    if (!stbi_write_png(path.c_str(), img.width, img.height, 3, img.rgb.data(), img.width * 3))
-        throw Error(path + ": cannot write PNG");
+    std::vector<std::uint8_t> png;
+    const auto append = [](void* context, void* data, int size) {
+        const auto* bytes = static_cast<const std::uint8_t*>(data);
+        static_cast<std::vector<std::uint8_t>*>(context)->insert(static_cast<std::vector<std::uint8_t>*>(context)->end(), bytes, bytes + size);
+    };
+    if (!stbi_write_png_to_func(append, &png, img.width, img.height, 3, img.rgb.data(), img.width * 3))
+        throw Error(path + ": cannot encode PNG");
+    write_file(path, png.data(), png.size(), "PNG");
 }
 
 inline ImageF to_float(const Image& img) {

@@ -2,6 +2,7 @@
 // Strict RFC 8259 subset: objects, arrays, strings (with \u escapes to UTF-8), numbers, true,
 // false, null. Nesting is limited so a hostile file cannot exhaust the stack.
 #pragma once
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -234,10 +235,35 @@ private:
 
 inline Value parse(const std::string& text) { return detail::Parser(text.data(), text.data() + text.size()).parse_document(); }
 
-// Appends s as a JSON string literal.
+// The length of the UTF-8 sequence at s[i] (1 to 4), or 0 if the bytes there are not well-formed
+// UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF).
+inline int utf8_sequence_length(const std::string& s, std::size_t i) {
+    const auto byte = [&](std::size_t k) { return k < s.size() ? static_cast<unsigned char>(s[k]) : 0u; };
+    const unsigned b0 = byte(i);
+    const auto continuation = [&](std::size_t k, unsigned lo = 0x80, unsigned hi = 0xBF) { return byte(k) >= lo && byte(k) <= hi; };
+    if (b0 < 0x80) return 1;
+    if (b0 >= 0xC2 && b0 <= 0xDF) return continuation(i + 1) ? 2 : 0;
+    if (b0 >= 0xE0 && b0 <= 0xEF) {
+        const unsigned lo = b0 == 0xE0 ? 0xA0 : 0x80, hi = b0 == 0xED ? 0x9F : 0xBF;
+        return continuation(i + 1, lo, hi) && continuation(i + 2) ? 3 : 0;
+    }
+    if (b0 >= 0xF0 && b0 <= 0xF4) {
+        const unsigned lo = b0 == 0xF0 ? 0x90 : 0x80, hi = b0 == 0xF4 ? 0x8F : 0xBF;
+        return continuation(i + 1, lo, hi) && continuation(i + 2) && continuation(i + 3) ? 4 : 0;
+    }
+    return 0;
+}
+
+// Appends s as a JSON string literal. Control characters are escaped. A byte that is not part of
+// well-formed UTF-8 (a file name in another encoding, say) becomes \udcXX, byte 0xXX as Python's
+// "surrogateescape" holds it (PEP 383): the output stays ASCII-safe JSON, and Python's
+// os.fsencode(json.loads(...)) gives back the exact bytes of the name.
 inline void write_string(std::string& out, const std::string& s) {
     out += '"';
-    for (const char c : s) {
+    for (std::size_t i = 0; i < s.size();) {
+        const char c = s[i];
+        const int length = utf8_sequence_length(s, i);
+        char escape[8];
         switch (c) {
         case '"': out += "\\\""; break;
         case '\\': out += "\\\\"; break;
@@ -245,20 +271,25 @@ inline void write_string(std::string& out, const std::string& s) {
         case '\r': out += "\\r"; break;
         case '\t': out += "\\t"; break;
         default:
-            if (static_cast<unsigned char>(c) < 0x20) {
-                char buf[8];
-                std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-                out += buf;
+            if (length == 0) {
+                std::snprintf(escape, sizeof escape, "\\udc%02x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+                out += escape;
+            } else if (static_cast<unsigned char>(c) < 0x20) {
+                std::snprintf(escape, sizeof escape, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+                out += escape;
             } else {
-                out += c;
+                out.append(s, i, static_cast<std::size_t>(length));
             }
         }
+        i += length == 0 ? 1 : static_cast<std::size_t>(length);
     }
     out += '"';
 }
 
-// Appends a number with enough digits for sub-pixel coordinates and scores, without exponent noise.
+// Appends a number with enough digits for sub-pixel coordinates and scores, without exponent
+// noise. JSON has no infinity or NaN: a caller checks first (throws Error here, as a last guard).
 inline void write_number(std::string& out, double v, int decimals = 4) {
+    if (!std::isfinite(v)) throw Error("cannot write a non-finite number (" + std::to_string(v) + ") as JSON");
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
     out += buf;

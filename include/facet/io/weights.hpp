@@ -17,7 +17,7 @@
 
 #include "../core/error.hpp"
 #include "json.hpp"
-#include "read_file.hpp"
+#include "files.hpp"
 
 namespace facet {
 

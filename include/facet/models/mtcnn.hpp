@@ -45,8 +45,10 @@ struct MtcnnOptions {
 
 // Throws an Error naming the first option out of range.
 inline void check_options(const MtcnnOptions& o) {
-    if (!(o.min_face > 0 && std::isfinite(o.min_face)))
-        throw Error("MTCNN min_face must be a positive number of pixels, got " + std::to_string(o.min_face));
+    // At least a pixel: the first pyramid level is the image scaled by 12 / min_face, so a smaller
+    // one would ask for levels larger than any image facet reads (or than an int holds).
+    if (!(o.min_face >= 1 && std::isfinite(o.min_face)))
+        throw Error("MTCNN min_face must be a number of pixels, at least 1, got " + std::to_string(o.min_face));
     if (!(o.factor > 0 && o.factor < 1))
         throw Error("MTCNN factor must be in (0, 1), got " + std::to_string(o.factor));
     for (int stage = 0; stage < 3; ++stage)
@@ -64,11 +66,19 @@ namespace mtcnn {
 // image's shorter side, scaled, is at least P-Net's 12-pixel window. The shorter side is scaled
 // by its own running product, as upstream computes it (the two products can differ in the last
 // bit, which decides whether a level exactly at 12 pixels is kept). They replace `scales`.
+// A factor near 1 would make millions of levels (P-Net runs on each): more than kMaxPyramidLevels
+// is refused. (Upstream's 0.709 makes 29 on the largest image facet reads, with min_face 1.)
+constexpr std::size_t kMaxPyramidLevels = 100;
+
 inline void pyramid_scales(int height, int width, double min_face, double factor, std::vector<double>& scales) {
     const double m = 12.0 / min_face;
     scales.clear();
     double scale = m, shorter_side = std::min(height, width) * m;
     while (shorter_side >= 12) {
+        if (scales.size() == kMaxPyramidLevels)
+            throw Error("MTCNN factor " + std::to_string(factor) + " with min_face " + std::to_string(min_face) + " makes more than " +
+                        std::to_string(kMaxPyramidLevels) + " pyramid levels on a " + std::to_string(width) + "x" +
+                        std::to_string(height) + " image (upstream's factor is 0.709)");
         scales.push_back(scale);
         scale *= factor;
         shorter_side *= factor;

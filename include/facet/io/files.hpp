@@ -1,4 +1,5 @@
-// facet: reading a whole input file into memory, bounded, with messages that say what went wrong.
+// facet: reading a whole input file into memory, bounded, and writing an output file whole, with
+// messages that say what went wrong.
 #pragma once
 #include <algorithm>
 #include <cerrno>
@@ -52,6 +53,23 @@ inline std::vector<std::uint8_t> read_file(const std::string& path, std::uint64_
     }
     if (std::ferror(f)) throw failed("read", errno ? errno : EIO);
     return bytes;
+}
+
+// Writes `size` bytes to the file at `path` (created or replaced); `what` names the kind of file
+// in messages ("PNG", "JSON"). Every step is checked, the close too: on a full disk, fwrite
+// usually succeeds into the stream's buffer and only the flush at fclose fails.
+inline void write_file(const std::string& path, const void* data, std::size_t size, const std::string& what) {
+    const auto failed = [&](int error) { return Error(path + ": cannot write " + what + " (" + std::strerror(error) + ")"); };
+    FILE* f = std::fopen(path.c_str(), "wb");
+    if (!f) throw failed(errno);
+    const bool written = std::fwrite(data, 1, size, f) == size;
+    const int write_error = errno;
+    if (std::fclose(f) != 0) throw failed(errno);
+    if (!written) throw failed(write_error ? write_error : EIO);
+}
+
+inline void write_file(const std::string& path, const std::string& text, const std::string& what) {
+    write_file(path, text.data(), text.size(), what);
 }
 
 } // namespace facet
