@@ -5,6 +5,8 @@ stride or storage it likes, however hostile."""
 import pickle
 import struct
 import zipfile
+import zlib
+from pathlib import Path
 from typing import NamedTuple
 
 
@@ -50,3 +52,30 @@ def write_zip_checkpoint(path, tensors, storages, compression=zipfile.ZIP_STORED
         archive.writestr("archive/byteorder", "little")
         for key, data in storages.items():
             archive.writestr(f"archive/data/{key}", data)
+
+
+def _zip_with_raw_records(path, records):
+    """A zip archive whose records are given already encoded: (name, method, payload, crc, size), so a
+    test can declare any uncompressed size. Sizes must stay below 4 GiB (no zip64)."""
+    local, central = bytearray(), bytearray()
+    for name, method, payload, crc, size in records:
+        encoded = name.encode()
+        fields = struct.pack("<HHHHHIIIHH", 20, 0, method, 0, 0, crc, len(payload), size, len(encoded), 0)
+        central += struct.pack("<IH", 0x02014B50, 20) + fields + struct.pack("<HHHII", 0, 0, 0, 0, len(local)) + encoded
+        local += struct.pack("<I", 0x04034B50) + fields + encoded + payload
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(records), len(records), len(central), len(local), 0)
+    Path(path).write_bytes(bytes(local + central + end))
+
+
+def write_inflating_checkpoint(path, tensors, storage_key, inflated_size):
+    """A zip checkpoint whose record `archive/data/<storage_key>` is a deflate stream of `inflated_size`
+    zero bytes (a multiple of 1 MiB), about 1000 times smaller: 1 MiB blocks, each ending in a full
+    flush so that every block compresses to the same bytes. Its CRC is left 0: no reader gets that far."""
+    mebibyte = 1 << 20
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = compressor.compress(bytes(mebibyte)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    stream = block * (inflated_size // mebibyte) + b"\x03\x00"  # then an empty final block
+    pickled = state_dict_pickle(tensors)
+    _zip_with_raw_records(path, [
+        ("archive/data.pkl", zipfile.ZIP_STORED, pickled, zlib.crc32(pickled), len(pickled)),
+        (f"archive/data/{storage_key}", zipfile.ZIP_DEFLATED, stream, 0, inflated_size)])
