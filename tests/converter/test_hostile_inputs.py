@@ -192,13 +192,14 @@ class CheckpointTest(HostileInputTest):
 class OnnxTest(HostileInputTest):
     program = "onnx2facet"
 
-    def convert(self, nodes, initializers=None, options=("--raw-pixels",), output_shape=(1, 4, 6, 6)):
-        """x [1, 3, 6, 6] -> Conv 3x3 pad 1 (4 channels) -> `nodes` -> y."""
+    def convert(self, nodes, initializers=None, options=("--raw-pixels",), output_shape=(1, 4, 6, 6),
+                input_shape=(1, 3, 6, 6)):
+        """x `input_shape` -> Conv 3x3 pad 1 (4 channels) -> `nodes` -> y."""
         rng = np.random.default_rng(0)
         initializers = {"w": rng.standard_normal((4, 3, 3, 3)).astype(np.float32), **(initializers or {})}
         path = self.root / "model.onnx"
         path.write_bytes(w.model([w.node("Conv", ["x", "w"], ["c"], "conv", pads=[1, 1, 1, 1]), *nodes], initializers,
-                                 [("x", [1, 3, 6, 6])], [("y", list(output_shape))]))
+                                 [("x", list(input_shape))], [("y", list(output_shape))]))
         return run_limited("onnx2facet.py", *options, "--out", self.out, path)
 
     def test_unused_huge_constant(self):
@@ -227,6 +228,10 @@ class OnnxTest(HostileInputTest):
         self.assert_refused(self.convert([resize], {"scales": np.array([1, 1, 3000, 3000], np.float32)}),
                             r".*value y of shape \[18000, 18000, 4\] needs \d+ bytes, more than facet's limit of 1 GiB "
                             r"a map")
+        self.assert_refused(self.convert([w.node("Relu", ["c"], ["y"])], options=("--raw-pixels", "--input-shape",
+                                                                                  "1,3,20000,20000"),
+                                         input_shape=(1, 3, "h", "w")),
+                            r".*value x of shape \[20000, 20000, 3\] needs \d+ bytes, more than facet's limit of 1 GiB")
 
     def test_preprocessing_must_be_given(self):
         relu = [w.node("Relu", ["c"], ["y"])]
