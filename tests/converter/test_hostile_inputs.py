@@ -5,8 +5,8 @@ and no output file. Every input is built here, small; the converters run under a
 limit, so a converter that would allocate gigabytes for a tiny file fails the test at once instead of
 filling the machine, and under a timeout, so one that would hang fails too.
 
-These tests import nothing from converters/ (only the test writers), so they run unchanged against an
-older converter to show what it did."""
+They import from converters/ only names that older converters had too, so they run unchanged against
+one to show what it did."""
 
 import copy
 import json
@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 import onnx_writer as w
-from support import CONVERTERS
+from support import CONVERTERS  # first: it makes converters/ importable
+from recipes import MTCNN_EXPECTED_SHAPES
 from test_tfjs2facet import synthetic_manifest
 from torch_writer import TensorSpec, write_inflating_checkpoint, write_zip_checkpoint
 
@@ -37,27 +38,6 @@ def _limit_address_space():
 def run_limited(script, *arguments):
     return subprocess.run([sys.executable, str(CONVERTERS / script), *map(str, arguments)], capture_output=True,
                           text=True, check=False, timeout=TIMEOUT_SECONDS, preexec_fn=_limit_address_space)
-
-
-# MTCNN's three nets (recipes.MTCNN_EXPECTED_SHAPES), restated so that this file imports no converter.
-def _with_bias(layer, shape):
-    return {f"{layer}.weight": shape, f"{layer}.bias": (shape[0],)}
-
-
-MTCNN_SHAPES = [
-    {**_with_bias("conv1", (10, 3, 3, 3)), "prelu1.weight": (10,), **_with_bias("conv2", (16, 10, 3, 3)),
-     "prelu2.weight": (16,), **_with_bias("conv3", (32, 16, 3, 3)), "prelu3.weight": (32,),
-     **_with_bias("conv4_1", (2, 32, 1, 1)), **_with_bias("conv4_2", (4, 32, 1, 1))},
-    {**_with_bias("conv1", (28, 3, 3, 3)), "prelu1.weight": (28,), **_with_bias("conv2", (48, 28, 3, 3)),
-     "prelu2.weight": (48,), **_with_bias("conv3", (64, 48, 2, 2)), "prelu3.weight": (64,),
-     **_with_bias("dense4", (128, 576)), "prelu4.weight": (128,), **_with_bias("dense5_1", (2, 128)),
-     **_with_bias("dense5_2", (4, 128))},
-    {**_with_bias("conv1", (32, 3, 3, 3)), "prelu1.weight": (32,), **_with_bias("conv2", (64, 32, 3, 3)),
-     "prelu2.weight": (64,), **_with_bias("conv3", (64, 64, 3, 3)), "prelu3.weight": (64,),
-     **_with_bias("conv4", (128, 64, 2, 2)), "prelu4.weight": (128,), **_with_bias("dense5", (256, 1152)),
-     "prelu5.weight": (256,), **_with_bias("dense6_1", (2, 256)), **_with_bias("dense6_2", (4, 256)),
-     **_with_bias("dense6_3", (10, 256))},
-]
 
 
 class HostileInputTest(unittest.TestCase):
@@ -170,7 +150,7 @@ class CheckpointTest(HostileInputTest):
         """The three MTCNN nets with random weights; `nan_at` (net, key, index) makes one weight NaN."""
         rng = np.random.default_rng(0)
         paths = []
-        for net, shapes in zip(("pnet", "rnet", "onet"), MTCNN_SHAPES):
+        for net, shapes in MTCNN_EXPECTED_SHAPES.items():
             arrays = {key: rng.standard_normal(shape).astype(np.float32) for key, shape in shapes.items()}
             if nan_at and nan_at[0] == net:
                 arrays[nan_at[1]][nan_at[2]] = np.nan
