@@ -380,12 +380,30 @@ def topological_order(model, input_name):
 # Constant folding: shape arithmetic exporters write around Reshape and Resize.
 
 
+def integers(node, array, what):
+    """The values of a constant that holds a shape, axes or indices, as Python ints: refused unless
+    it is an integer tensor (as ONNX requires; a float one could hold infinity)."""
+    array = np.asarray(array)
+    if array.dtype.kind not in "iu":
+        raise ConversionError(f"{node.describe()}: its {what} is a {array.dtype} tensor, expected integers")
+    return [int(v) for v in array.reshape(-1)]
+
+
+def scalar(node, array, what):
+    """The value of a one-element numeric constant, as a Python float."""
+    array = np.asarray(array)
+    if array.size != 1 or array.dtype.kind not in "fiu":
+        raise ConversionError(f"{node.describe()}: its {what} is a {array.dtype} tensor of shape {list(array.shape)}, "
+                              "expected one number")
+    return float(array.reshape(-1)[0])
+
+
 def _axes(node, converter, index):
     """Axes from the attribute (older opsets) or the input `index` (newer)."""
     if "axes" in node.attributes:
         return list(node.attributes["axes"])
     axes = converter.constant(node, index, "axes", required=False)
-    return None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
+    return None if axes is None else integers(node, axes, "axes")
 
 
 def _fold_slice(converter, node, data):
@@ -394,12 +412,12 @@ def _fold_slice(converter, node, data):
         axes = node.attributes.get("axes", list(range(len(starts))))
         steps = [1] * len(starts)
     else:
-        starts = [int(v) for v in converter.constant(node, 1, "starts")]
-        ends = [int(v) for v in converter.constant(node, 2, "ends")]
+        starts = integers(node, converter.constant(node, 1, "starts"), "starts")
+        ends = integers(node, converter.constant(node, 2, "ends"), "ends")
         axes_input = converter.constant(node, 3, "axes", required=False)
         steps_input = converter.constant(node, 4, "steps", required=False)
-        axes = list(range(len(starts))) if axes_input is None else [int(a) for a in axes_input]
-        steps = [1] * len(starts) if steps_input is None else [int(s) for s in steps_input]
+        axes = list(range(len(starts))) if axes_input is None else integers(node, axes_input, "axes")
+        steps = [1] * len(starts) if steps_input is None else integers(node, steps_input, "steps")
     index = [slice(None)] * data.ndim
     for start, end, axis, step in zip(starts, ends, axes, steps):
         # INT64 max / min stand for "to the end"; Python slicing clamps them.
@@ -460,7 +478,7 @@ def _check_folded_size(node, shape):
 
 
 def _fold_constant_of_shape(converter, node, shape):
-    dims = [int(d) for d in np.asarray(shape).reshape(-1)]
+    dims = integers(node, shape, "shape")
     if any(d < 0 for d in dims):
         raise ConversionError(f"{node.describe()}: negative shape {dims}")
     _check_folded_size(node, dims)
@@ -651,8 +669,8 @@ def _activation_spec(converter, node, value):
         converter.attributes(node, {})
         low_input = converter.constant(node, 1, "min", required=False)
         high_input = converter.constant(node, 2, "max", required=False)
-        low = -math.inf if low_input is None else float(low_input)
-        high = math.inf if high_input is None else float(high_input)
+        low = -math.inf if low_input is None else scalar(node, low_input, "min")
+        high = math.inf if high_input is None else scalar(node, high_input, "max")
     if low == 0 and high == math.inf:
         return {"kind": "relu"}
     if not low <= high:
@@ -796,7 +814,7 @@ def handle_gemm(converter, node):
 
 def reshape_target(node, in_shape, shape):
     """ONNX Reshape's output shape: 0 copies the input's dim (unless allowzero), -1 is inferred."""
-    target = [int(d) for d in np.asarray(shape).reshape(-1)]
+    target = integers(node, shape, "shape")
     if not node.attributes.get("allowzero", 0):
         target = [in_shape[i] if d == 0 and i < len(in_shape) else d for i, d in enumerate(target)]
     total = math.prod(in_shape)
@@ -875,7 +893,7 @@ def handle_resize(converter, node):
         raise ConversionError(f"{node.describe()}: Resize mode '{mode}' is not supported (facet resizes nearest)")
     in_shape = value.shape
     if sizes is not None and sizes.size:
-        out_shape = [int(d) for d in sizes]
+        out_shape = integers(node, sizes, "sizes")
         scales = [o / i for o, i in zip(out_shape, in_shape)]
     elif scales is not None and np.asarray(scales).size:
         scales = [float(s) for s in np.asarray(scales).reshape(-1)]

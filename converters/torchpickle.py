@@ -32,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 from cli import ConverterError, read_regular_file
-from facetfile import MAX_FILE_SIZE
+from facetfile import MAX_DIM, MAX_FILE_SIZE
 
 # The most storage bytes and tensor bytes read from one checkpoint: what a facet file can hold.
 MAX_CHECKPOINT_DATA_BYTES = MAX_FILE_SIZE
@@ -355,7 +355,7 @@ def _check_view(tensor, name, path):
     """The strided view `tensor` describes stays inside its storage (a crafted file must not make NumPy
     read outside)."""
     size, stride, offset = tensor.size, tensor.stride, tensor.offset
-    if not (len(size) == len(stride) <= MAX_TENSOR_RANK and _are_non_negative_ints(size)
+    if not (len(size) == len(stride) <= MAX_TENSOR_RANK and _are_non_negative_ints(size) and max(size, default=0) <= MAX_DIM
             and _are_non_negative_ints(stride) and _are_non_negative_ints([offset])):
         raise CheckpointError(f"checkpoint {path}: tensor {name} has a malformed size {size}, "
                               f"stride {stride} or offset {offset}")
@@ -378,8 +378,9 @@ def _to_array(tensor, elements):
     size, stride, offset = tensor.size, tensor.stride, tensor.offset
     if 0 in size:
         return np.zeros(size, dtype=elements.dtype)
+    # A dim of size 1 is never stepped over: its stride, however large, does not matter.
     view = np.lib.stride_tricks.as_strided(
-        elements[offset:], shape=size, strides=[step * elements.itemsize for step in stride],
+        elements[offset:], shape=size, strides=[step * elements.itemsize if n > 1 else 0 for n, step in zip(size, stride)],
         writeable=False)
     return view.copy(order="C")
 
