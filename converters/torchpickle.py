@@ -355,10 +355,12 @@ def _check_view(tensor, name, path):
     """The strided view `tensor` describes stays inside its storage (a crafted file must not make NumPy
     read outside)."""
     size, stride, offset = tensor.size, tensor.stride, tensor.offset
-    if not (len(size) == len(stride) <= MAX_TENSOR_RANK and _are_non_negative_ints(size) and max(size, default=0) <= MAX_DIM
+    if not (len(size) == len(stride) <= MAX_TENSOR_RANK and _are_non_negative_ints(size)
             and _are_non_negative_ints(stride) and _are_non_negative_ints([offset])):
         raise CheckpointError(f"checkpoint {path}: tensor {name} has a malformed size {size}, "
                               f"stride {stride} or offset {offset}")
+    if max(size, default=0) > MAX_DIM:
+        raise CheckpointError(f"checkpoint {path}: tensor {name} has size {size}, a dim over facet's limit of {MAX_DIM}")
     if 0 in size:
         return
     last_index = offset + sum((n - 1) * step for n, step in zip(size, stride))
