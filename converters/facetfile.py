@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Write and read facet weight files, version 1 (the layout is specified in weights/FORMAT.md).
 
+`write_facet` refuses (FacetFileError) what the C++ loader would refuse, so a converter never writes
+a file facet then rejects: NaN or infinite weights, a dimension over 2^30, a file over 2 GiB.
 `read_facet` checks everything the C++ loader checks, in the same spirit: every field is
 validated before the bytes it points at are used, and a bad file raises ValueError naming the
 file and the reason. The tests use it to prove that converter output is loadable.
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cli import ConverterError
+
 MAGIC = b"FACETWGT"
 VERSION = 1
 HEADER_SIZE = 64
@@ -25,6 +29,8 @@ MAX_METADATA_SIZE = 1 << 20
 MAX_TENSOR_COUNT = 65536
 MAX_NAME_BYTES = 255
 MAX_NDIM = 8
+MAX_DIM = 1 << 30  # io/weights.hpp: each dimension in [1, 2^30]
+MAX_FILE_SIZE = 1 << 31  # io/weights.hpp: kMaxFileSize
 TABLE_ALIGNMENT = 8
 # Tensor data is 64-byte aligned so that a reader mapping the file can hand its SIMD kernels
 # aligned pointers without copying.
@@ -68,6 +74,10 @@ class _TensorRecord:
     nbytes: int
 
 
+class FacetFileError(ConverterError):
+    """Something the C++ loader would refuse, so the file is not written."""
+
+
 def _align(value, alignment):
     return -(-value // alignment) * alignment
 
@@ -82,11 +92,13 @@ def write_facet(path, metadata, tensors):
     meta_bytes = _encode_metadata(metadata)
     named_arrays = [(_encode_name(name), _checked_tensor(name, array)) for name, array in tensors.items()]
     if len(named_arrays) > MAX_TENSOR_COUNT:
-        raise ValueError(f"{len(named_arrays)} tensors, the format allows at most {MAX_TENSOR_COUNT}")
+        raise FacetFileError(f"{len(named_arrays)} tensors, the format allows at most {MAX_TENSOR_COUNT}")
 
     table_offset = _align(METADATA_OFFSET + len(meta_bytes), TABLE_ALIGNMENT)
     table_size = sum(_record_size(name, array) for name, array in named_arrays)
     data_offsets, file_size = _lay_out_data(table_offset + table_size, [a for _, a in named_arrays])
+    if file_size > MAX_FILE_SIZE:
+        raise FacetFileError(f"the facet file would be {file_size} bytes, more than facet's limit of {MAX_FILE_SIZE}")
 
     # Gaps between regions stay zero, as the format requires.
     blob = bytearray(file_size)
@@ -105,28 +117,35 @@ def write_facet(path, metadata, tensors):
 
 def _encode_metadata(metadata):
     # Sorted keys and fixed separators make the output byte-for-byte reproducible.
-    text = json.dumps(metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        text = json.dumps(metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:  # the only ValueError json.dumps raises for a dict of plain values
+        raise FacetFileError("the metadata holds NaN or infinity (in an attribute or option), "
+                             "which JSON cannot carry") from None
     encoded = text.encode("utf-8")
     if not 1 <= len(encoded) <= MAX_METADATA_SIZE:
-        raise ValueError(f"metadata is {len(encoded)} bytes, the format allows 1 .. {MAX_METADATA_SIZE}")
+        raise FacetFileError(f"metadata is {len(encoded)} bytes, the format allows 1 .. {MAX_METADATA_SIZE}")
     return encoded
 
 
 def _encode_name(name):
     encoded = name.encode("utf-8")
     if not 1 <= len(encoded) <= MAX_NAME_BYTES:
-        raise ValueError(f"tensor name {name!r} is {len(encoded)} bytes in UTF-8, "
+        raise FacetFileError(f"tensor name {name!r} is {len(encoded)} bytes in UTF-8, "
                          f"the format allows 1 .. {MAX_NAME_BYTES}")
     return encoded
 
 
 def _checked_tensor(name, array):
+    """`array`, once it is what the C++ loader accepts (io/weights.hpp)."""
     if not isinstance(array, np.ndarray) or array.dtype not in (np.float32, np.int32):
-        raise ValueError(f"tensor {name} is {getattr(array, 'dtype', type(array).__name__)}; "
-                         "only float32 and int32 are written (convert it first)")
-    if array.ndim > MAX_NDIM or 0 in array.shape:
-        raise ValueError(f"tensor {name} has shape {array.shape}; "
-                         f"the format needs 0 .. {MAX_NDIM} dims, each at least 1")
+        raise FacetFileError(f"tensor {name} is {getattr(array, 'dtype', type(array).__name__)}; "
+                             "only float32 and int32 are written (convert it first)")
+    if array.ndim > MAX_NDIM or not all(1 <= dim <= MAX_DIM for dim in array.shape):
+        raise FacetFileError(f"tensor {name} has shape {array.shape}; "
+                             f"the format needs 0 .. {MAX_NDIM} dims, each in [1, {MAX_DIM}]")
+    if array.dtype == np.float32 and not np.isfinite(array).all():
+        raise FacetFileError(f"tensor {name} holds NaN or infinity, which facet refuses to load")
     return array
 
 

@@ -10,17 +10,36 @@ the map shape [h, w, c] of every value an op writes; `graph_metadata` assembles 
 """
 
 import math
-import sys
 
 import numpy as np
 
+from cli import ConverterError
 from facetfile import write_facet
 
 MAX_TENSOR_NAME_BYTES = 255  # weights/FORMAT.md
+# The graph loader's limits (include/facet/models/graph.hpp): every dim of a value and every kernel,
+# stride, pad and dilation at most 2^24; a value's map, with its one-pixel border and channels
+# padded to 16, at most 2^28 floats (1 GiB).
+MAX_GRAPH_INT = 1 << 24
+MAX_VALUE_FLOATS = 1 << 28
+CHANNEL_ALIGN = 16
+GEOMETRY_FIELDS = ("kernel", "stride", "pads", "dilation")
 
 
-class GraphError(ValueError):
-    """A graph facet cannot hold: a tensor with NaN or infinity, an op that does not fit."""
+class GraphError(ConverterError):
+    """A graph facet cannot hold: a value or an op beyond the graph loader's limits, an op that does not fit."""
+
+
+def check_value_shape(name, shape):
+    """Refuse a value map [h, w, c] that the graph loader would."""
+    if len(shape) != 3 or not all(1 <= d <= MAX_GRAPH_INT for d in shape):
+        raise GraphError(f"value {name} has shape {list(shape)}; facet's graphs hold maps [h, w, c] of 1 .. "
+                         f"{MAX_GRAPH_INT} each")
+    h, w, c = shape
+    floats = (h + 2) * (w + 2) * -(-c // CHANNEL_ALIGN) * CHANNEL_ALIGN
+    if floats > MAX_VALUE_FLOATS:
+        raise GraphError(f"value {name} of shape {list(shape)} needs {floats * 4} bytes, more than facet's limit "
+                         f"of 1 GiB a map")
 
 
 def window_count(size, kernel, stride, pad_begin, pad_end, dilation=1, ceil_mode=False):
@@ -71,15 +90,20 @@ class GraphBuilder:
         name = f"{op_name}.{role}"
         if len(name.encode("utf-8")) > MAX_TENSOR_NAME_BYTES:
             name = f"op{len(self.ops)}.{role}"
-        array = np.ascontiguousarray(array, dtype=np.float32)
-        if not np.all(np.isfinite(array)):
-            raise GraphError(f"tensor {name} holds NaN or infinity")
-        self.tensors[name] = array
+        self.tensors[name] = np.ascontiguousarray(array, dtype=np.float32)
         return name
+
+    def define_value(self, name, shape):
+        """Value `name` is a map of shape [h, w, c] (refused beyond the graph loader's limits)."""
+        check_value_shape(name, shape)
+        self.values[name] = [int(d) for d in shape]
 
     def add_op(self, op, name, output, shape, **fields):
         """Append op `op` writing value `output` of map shape `shape`; returns its record."""
-        self.values[output] = list(shape)
+        for key in GEOMETRY_FIELDS:
+            if key in fields and not all(0 <= v <= MAX_GRAPH_INT for v in fields[key]):
+                raise GraphError(f"op {name}: {key} {list(fields[key])} beyond facet's limit of {MAX_GRAPH_INT}")
+        self.define_value(output, shape)
         record = {"op": op, "name": name, "output": output, **fields}
         self.ops.append(record)
         return record
@@ -109,26 +133,3 @@ def write_graph_file(path, converter, source, input_spec, graph, tensors, extra=
         **(extra or {}),
     }
     write_facet(path, metadata, tensors)
-
-
-USER_ERROR_STATUS = 2  # the converters' exit status for a bad input or usage
-
-
-def run_converter(program, source, out, convert_call, other_errors=()):
-    """A graph converter's command line around `convert_call()` -> (op count, tensor count): a model
-    the user gave that cannot be converted (GraphError, naming `source`; or one of `other_errors`,
-    whose messages name it already) or a file that cannot be read or written is one line on stderr
-    and USER_ERROR_STATUS, never a traceback."""
-    try:
-        op_count, tensor_count = convert_call()
-    except GraphError as error:
-        message = f"{source}: {error}"
-    except other_errors as error:
-        message = str(error)
-    except OSError as error:
-        message = f"{error.filename}: {error.strerror}"
-    else:
-        print(f"{program}: wrote {out} ({op_count} ops, {tensor_count} tensors)")
-        return 0
-    print(f"{program}: error: {message}", file=sys.stderr)
-    return USER_ERROR_STATUS

@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """Convert an ONNX model into a facet graph file (weights/FORMAT.md, model "graph"), NumPy only.
 
-    onnx2facet.py --out OUT.facet [--color rgb|bgr] [--mean M,M,M] [--scale S,S,S]
+    onnx2facet.py --out OUT.facet (--color rgb|bgr --mean M,M,M --scale S,S,S | --raw-pixels)
                   [--input-shape 1,3,H,W] MODEL.onnx
+
+An ONNX file does not record how its input was prepared, so the colour order, mean and scale must be
+given (or --raw-pixels for a model that takes 0..255 RGB pixels as they are): a wrong guess would
+convert without complaint and put every output off.
 
 The graph is checked node by node against what facet's graph executor (include/facet/models/
 graph.hpp) runs: every operator and every attribute value it does not support is refused, naming
@@ -28,8 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facetgraph import GraphBuilder, GraphError, run_converter, same_pads, window_count, write_graph_file
-from onnxproto import OnnxError, TENSOR_TYPE_NAMES, load_model
+from cli import read_regular_file, run_converter
+from facetgraph import GraphBuilder, GraphError, check_value_shape, same_pads, window_count, write_graph_file
+from onnxproto import TENSOR_TYPE_NAMES, parse_model
 
 PROGRAM = "onnx2facet"
 OPSET_RANGE = (7, 18)  # default-domain opsets whose operator semantics are handled below
@@ -44,6 +49,52 @@ SUPPORTED_OPERATORS = (
 
 class ConversionError(GraphError):
     pass
+
+
+# The kind of value every attribute the converter reads must have (onnx.proto's AttributeType, as
+# onnxproto returns it). Checked for every node before any handler reads one, so a file that gives
+# `kernel_shape=2` or `mode=1` is refused by name instead of failing inside a handler.
+ATTRIBUTE_KINDS = {
+    **dict.fromkeys(("kernel_shape", "strides", "pads", "dilations", "perm", "axes", "starts", "ends", "value_ints"),
+                    "ints"),
+    **dict.fromkeys(("group", "axis", "allowzero", "transA", "transB", "ceil_mode", "count_include_pad",
+                     "storage_order", "spatial", "training_mode", "exclude_outside", "to", "start", "end",
+                     "value_int"), "int"),
+    **dict.fromkeys(("alpha", "beta", "epsilon", "momentum", "min", "max", "cubic_coeff_a", "extrapolation_value",
+                     "value_float"), "float"),
+    **dict.fromkeys(("scales", "value_floats"), "floats"),
+    **dict.fromkeys(("mode", "auto_pad", "coordinate_transformation_mode", "nearest_mode"), "string"),
+    "value": "tensor",
+}
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_float(value):
+    return isinstance(value, (float, np.floating))
+
+
+def _is_ascii(value):
+    return isinstance(value, bytes) and value.isascii()
+
+
+_KIND_CHECKS = {
+    "int": _is_int, "float": _is_float, "string": _is_ascii, "tensor": lambda v: isinstance(v, np.ndarray),
+    "ints": lambda v: isinstance(v, list) and all(map(_is_int, v)),
+    "floats": lambda v: isinstance(v, list) and all(map(_is_float, v)),
+}
+_KIND_NAMES = {"int": "an integer", "float": "a float", "string": "an ASCII string", "tensor": "a tensor",
+               "ints": "a list of integers", "floats": "a list of floats"}
+
+
+def check_attribute_kinds(node):
+    for key, value in node.attributes.items():
+        kind = ATTRIBUTE_KINDS.get(key)
+        if kind is not None and not _KIND_CHECKS[kind](value):
+            shown = repr(value) if len(repr(value)) <= 40 else f"a {type(value).__name__}"
+            raise ConversionError(f"{node.describe()}: attribute '{key}' is {shown}, expected {_KIND_NAMES[kind]}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,6 +161,7 @@ class Converter(GraphBuilder):
         self.views = {}  # ONNX activation name -> (stored value name, Value)
         self.producer = {}  # stored value name -> the facet op that writes it
         self.uses = self._count_uses()
+        self.folded_elements = 0  # of the constants fold() computed, bounded by MAX_FOLDED_TOTAL
         self._check_opsets()
         self._read_input(input_shape)
 
@@ -153,7 +205,7 @@ class Converter(GraphBuilder):
             raise ConversionError(f"input '{info.name}' has shape {shape}; facet runs [1, C, H, W] image inputs")
         self.input_name = info.name
         self.views[info.name] = (info.name, Value(shape, "nchw"))
-        self.values[info.name] = self.views[info.name][1].map
+        self.define_value(info.name, self.views[info.name][1].map)
 
     # -- helpers used by the operator handlers ------------------------------------------------
 
@@ -220,7 +272,7 @@ class Converter(GraphBuilder):
         stored = pixels[:1].reshape(1, 1, -1) if np.all(pixels == pixels[0]) else full
         name = f"{self.op_name(node)}.operand"
         self.constants[name] = self.tensor(name, "value", stored)
-        self.values[name] = list(stored.shape)
+        self.define_value(name, stored.shape)
         return name
 
     # -- the conversion -------------------------------------------------------------------------
@@ -230,6 +282,7 @@ class Converter(GraphBuilder):
             if node.domain:
                 raise ConversionError(f"{node.describe()} is in domain '{node.domain}'; facet supports the default "
                                       "ONNX domain only")
+            check_attribute_kinds(node)
             if node.op_type in FOLDABLE and all(not name or name in self.constants for name in node.inputs):
                 fold(self, node)
             elif node.op_type in HANDLERS:
@@ -327,12 +380,30 @@ def topological_order(model, input_name):
 # Constant folding: shape arithmetic exporters write around Reshape and Resize.
 
 
+def integers(node, array, what):
+    """The values of a constant that holds a shape, axes or indices, as Python ints: refused unless
+    it is an integer tensor (as ONNX requires; a float one could hold infinity)."""
+    array = np.asarray(array)
+    if array.dtype.kind not in "iu":
+        raise ConversionError(f"{node.describe()}: its {what} is a {array.dtype} tensor, expected integers")
+    return [int(v) for v in array.reshape(-1)]
+
+
+def scalar(node, array, what):
+    """The value of a one-element numeric constant, as a Python float."""
+    array = np.asarray(array)
+    if array.size != 1 or array.dtype.kind not in "fiu":
+        raise ConversionError(f"{node.describe()}: its {what} is a {array.dtype} tensor of shape {list(array.shape)}, "
+                              "expected one number")
+    return float(array.reshape(-1)[0])
+
+
 def _axes(node, converter, index):
     """Axes from the attribute (older opsets) or the input `index` (newer)."""
     if "axes" in node.attributes:
         return list(node.attributes["axes"])
     axes = converter.constant(node, index, "axes", required=False)
-    return None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
+    return None if axes is None else integers(node, axes, "axes")
 
 
 def _fold_slice(converter, node, data):
@@ -341,12 +412,12 @@ def _fold_slice(converter, node, data):
         axes = node.attributes.get("axes", list(range(len(starts))))
         steps = [1] * len(starts)
     else:
-        starts = [int(v) for v in converter.constant(node, 1, "starts")]
-        ends = [int(v) for v in converter.constant(node, 2, "ends")]
+        starts = integers(node, converter.constant(node, 1, "starts"), "starts")
+        ends = integers(node, converter.constant(node, 2, "ends"), "ends")
         axes_input = converter.constant(node, 3, "axes", required=False)
         steps_input = converter.constant(node, 4, "steps", required=False)
-        axes = list(range(len(starts))) if axes_input is None else [int(a) for a in axes_input]
-        steps = [1] * len(starts) if steps_input is None else [int(s) for s in steps_input]
+        axes = list(range(len(starts))) if axes_input is None else integers(node, axes_input, "axes")
+        steps = [1] * len(starts) if steps_input is None else integers(node, steps_input, "steps")
     index = [slice(None)] * data.ndim
     for start, end, axis, step in zip(starts, ends, axes, steps):
         # INT64 max / min stand for "to the end"; Python slicing clamps them.
@@ -392,21 +463,54 @@ def _fold_reshape(converter, node, data):
     return data.reshape(reshape_target(node, data.shape, converter.constant(node, 1, "shape")))
 
 
+# Constants computed here are shape arithmetic or small operands: one over 2^24 elements (64 MB of
+# float32) is refused before it is allocated, whatever a 200-byte file asks for, and so are more
+# than 2^26 in all (many such constants).
+MAX_FOLDED_ELEMENTS = 1 << 24
+MAX_FOLDED_TOTAL = 1 << 26
+
+
+def _check_folded_size(node, shape):
+    count = math.prod(shape)
+    if count > MAX_FOLDED_ELEMENTS:
+        raise ConversionError(f"{node.describe()} would compute a constant of shape {list(shape)} ({count} elements); "
+                              f"facet evaluates constants of at most {MAX_FOLDED_ELEMENTS} elements")
+
+
 def _fold_constant_of_shape(converter, node, shape):
-    value = node.attributes.get("value", np.zeros(1, np.float32))
-    return np.full([int(d) for d in shape], np.asarray(value).reshape(-1)[0], dtype=np.asarray(value).dtype)
+    dims = integers(node, shape, "shape")
+    if any(d < 0 for d in dims):
+        raise ConversionError(f"{node.describe()}: negative shape {dims}")
+    _check_folded_size(node, dims)
+    value = np.asarray(node.attributes.get("value", np.zeros(1, np.float32)))
+    if value.size != 1:
+        raise ConversionError(f"{node.describe()}: its value has {value.size} elements, expected one")
+    return np.full(dims, value.reshape(-1)[0], dtype=value.dtype)
+
+
+def _fold_gather(converter, node, data):
+    indices = converter.constants[node.inputs[1]]
+    axis = node.attributes.get("axis", 0)
+    if not -data.ndim <= axis < data.ndim:
+        raise ConversionError(f"{node.describe()}: axis {axis} of a rank-{data.ndim} constant")
+    axis %= data.ndim
+    _check_folded_size(node, data.shape[:axis] + indices.shape + data.shape[axis + 1:])
+    return np.take(data, indices, axis=axis)
 
 
 def _binary(function):
-    return lambda converter, node, a: function(a, converter.constants[node.inputs[1]])
+    def folded(converter, node, a):
+        b = converter.constants[node.inputs[1]]
+        _check_folded_size(node, np.broadcast_shapes(a.shape, b.shape))
+        return function(a, b)
+    return folded
 
 
 FOLDABLE = {
     "Constant": _fold_constant,
     "Identity": lambda converter, node, data: data,
     "Cast": _fold_cast,
-    "Gather": lambda converter, node, data: np.take(data, converter.constants[node.inputs[1]],
-                                                    axis=node.attributes.get("axis", 0)),
+    "Gather": _fold_gather,
     "Unsqueeze": _fold_unsqueeze,
     "Squeeze": _fold_squeeze,
     "Concat": lambda converter, node, data: np.concatenate([converter.constants[n] for n in node.inputs],
@@ -432,7 +536,12 @@ def fold(converter, node):
         if isinstance(error, ConversionError):
             raise
         raise ConversionError(f"{node.describe()}: cannot evaluate it on its constant inputs ({error})") from None
-    converter.constants[node.outputs[0]] = np.asarray(result)
+    result = np.asarray(result)
+    converter.folded_elements += result.size
+    if converter.folded_elements > MAX_FOLDED_TOTAL:
+        raise ConversionError(f"{node.describe()}: the constants computed so far hold {converter.folded_elements} "
+                              f"elements; facet evaluates at most {MAX_FOLDED_TOTAL} in all")
+    converter.constants[node.outputs[0]] = result
 
 
 def _shape_slice(node, shape):
@@ -560,8 +669,8 @@ def _activation_spec(converter, node, value):
         converter.attributes(node, {})
         low_input = converter.constant(node, 1, "min", required=False)
         high_input = converter.constant(node, 2, "max", required=False)
-        low = -math.inf if low_input is None else float(low_input)
-        high = math.inf if high_input is None else float(high_input)
+        low = -math.inf if low_input is None else scalar(node, low_input, "min")
+        high = math.inf if high_input is None else scalar(node, high_input, "max")
     if low == 0 and high == math.inf:
         return {"kind": "relu"}
     if not low <= high:
@@ -705,7 +814,7 @@ def handle_gemm(converter, node):
 
 def reshape_target(node, in_shape, shape):
     """ONNX Reshape's output shape: 0 copies the input's dim (unless allowzero), -1 is inferred."""
-    target = [int(d) for d in np.asarray(shape).reshape(-1)]
+    target = integers(node, shape, "shape")
     if not node.attributes.get("allowzero", 0):
         target = [in_shape[i] if d == 0 and i < len(in_shape) else d for i, d in enumerate(target)]
     total = math.prod(in_shape)
@@ -784,15 +893,18 @@ def handle_resize(converter, node):
         raise ConversionError(f"{node.describe()}: Resize mode '{mode}' is not supported (facet resizes nearest)")
     in_shape = value.shape
     if sizes is not None and sizes.size:
-        out_shape = [int(d) for d in sizes]
+        out_shape = integers(node, sizes, "sizes")
         scales = [o / i for o, i in zip(out_shape, in_shape)]
     elif scales is not None and np.asarray(scales).size:
         scales = [float(s) for s in np.asarray(scales).reshape(-1)]
+        if not all(0 < s < math.inf for s in scales):
+            raise ConversionError(f"{node.describe()}: scales {scales} are not all positive and finite")
         out_shape = [int(math.floor(d * s)) for d, s in zip(in_shape, scales)]
     else:
         raise ConversionError(f"{node.describe()} has neither scales nor sizes")
     if len(out_shape) != 4 or out_shape[:2] != in_shape[:2]:
         raise ConversionError(f"{node.describe()}: resizing {in_shape} to {out_shape} (batch or channels) is not supported")
+    check_value_shape(node.outputs[0], map_shape(out_shape, "nchw"))  # before the per-pixel checks below
     for axis in (2, 3):
         onnx_sources = _nearest_sources(in_shape[axis], out_shape[axis], scales[axis], transform, rounding)
         facet_sources = [d * in_shape[axis] // out_shape[axis] for d in range(out_shape[axis])]
@@ -866,13 +978,16 @@ HANDLERS = {
 # Command line
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _three_numbers(text):
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         values = []
-    if len(values) != 3 or not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"wants three numbers A,B,C, got '{text}'")
+    if len(values) != 3 or not all(abs(v) <= FLOAT32_MAX for v in values):
+        raise argparse.ArgumentTypeError(f"wants three numbers A,B,C (finite floats), got '{text}'")
     return values
 
 
@@ -886,40 +1001,70 @@ def _input_shape(text):
     return values
 
 
+# The preprocessing of a model that takes 0..255 RGB pixels as they are (--raw-pixels).
+RAW_PIXELS = {"color": "rgb", "mean": [0.0, 0.0, 0.0], "scale": [1.0, 1.0, 1.0]}
+# scripts/fetch-weights.sh converts PFLD-GhostOne so: RGB, (x / 255 - 0.5) / 0.5.
+PFLD_EXAMPLE = ("--color rgb --mean 127.5,127.5,127.5 "
+                "--scale 0.00784313725490196,0.00784313725490196,0.00784313725490196")
+PREPROCESSING_OPTIONS = ("color", "mean", "scale")
+
+
 def _argument_parser():
     parser = argparse.ArgumentParser(
         prog=PROGRAM, description="Convert an ONNX model to a facet graph file (weights/FORMAT.md, model \"graph\").",
-        epilog="The network input is (pixel - mean[c]) * scale[c] in the given colour order, pixels 0..255: for "
-               "(x / 255 - 0.5) / 0.5 give --mean 127.5,127.5,127.5 --scale 0.00784313725,0.00784313725,0.00784313725.")
+        epilog="The network input is (pixel - mean[c]) * scale[c] in the given colour order, pixels 0..255. ONNX files "
+               "do not record it: give what the model was trained with. For PFLD-GhostOne, (x / 255 - 0.5) / 0.5 in "
+               f"RGB: {PFLD_EXAMPLE}")
     parser.add_argument("--out", required=True, type=Path, help="the facet file to write")
-    parser.add_argument("--color", choices=("rgb", "bgr"), default="rgb", help="channel order of the input (rgb)")
-    parser.add_argument("--mean", type=_three_numbers, default=[0.0, 0.0, 0.0], help="per-channel mean (0,0,0)")
-    parser.add_argument("--scale", type=_three_numbers, default=[1.0, 1.0, 1.0], help="per-channel scale (1,1,1)")
+    parser.add_argument("--color", choices=("rgb", "bgr"), help="channel order of the input")
+    parser.add_argument("--mean", type=_three_numbers, help="per-channel mean, in that order")
+    parser.add_argument("--scale", type=_three_numbers, help="per-channel scale, in that order")
+    parser.add_argument("--raw-pixels", action="store_true",
+                        help="the model takes 0..255 RGB pixels as they are (instead of --color, --mean, --scale)")
     parser.add_argument("--input-shape", type=_input_shape, help="1,C,H,W when the model's input shape is not fixed")
     parser.add_argument("model", type=Path, metavar="MODEL.onnx")
     return parser
 
 
-def convert(model_path, out_path, color="rgb", mean=(0.0, 0.0, 0.0), scale=(1.0, 1.0, 1.0), input_shape=None):
-    """Convert the ONNX file at `model_path` into `out_path`; returns (op count, tensor count)."""
-    model = load_model(model_path)
+def input_spec_of(args):
+    """{"color", "mean", "scale"} from the options: all three, or --raw-pixels alone."""
+    given = [name for name in PREPROCESSING_OPTIONS if getattr(args, name) is not None]
+    if args.raw_pixels:
+        if given:
+            raise ConversionError(f"--raw-pixels means RGB, mean 0 and scale 1: it cannot go with --{', --'.join(given)}")
+        return dict(RAW_PIXELS)
+    if len(given) != len(PREPROCESSING_OPTIONS):
+        missing = [f"--{name}" for name in PREPROCESSING_OPTIONS if name not in given]
+        raise ConversionError(f"no {', '.join(missing)}: an ONNX file does not say how its input is prepared, so give "
+                              "--color, --mean and --scale as the model was trained (the input is (pixel - mean) * "
+                              "scale), or --raw-pixels for 0..255 RGB pixels as they are; PFLD-GhostOne, for example: "
+                              f"{PFLD_EXAMPLE}")
+    return {name: getattr(args, name) for name in PREPROCESSING_OPTIONS}
+
+
+def convert(model_path, out_path, input_spec, input_shape=None):
+    """Convert the ONNX file at `model_path` into `out_path`, its input prepared as `input_spec` says
+    ({"color", "mean", "scale"}, FORMAT.md); returns (op count, tensor count)."""
+    data = read_regular_file(model_path, what="ONNX file")
+    model = parse_model(data, str(model_path))
     converter = Converter(model, input_shape)
     graph = converter.run()
     if graph["input"]["onnx_shape"][1] != 3:
         raise ConversionError(f"input '{graph['input']['name']}' has {graph['input']['onnx_shape'][1]} channels; "
                               "facet feeds graphs RGB or BGR images")
-    source = [{"file": Path(model_path).name, "sha256": hashlib.sha256(Path(model_path).read_bytes()).hexdigest(),
+    source = [{"file": Path(model_path).name, "sha256": hashlib.sha256(data).hexdigest(),
                "producer": model.producer, "opset": converter.opset}]
-    write_graph_file(out_path, PROGRAM, source, {"color": color, "mean": list(mean), "scale": list(scale)}, graph,
-                     converter.tensors)
+    write_graph_file(out_path, PROGRAM, source, input_spec, graph, converter.tensors)
     return len(graph["ops"]), len(converter.tensors)
 
 
 def main(argv=None):
     args = _argument_parser().parse_args(argv)
-    return run_converter(PROGRAM, args.model, args.out,
-                         lambda: convert(args.model, args.out, args.color, args.mean, args.scale, args.input_shape),
-                         other_errors=OnnxError)
+
+    def convert_call():
+        op_count, tensor_count = convert(args.model, args.out, input_spec_of(args), args.input_shape)
+        return f"{op_count} ops, {tensor_count} tensors"
+    return run_converter(PROGRAM, [args.model], args.out, convert_call)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,20 @@ The protobuf wire format: a message is a sequence of (key, value) records, key =
 onnx.proto (ONNX 1.x, unchanged since IR version 3).
 """
 
+import math
 import struct
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from cli import ConverterError, read_regular_file
 
-class OnnxError(ValueError):
+MAX_TENSOR_RANK = 8  # facet's own limit (weights/FORMAT.md); an exporter's constants have rank <= 5
+
+
+class OnnxError(ConverterError):
     """An ONNX file facet cannot read; the message names the file and the reason."""
+    names_file = True
 
 
 # TensorProto.DataType codes -> NumPy types (little-endian), for the types an inference graph's
@@ -84,8 +90,7 @@ class Model:
 def load_model(path):
     """Parse the ONNX file at `path` into a Model, or raise OnnxError."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_regular_file(path, what="ONNX file")
     except OSError as error:
         raise OnnxError(f"{path}: cannot read ({error.strerror})") from None
     return parse_model(data, str(path))
@@ -137,10 +142,13 @@ class _Reader:
             position += 1
             result |= (byte & 0x7F) << shift
             if byte < 0x80:
+                if result >> 64:  # a protobuf number has 64 bits: 10 bytes, the tenth holding one bit
+                    break
                 return result, position
             shift += 7
             if shift >= 70:
-                raise self.error(what, "not an ONNX model (malformed protobuf number)")
+                break
+        raise self.error(what, "not an ONNX model (malformed protobuf number)")
 
     def fields(self, what, buffer=None):
         """Yield (field_number, wire_type, value) of a message: value is an int for varints, a
@@ -342,8 +350,10 @@ def _parse_tensor(reader, buffer):
         raise reader.error(what, f"{label} has type {TENSOR_TYPE_NAMES.get(data_type, data_type)}, which facet does not read")
     if any(d < 0 for d in dims):
         raise reader.error(what, f"{label} has a negative dimension {dims}")
+    if len(dims) > MAX_TENSOR_RANK:
+        raise reader.error(what, f"{label} has {len(dims)} dimensions, facet reads at most {MAX_TENSOR_RANK}")
     dtype = TENSOR_TYPES[data_type]
-    count = int(np.prod(dims, dtype=np.int64)) if dims else 1
+    count = math.prod(dims)  # exact: the data's length is checked against it before any array is made
     if raw is not None:
         if len(raw) != count * dtype.itemsize:
             raise reader.error(what, f"{label} holds {len(raw)} bytes, its shape {dims} needs {count * dtype.itemsize} "
@@ -354,10 +364,13 @@ def _parse_tensor(reader, buffer):
         values = {1: float_data, 11: double_data, 7: int64_data}.get(data_type, int32_data)
         if len(values) != count:
             raise reader.error(what, f"{label} holds {len(values)} values, its shape {dims} needs {count} (truncated file?)")
-        if data_type == 10:
-            array = np.array(values, dtype="<u2").view("<f2")
-        else:
-            array = np.array(values, dtype=dtype)
+        # float16 travels as its bits; every integer type must hold its values (NumPy would wrap or raise).
+        stored = np.dtype("<u2") if data_type == 10 else dtype
+        if stored.kind in "iub" and values:
+            low, high = (0, 1) if stored.kind == "b" else (np.iinfo(stored).min, np.iinfo(stored).max)
+            if not (low <= min(values) and max(values) <= high):
+                raise reader.error(what, f"{label} holds a value outside [{low}, {high}] of its type")
+        array = np.array(values, dtype=stored).view(dtype)
     return name, array.reshape(dims)
 
 

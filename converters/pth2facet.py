@@ -13,13 +13,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+from cli import read_regular_file, run_converter
 from facetfile import write_facet
-from facetgraph import GraphError
 from recipes import RECIPES, Checkpoint, RecipeError
-from torchpickle import CheckpointError, load_state_dict
+from torchpickle import load_state_dict
 
 PROGRAM = "pth2facet"
-USER_ERROR_STATUS = 2  # the status argparse uses for usage errors
 
 
 def _describe_recipe(name, recipe):
@@ -53,10 +52,6 @@ def _argument_parser():
     return parser
 
 
-def _source_entry(path):
-    return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-
-
 # Upstream checkpoints that are indistinguishable by their keys and shapes (weights/manifest):
 # their sha256 tells which recipe they need, so a wrong pairing is caught before it converts.
 KNOWN_CHECKPOINTS = {
@@ -78,9 +73,11 @@ def check_known_pairing(recipe, sources):
 def convert(recipe, input_paths, out_path):
     """Convert `input_paths` with `recipe` and write the result to `out_path`; returns the
     number of tensors written."""
-    sources = [_source_entry(path) for path in input_paths]
+    contents = [read_regular_file(path, what="checkpoint") for path in input_paths]
+    sources = [{"file": path.name, "sha256": hashlib.sha256(data).hexdigest()}
+               for path, data in zip(input_paths, contents)]
     check_known_pairing(recipe, sources)
-    checkpoints = [Checkpoint(str(path), load_state_dict(path)) for path in input_paths]
+    checkpoints = [Checkpoint(str(path), load_state_dict(path, data)) for path, data in zip(input_paths, contents)]
     model_metadata, tensors = recipe.convert(checkpoints)
     metadata = {
         "format": "facet",
@@ -92,10 +89,6 @@ def convert(recipe, input_paths, out_path):
     return len(tensors)
 
 
-def _describe_os_error(error):
-    return f"{error.filename}: {error.strerror}" if error.filename else str(error)
-
-
 def main(argv=None):
     parser = _argument_parser()
     args = parser.parse_args(argv)
@@ -103,19 +96,8 @@ def main(argv=None):
     if len(args.inputs) != len(recipe.inputs):
         parser.error(f"recipe {recipe.name} takes {len(recipe.inputs)} input(s): "
                      f"{' '.join(recipe.inputs)}; got {len(args.inputs)}")
-    try:
-        tensor_count = convert(recipe, args.inputs, args.out)
-    except (CheckpointError, RecipeError, GraphError) as error:
-        return _report_error(str(error))
-    except OSError as error:
-        return _report_error(_describe_os_error(error))
-    print(f"{PROGRAM}: wrote {args.out} ({recipe.name}, {tensor_count} tensors)")
-    return 0
-
-
-def _report_error(message):
-    print(f"{PROGRAM}: error: {message}", file=sys.stderr)
-    return USER_ERROR_STATUS
+    return run_converter(PROGRAM, args.inputs, args.out,
+                         lambda: f"{recipe.name}, {convert(recipe, args.inputs, args.out)} tensors")
 
 
 if __name__ == "__main__":

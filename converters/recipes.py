@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import meshgen
+from cli import ConverterError
 from facetgraph import GraphBuilder, window_count
 
 BATCHNORM_EPS = 1e-5  # nn.BatchNorm2d's default; a state dict does not record it
@@ -21,8 +22,9 @@ LEAKY_RELU_0_1 = {"kind": "leaky_relu", "slope": 0.1}
 NO_ACTIVATION = {"kind": "none"}
 
 
-class RecipeError(ValueError):
+class RecipeError(ConverterError):
     """A checkpoint that does not fit the recipe; the message names the checkpoint and key."""
+    names_file = True
 
 
 @dataclass(frozen=True)
@@ -491,7 +493,7 @@ class _StateDictGraph(GraphBuilder):
     def __init__(self, state_dict, input_name, input_shape):
         super().__init__()
         self.state_dict = state_dict
-        self.values[input_name] = list(input_shape)
+        self.define_value(input_name, input_shape)
 
     def conv(self, module, source, stride, padding, batchnorm=None, groups=1, activated=True, prefix=""):
         weight = self.state_dict[f"{prefix}{module}.weight"]

@@ -24,7 +24,8 @@ then a 7x7 average pool with stride 2 (valid: 7x7 -> 1x1) and fc 256 -> 136. The
 Every manifest entry is checked: known keys only, the expected names, shapes and dtypes, uint8
 quantisation (dequantised as q * scale + min, as TF.js does, in double then rounded to float32) or
 plain float32, and the shards' sizes against the byte counts the entries add up to. Anything else
-is refused, naming the entry.
+is refused, naming the entry. A shard must be a regular file in the manifest's folder once its links
+are resolved, listed once; no more of it is read than the manifest's entries take.
 
 Exit status: 0 on success, 2 for anything wrong with the command line or the model, reported on one
 line as "tfjs2facet: error: ..." with no traceback.
@@ -34,12 +35,15 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from facetgraph import GraphBuilder, GraphError, run_converter, same_pads, window_count, write_graph_file
+from cli import open_regular_file, read_regular_file, run_converter
+from facetfile import MAX_DIM, MAX_FILE_SIZE
+from facetgraph import GraphBuilder, GraphError, same_pads, window_count, write_graph_file
 
 PROGRAM = "tfjs2facet"
 
@@ -53,6 +57,9 @@ POINTS = 68
 MANIFEST_GROUP_KEYS = {"paths", "weights"}
 MANIFEST_ENTRY_KEYS = {"name", "shape", "dtype", "quantization"}
 QUANTIZATION_KEYS = {"dtype", "scale", "min"}
+MAX_MANIFEST_BYTES = 16 << 20  # face_landmark_68's is 8 KB
+# A model's weights cannot be more than a facet file holds: the shards a manifest lists together.
+MAX_WEIGHT_BYTES = MAX_FILE_SIZE
 
 
 class ConversionError(GraphError):
@@ -106,11 +113,14 @@ def _entry_layout(entry, index):
     where = f"tensor {name}"
     _check_keys(where, entry, MANIFEST_ENTRY_KEYS, {"name", "shape", "dtype"})
     shape = entry["shape"]
-    if not isinstance(shape, list) or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in shape):
-        raise ConversionError(f"{where} has shape {shape!r}, expected a list of positive whole numbers")
+    if not isinstance(shape, list) or any(not isinstance(d, int) or isinstance(d, bool) or not 1 <= d <= MAX_DIM
+                                          for d in shape):
+        raise ConversionError(f"{where} has shape {shape!r}, expected a list of whole numbers in [1, {MAX_DIM}]")
     if entry["dtype"] != "float32":
         raise ConversionError(f"{where} has dtype {entry['dtype']!r}; face_landmark_68's tensors are float32")
     count = math.prod(shape)
+    if count * 4 > MAX_WEIGHT_BYTES:
+        raise ConversionError(f"{where} has shape {shape}: {count * 4} bytes of float32, more than a facet file holds")
     quantization = entry.get("quantization")
     if quantization is None:
         return name, shape, count * 4, lambda raw: np.frombuffer(raw, dtype="<f4").astype(np.float32)
@@ -128,36 +138,56 @@ def _entry_layout(entry, index):
     return name, shape, count, lambda raw: (np.frombuffer(raw, dtype=np.uint8) * float(scale) + float(minimum)).astype(np.float32)
 
 
-def _shard_path(manifest_path, shard, group):
-    if not isinstance(shard, str) or not shard or "/" in shard or "\\" in shard or shard in (".", ".."):
+def _open_shard(folder, shard, group, opened):
+    """The shard file `shard` of weights group `group`, open: a plain file name whose target, links
+    resolved, is a regular file inside `folder` (the manifest's, resolved) and no shard opened before
+    (`opened`: the resolved paths so far)."""
+    if not isinstance(shard, str) or not shard or any(c in shard for c in "/\\\0") or shard in (".", ".."):
         raise ConversionError(f"weights group {group}: path {shard!r} is not a file name beside the manifest")
-    return manifest_path.parent / shard
+    target = os.path.realpath(os.path.join(folder, shard))
+    if os.path.commonpath([folder, target]) != folder:
+        raise ConversionError(f"weights group {group}: shard {shard} is a link to {target}, outside the model's "
+                              f"folder {folder}")
+    if target in opened:
+        raise ConversionError(f"weights group {group}: shard {shard} is listed twice (or is a link to another shard)")
+    opened.add(target)
+    try:
+        return open_regular_file(target, "shard", follow_links=False)
+    except OSError as error:
+        raise ConversionError(f"weights group {group}: shard {shard}: {error.strerror}") from None
 
 
 def read_tfjs_weights(manifest_path):
     """{name: float32 array in TF.js layout} from a TF.js weights manifest and its .bin shards, and the
-    files read (for the facet file's `source`). Every entry and byte count is checked."""
+    files read as the facet file's `source` ({"file", "sha256"}). Every entry and byte count is checked
+    before the shards are read."""
     manifest_path = Path(manifest_path)
+    raw_manifest = read_regular_file(manifest_path, MAX_MANIFEST_BYTES, "manifest")
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = json.loads(raw_manifest.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ConversionError(f"the manifest is not UTF-8 JSON: {error}") from None
+    except RecursionError:
+        raise ConversionError("the manifest's JSON nests too deeply to be a TF.js manifest") from None
     if not isinstance(manifest, list) or not manifest:
         raise ConversionError("the manifest is not a non-empty JSON array of weight groups")
-    tensors, files = {}, [manifest_path]
+    folder = os.path.realpath(manifest_path.parent)
+    tensors, sources, opened, weight_bytes = {}, [_source(manifest_path.name, raw_manifest)], set(), 0
     for group_index, group in enumerate(manifest):
         _check_keys(f"weights group {group_index}", group, MANIFEST_GROUP_KEYS, MANIFEST_GROUP_KEYS)
         if not isinstance(group["paths"], list) or not group["paths"]:
             raise ConversionError(f"weights group {group_index}: paths is not a non-empty list")
         if not isinstance(group["weights"], list):
             raise ConversionError(f"weights group {group_index}: weights is not a list")
-        shards = [_shard_path(manifest_path, shard, group_index) for shard in group["paths"]]
-        files += shards
+        layouts = [_entry_layout(entry, index) for index, entry in enumerate(group["weights"])]
+        needed = sum(size for _, _, size, _ in layouts)
+        weight_bytes += needed
+        if weight_bytes > MAX_WEIGHT_BYTES:
+            raise ConversionError(f"the manifest's tensors take {weight_bytes} bytes, more than a facet file holds")
         # A group's tensors run back to back through its shards, as if they were one file.
-        data = b"".join(shard.read_bytes() for shard in shards)
+        data = _read_shards(folder, group["paths"], group_index, needed, opened, sources)
         offset = 0
-        for index, entry in enumerate(group["weights"]):
-            name, shape, size, decode = _entry_layout(entry, index)
+        for name, shape, size, decode in layouts:
             if name in tensors:
                 raise ConversionError(f"tensor {name} appears twice in the manifest")
             if offset + size > len(data):
@@ -165,10 +195,32 @@ def read_tfjs_weights(manifest_path):
                                       f"{group_index} ({', '.join(map(str, group['paths']))}) hold {len(data)}: truncated")
             tensors[name] = decode(data[offset:offset + size]).reshape(shape)
             offset += size
-        if offset != len(data):
-            raise ConversionError(f"the shards of group {group_index} hold {len(data)} bytes, its tensors "
-                                  f"take {offset}: {len(data) - offset} bytes left over")
-    return tensors, files
+    return tensors, sources
+
+
+def _read_shards(folder, paths, group, needed, opened, sources):
+    """The bytes of a group's shards, one after another: refused when they hold more than the `needed`
+    bytes its tensors take, before any is read (so never more than the manifest says is read)."""
+    files = []
+    try:
+        for shard in paths:
+            files.append(_open_shard(folder, shard, group, opened))
+        held = sum(os.fstat(file.fileno()).st_size for file in files)
+        if held > needed:
+            raise ConversionError(f"the shards of group {group} hold {held} bytes, its tensors take {needed}: "
+                                  f"{held - needed} bytes left over")
+        chunks = []
+        for shard, file in zip(paths, files):
+            chunks.append(file.read(needed - sum(map(len, chunks))))
+            sources.append(_source(shard, chunks[-1]))
+        return b"".join(chunks)
+    finally:
+        for file in files:
+            file.close()
+
+
+def _source(name, data):
+    return {"file": name, "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def check_architecture(tensors):
@@ -195,7 +247,7 @@ class TfjsGraph(GraphBuilder):
     def __init__(self, input_name, input_shape):
         super().__init__()
         self.input_name = input_name
-        self.values[input_name] = list(input_shape)
+        self.define_value(input_name, input_shape)
 
     def _add(self, op, name, inputs, shape, **fields):
         self.add_op(op, name, name, shape, **({"input": inputs[0]} if len(inputs) == 1 else {"inputs": list(inputs)}),
@@ -290,10 +342,9 @@ def build_graph(tensors):
 
 def convert(manifest_path, out_path, crop_margin=0.0):
     """Convert the model at `manifest_path` into `out_path`; returns (op count, tensor count)."""
-    tensors, files = read_tfjs_weights(manifest_path)
+    tensors, source = read_tfjs_weights(manifest_path)
     check_architecture(tensors)
     graph, facet_tensors = build_graph(tensors)
-    source = [{"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()} for path in files]
     input_spec = {"color": "rgb", "mean": MEAN_RGB, "scale": [1 / 255] * 3}
     write_graph_file(out_path, PROGRAM, source, input_spec, graph, facet_tensors,
                      extra={"landmarks": {"crop_margin": crop_margin}})
@@ -325,7 +376,11 @@ def _argument_parser():
 
 def main(argv=None):
     args = _argument_parser().parse_args(argv)
-    return run_converter(PROGRAM, args.manifest, args.out, lambda: convert(args.manifest, args.out, args.crop_margin))
+
+    def convert_call():
+        op_count, tensor_count = convert(args.manifest, args.out, args.crop_margin)
+        return f"{op_count} ops, {tensor_count} tensors"
+    return run_converter(PROGRAM, [args.manifest], args.out, convert_call)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,16 @@ torch.save has written two layouts:
 Unpickling runs whatever callables the pickle names, so a checkpoint from the internet could
 run any code. Both layouts are therefore read with an unpickler that resolves only the few
 names a state dict is built from and refuses everything else before it can be called.
+
+Sizes are checked before memory is spent on them: a storage's bytes against the file or the zip
+record's declared size (zipfile then inflates no further), only the storages the state dict's tensors
+use are read, and the state dict's tensors may hold no more than a facet file can (2 GiB), whatever
+sizes and strides (a zero stride repeats one element without end) a tiny file declares.
 """
 
 import collections
 import io
+import math
 import pickle
 import struct
 import zipfile
@@ -25,9 +31,17 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cli import ConverterError, read_regular_file
+from facetfile import MAX_DIM, MAX_FILE_SIZE
 
-class CheckpointError(ValueError):
+# The most storage bytes and tensor bytes read from one checkpoint: what a facet file can hold.
+MAX_CHECKPOINT_DATA_BYTES = MAX_FILE_SIZE
+MAX_PICKLE_BYTES = 64 << 20  # a state dict's pickle: a few KB a tensor
+
+
+class CheckpointError(ConverterError):
     """A checkpoint that cannot, or must not, be read. The message names the file."""
+    names_file = True
 
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
@@ -142,8 +156,8 @@ def _unpickle(file, checkpoint, storages):
 # refers to (storage key -> 1-D array in native byte order).
 
 
-def _load_legacy(path):
-    with open(path, "rb") as file:
+def _load_legacy(path, data):
+    with io.BytesIO(data) as file:
         magic_number = _unpickle(file, path, {})
         protocol_version = _unpickle(file, path, {})
         sys_info = _unpickle(file, path, {})
@@ -157,6 +171,7 @@ def _load_legacy(path):
         stored_keys = _unpickle(file, path, {})
         if not (isinstance(stored_keys, list) and all(isinstance(key, str) for key in stored_keys)):
             raise CheckpointError(f"checkpoint {path} is damaged: its list of storages is malformed")
+        _check_storage_total(path, [storages[key] for key in stored_keys if key in storages])
         elements = {key: _read_legacy_storage(file, path, storages.get(key), byte_order)
                     for key in stored_keys}
     missing = storages.keys() - elements.keys()
@@ -177,33 +192,59 @@ def _read_legacy_storage(file, path, storage, byte_order):
 
 
 def _read_exactly(file, size, path):
-    data = file.read(size)
+    data = file.read(size)  # a BytesIO: reads what is there, allocates no more
     if len(data) != size:
         raise CheckpointError(f"checkpoint {path} is truncated")
     return data
 
 
-def _load_zip(path):
+def _load_zip(path, data):
+    """The unpickled object, and a function reading the elements of the storages it names."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            prefix = _zip_archive_prefix(archive, path)
-            storages = {}
-            root = _unpickle(io.BytesIO(archive.read(prefix + "data.pkl")), path, storages)
-            byte_order = _zip_byte_order(archive, prefix)
-            elements = {key: _read_zip_storage(archive, prefix, path, storage, byte_order)
-                        for key, storage in storages.items()}
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        prefix = _zip_archive_prefix(archive, path)
+        storages = {}
+        root = _unpickle(io.BytesIO(_read_zip_record(archive, path, prefix + "data.pkl", MAX_PICKLE_BYTES)),
+                         path, storages)
+        byte_order = _zip_byte_order(archive, path, prefix)
     except CheckpointError:
         raise
     except Exception as error:  # zipfile reports damage in many ways: BadZipFile, zlib.error, ...
-        raise CheckpointError(f"checkpoint {path} is a damaged zip file: "
-                              f"{type(error).__name__}: {error}") from None
-    return root, elements
+        raise _damaged_zip(path, error) from None
+
+    def read_storages(used):
+        _check_storage_total(path, used)
+        try:
+            return {storage.key: _read_zip_storage(archive, prefix, path, storage, byte_order) for storage in used}
+        except CheckpointError:
+            raise
+        except Exception as error:
+            raise _damaged_zip(path, error) from None
+    return root, read_storages
 
 
-def _starts_like_zip(path):
-    # Every torch.save zip starts with a local file header; a legacy file starts with a pickle.
-    with open(path, "rb") as file:
-        return file.read(4) == b"PK\x03\x04"
+def _damaged_zip(path, error):
+    return CheckpointError(f"checkpoint {path} is a damaged zip file: {type(error).__name__}: {error}")
+
+
+def _read_zip_record(archive, path, record, size):
+    """The bytes of `record`, which must declare `size` bytes at most: zipfile inflates no further
+    than a record declares, so a small record cannot inflate to gigabytes."""
+    try:
+        declared = archive.getinfo(record).file_size
+    except KeyError:
+        raise CheckpointError(f"checkpoint {path} is damaged: record {record} is missing") from None
+    if declared > size:
+        raise CheckpointError(f"checkpoint {path} is damaged: record {record} declares {declared} bytes, "
+                              f"at most {size} expected")
+    return archive.read(record)
+
+
+def _check_storage_total(path, storages):
+    total = sum(_storage_nbytes(storage) for storage in storages)
+    if total > MAX_CHECKPOINT_DATA_BYTES:
+        raise CheckpointError(f"checkpoint {path}: its tensors' storages hold {total} bytes, more than the "
+                              f"{MAX_CHECKPOINT_DATA_BYTES} a facet file can")
 
 
 def _zip_archive_prefix(archive, path):
@@ -216,18 +257,15 @@ def _zip_archive_prefix(archive, path):
     return data_pickles[0][:-len("data.pkl")]
 
 
-def _zip_byte_order(archive, prefix):
+def _zip_byte_order(archive, path, prefix):
     if prefix + "byteorder" not in archive.namelist():
         return "<"
-    return ">" if archive.read(prefix + "byteorder").strip() == b"big" else "<"
+    return ">" if _read_zip_record(archive, path, prefix + "byteorder", len("little\n")).strip() == b"big" else "<"
 
 
 def _read_zip_storage(archive, prefix, path, storage, byte_order):
     record = f"{prefix}data/{storage.key}"
-    try:
-        raw = archive.read(record)
-    except KeyError:
-        raise CheckpointError(f"checkpoint {path} is damaged: record {record} is missing") from None
+    raw = _read_zip_record(archive, path, record, _storage_nbytes(storage))
     if len(raw) != _storage_nbytes(storage):
         raise CheckpointError(f"checkpoint {path} is damaged: record {record} has {len(raw)} bytes, "
                               f"its tensors expect {_storage_nbytes(storage)}")
@@ -250,8 +288,9 @@ def _decode_elements(raw, storage_type, byte_order):
 # From the unpickled object to a state dict of arrays.
 
 
-def load_state_dict(path):
-    """The state dict in the checkpoint at `path` as {key: np.ndarray}, in the checkpoint's order.
+def load_state_dict(path, data=None):
+    """The state dict in the checkpoint at `path` (whose bytes are `data`, when already read) as
+    {key: np.ndarray}, in the checkpoint's order.
 
     A checkpoint holding {"state_dict": ..., ...} yields that entry. One holding several networks'
     state dicts beside bookkeeping, as a training script saves networks trained together
@@ -261,23 +300,36 @@ def load_state_dict(path):
     nn.DataParallel) is stripped from every key. Arrays keep the tensor's element type, except
     bfloat16, which becomes float32. Raises CheckpointError for unreadable or unsafe files."""
     path = str(path)
-    root, elements = _load_zip(path) if _starts_like_zip(path) else _load_legacy(path)
+    if data is None:
+        data = read_regular_file(path, what="checkpoint")
+    # Every torch.save zip starts with a local file header; a legacy file starts with a pickle.
+    if data.startswith(b"PK\x03\x04"):
+        root, read_storages = _load_zip(path, data)
+    else:
+        root, legacy_elements = _load_legacy(path, data)
+        read_storages = lambda used: legacy_elements  # noqa: E731 (all read already, within the file's bytes)
     state_dict = root["state_dict"] if isinstance(root, dict) and "state_dict" in root else root
     if _holds_state_dicts(state_dict):
         state_dict = {f"{entry}.{key}": tensor for entry, network in state_dict.items()
                       if isinstance(entry, str) and _is_state_dict(network) for key, tensor in network.items()}
     if not isinstance(state_dict, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state_dict).__name__}, not a state dict")
-    arrays = {}
+    tensors = {}
     for key, value in state_dict.items():
         name = _strip_module_prefix(key, path)
-        if name in arrays:
+        if name in tensors:
             raise CheckpointError(f"checkpoint {path} has key {name} both with and without 'module.'")
         if not isinstance(value, _TensorRef):
             raise CheckpointError(f"checkpoint {path}: state dict entry {key} is a "
                                   f"{type(value).__name__}, not a tensor")
-        arrays[name] = _to_array(value, elements[value.storage.key], name, path)
-    return arrays
+        _check_view(value, name, path)
+        tensors[name] = value
+    tensor_bytes = sum(_view_nbytes(tensor) for tensor in tensors.values())
+    if tensor_bytes > MAX_CHECKPOINT_DATA_BYTES:
+        raise CheckpointError(f"checkpoint {path}: its tensors hold {tensor_bytes} bytes, more than the "
+                              f"{MAX_CHECKPOINT_DATA_BYTES} a facet file can")
+    elements = read_storages(list({tensor.storage.key: tensor.storage for tensor in tensors.values()}.values()))
+    return {name: _to_array(tensor, elements[tensor.storage.key]) for name, tensor in tensors.items()}
 
 
 def _is_state_dict(value):
@@ -296,22 +348,41 @@ def _strip_module_prefix(key, path):
     return key[len("module."):] if key.startswith("module.") else key
 
 
-def _to_array(tensor, elements, name, path):
-    """A C-ordered copy of the strided view `tensor` describes into `elements`, after checking
-    that the view stays inside them (a crafted file must not make NumPy read outside)."""
+MAX_TENSOR_RANK = 32  # NumPy's own limit is 64; no network's parameters come near either
+
+
+def _check_view(tensor, name, path):
+    """The strided view `tensor` describes stays inside its storage (a crafted file must not make NumPy
+    read outside)."""
     size, stride, offset = tensor.size, tensor.stride, tensor.offset
-    if not (len(size) == len(stride) and _are_non_negative_ints(size)
+    if not (len(size) == len(stride) <= MAX_TENSOR_RANK and _are_non_negative_ints(size)
             and _are_non_negative_ints(stride) and _are_non_negative_ints([offset])):
         raise CheckpointError(f"checkpoint {path}: tensor {name} has a malformed size {size}, "
                               f"stride {stride} or offset {offset}")
+    if max(size, default=0) > MAX_DIM:
+        raise CheckpointError(f"checkpoint {path}: tensor {name} has size {size}, a dim over facet's limit of {MAX_DIM}")
+    if 0 in size:
+        return
+    last_index = offset + sum((n - 1) * step for n, step in zip(size, stride))
+    if last_index >= tensor.storage.numel:
+        raise CheckpointError(f"checkpoint {path}: tensor {name} reaches element {last_index} of a "
+                              f"storage of {tensor.storage.numel}")
+
+
+def _view_nbytes(tensor):
+    """The bytes of the array `tensor` becomes: as many elements as its size says, whatever its strides."""
+    itemsize = np.dtype(tensor.storage.storage_type.element_type).itemsize
+    return math.prod(tensor.size) * max(itemsize, 4)  # bfloat16 and half become float32 in the recipes
+
+
+def _to_array(tensor, elements):
+    """A C-ordered copy of the strided view `tensor` describes into `elements` (checked by _check_view)."""
+    size, stride, offset = tensor.size, tensor.stride, tensor.offset
     if 0 in size:
         return np.zeros(size, dtype=elements.dtype)
-    last_index = offset + sum((n - 1) * step for n, step in zip(size, stride))
-    if last_index >= len(elements):
-        raise CheckpointError(f"checkpoint {path}: tensor {name} reaches element {last_index} of a "
-                              f"storage of {len(elements)}")
+    # A dim of size 1 is never stepped over: its stride, however large, does not matter.
     view = np.lib.stride_tricks.as_strided(
-        elements[offset:], shape=size, strides=[step * elements.itemsize for step in stride],
+        elements[offset:], shape=size, strides=[step * elements.itemsize if n > 1 else 0 for n, step in zip(size, stride)],
         writeable=False)
     return view.copy(order="C")
 

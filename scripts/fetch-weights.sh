@@ -61,7 +61,8 @@ convert_onnx() {
   local out="weights/$1.facet" input
   input="$(fetch "$2")"; shift 2
   if [ -f "$out" ]; then
-    for dependency in "$input" converters/onnx2facet.py converters/onnxproto.py converters/facetgraph.py converters/facetfile.py; do
+    for dependency in "$input" converters/onnx2facet.py converters/onnxproto.py converters/facetgraph.py converters/facetfile.py \
+        converters/cli.py; do
       [ "$out" -nt "$dependency" ] || { rm -f "$out"; break; }
     done
   fi
@@ -86,7 +87,7 @@ convert_faceapi() {
     tar -xzf "$tarball" -C "$(dirname "$package")" && touch "$package"
   fi
   if [ -f "$out" ]; then
-    for dependency in "$package" converters/tfjs2facet.py converters/facetgraph.py converters/facetfile.py; do
+    for dependency in "$package" converters/tfjs2facet.py converters/facetgraph.py converters/facetfile.py converters/cli.py; do
       [ "$out" -nt "$dependency" ] || { rm -f "$out"; break; }
     done
   fi

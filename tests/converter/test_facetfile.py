@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 import support  # noqa: F401  (makes converters/ importable)
-from facetfile import read_facet, write_facet
+from facetfile import FacetFileError, read_facet, write_facet
 
 # The header as FORMAT.md lays it out, restated here so the test does not trust the writer.
 HEADER = struct.Struct("<8sIIQQQQIIQ")
@@ -157,6 +157,18 @@ class FacetFileTest(unittest.TestCase):
     def test_writer_refuses_other_dtypes(self):
         with self.assertRaisesRegex(ValueError, r"tensor x is float64; only float32"):
             write_facet(self.directory / "x.facet", METADATA, {"x": np.zeros(3)})
+
+    def test_writer_refuses_what_the_loader_refuses(self):
+        out = self.directory / "refused.facet"
+        too_long = np.broadcast_to(np.float32(0), (1 << 30) + 1)  # no memory behind it: a zero stride
+        cases = [({"w": np.array([1.0, np.inf], np.float32)}, METADATA, "tensor w holds NaN or infinity"),
+                 ({"w": too_long}, METADATA, r"tensor w has shape \(1073741825,\); the format needs 0 \.\. 8 dims, "
+                                             r"each in \[1, 1073741824\]"),
+                 ({}, {"slope": float("nan")}, "the metadata holds NaN or infinity")]
+        for tensors, metadata, message in cases:
+            with self.subTest(message=message), self.assertRaisesRegex(FacetFileError, message):
+                write_facet(out, metadata, tensors)
+            self.assertFalse(out.exists())
 
     def test_int32_tensors_round_trip_with_dtype_code_4(self):
         path = self.directory / "ints.facet"

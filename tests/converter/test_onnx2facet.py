@@ -142,7 +142,7 @@ class RefusalTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.onnx"
             path.write_bytes(model_bytes)
-            result = run_onnx2facet("--out", Path(tmp) / "out.facet", path)
+            result = run_onnx2facet("--raw-pixels", "--out", Path(tmp) / "out.facet", path)
             self.assertFalse((Path(tmp) / "out.facet").exists())
         self.assertEqual(result.returncode, 2, result.stderr)
         self.assertEqual(result.stdout, "")
@@ -191,7 +191,8 @@ class PfldTest(unittest.TestCase):
     def test_converts_to_a_loadable_graph(self):
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "pfld.facet"
-            result = run_onnx2facet("--out", out, "--mean", "127.5,127.5,127.5", "--scale", "0.0078431373,0.0078431373,0.0078431373",
+            result = run_onnx2facet("--out", out, "--color", "rgb", "--mean", "127.5,127.5,127.5",
+                                    "--scale", "0.0078431373,0.0078431373,0.0078431373",
                                     PFLD)
             self.assertEqual(result.returncode, 0, result.stderr)
             metadata, tensors = read_facet(out)

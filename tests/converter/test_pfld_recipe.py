@@ -4,13 +4,15 @@ auxiliary net, or the backbone's state dict) become facet graphs with folded Bat
 adds where the layout has them and the multi-scale branch; checkpoints that do not fit are refused
 by key. (Parity of the converted network with PyTorch: tests/test_pfld.cpp.)"""
 
+import tempfile
 import unittest
+from pathlib import Path
 
 import numpy as np
 
 import support  # noqa: F401  (makes converters/ importable)
 
-from facetgraph import GraphError
+from facetfile import FacetFileError, write_facet
 from recipes import (PFLD_BOTTLENECKS, RECIPES, Checkpoint, RecipeError, fold_batchnorm, pfld_auxiliary_shapes,
                      pfld_backbone_shapes)
 
@@ -130,10 +132,13 @@ class PfldRefusalsTest(unittest.TestCase):
                             "it holds no auxiliary net (a training checkpoint has 'plfd_backbone' and 'auxiliarynet'); "
                             "recipe pfld converts the landmarks alone")
 
-    def test_nan_weight(self):
+    def test_nan_weight_is_not_written(self):
         weight = np.full((64, 3, 3, 3), np.nan, np.float32)
-        with self.assertRaisesRegex(GraphError, "tensor plfd_backbone.conv1.weight holds NaN or infinity"):
-            convert(PFLD, synthetic_state_dict(**{"plfd_backbone.conv1.weight": weight}))
+        metadata, tensors = convert(PFLD, synthetic_state_dict(**{"plfd_backbone.conv1.weight": weight}))
+        with tempfile.TemporaryDirectory() as tmp:
+            with self.assertRaisesRegex(FacetFileError, "tensor plfd_backbone.conv1.weight holds NaN or infinity"):
+                write_facet(Path(tmp) / "out.facet", metadata, tensors)
+            self.assertFalse((Path(tmp) / "out.facet").exists())
 
     def test_checkpoint_of_another_model(self):
         self.assert_refused(PFLD, {"body.stage1.0.0.weight": np.zeros((8, 3, 3, 3), np.float32)},
