@@ -1,8 +1,10 @@
 // The per-frame path allocates nothing once warm: global operator new is counted here.
 #include <doctest/doctest.h>
 #include <facet/facet.hpp>
+#include <facet/io/y4m.hpp>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <new>
 
@@ -10,13 +12,20 @@
 
 namespace {
 std::atomic<long> g_allocations{0};
+std::atomic<std::size_t> g_largest_allocation{0}; // since a test last reset it
+
+void note_allocation(std::size_t size) {
+    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    std::size_t largest = g_largest_allocation.load(std::memory_order_relaxed);
+    while (size > largest && !g_largest_allocation.compare_exchange_weak(largest, size, std::memory_order_relaxed)) {}
+}
 } // namespace
 
 // Replacing the global allocation functions counts every new in the program (this test binary).
 // They pair malloc with free, which GCC cannot see through the replacement and warns about.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(std::size_t size) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    note_allocation(size);
     if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
     throw std::bad_alloc();
 }
@@ -29,7 +38,7 @@ void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 // sized delete above): AddressSanitizer brings its own nothrow new, whose memory free() must not
 // release (alloc-dealloc-mismatch).
 void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    note_allocation(size);
     return std::malloc(size == 0 ? 1 : size);
 }
 void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept { return operator new(size, tag); }
@@ -83,4 +92,17 @@ TEST_CASE("GraphExecutor::run allocates nothing once warm (PFLD-GhostOne, 1 and 
         CHECK(g_allocations.load() - before == 0);
         CHECK(net.scratch_floats() == scratch);
     }
+}
+
+TEST_CASE("Y4mReader: a header and a FRAME marker alone do not allocate the frame they announce") {
+    // 10000 x 10000 in 4:4:4 announces 300 MB a frame; 1000 bytes arrive.
+    std::string stream = "YUV4MPEG2 W10000 H10000 C444\nFRAME\n" + std::string(1000, '\x80');
+    std::FILE* f = fmemopen(stream.data(), stream.size(), "rb");
+    REQUIRE(f != nullptr);
+    g_largest_allocation = 0;
+    facet::Image frame;
+    facet::Y4mReader reader(f, "big.y4m");
+    CHECK_THROWS_WITH_AS(reader.read(frame), "big.y4m: truncated frame", facet::Error);
+    std::fclose(f);
+    CHECK(g_largest_allocation.load() <= (std::size_t(2) << 20)); // one chunk (1 MiB), grown at most once
 }

@@ -73,6 +73,11 @@ TEST_CASE("Y4M: bad streams are refused with the reason") {
     CHECK_THROWS_WITH_AS(read_first_frame("YUV4MPEG2 W4 H4 C422\n"), doctest::Contains("colour space C422 is not supported"), Error);
     CHECK_THROWS_WITH_AS(read_first_frame("YUV4MPEG2 W4 H4 It\n"), "clip.y4m: interlaced video is not supported", Error);
     CHECK_THROWS_WITH_AS(read_first_frame("YUV4MPEG2 W4 H4\nFRAME\nabc"), "clip.y4m: truncated frame", Error);
+    // Data where a FRAME marker should be (it said "header line too long" before).
+    CHECK_THROWS_WITH_AS(read_first_frame("YUV4MPEG2 W4 H4\n" + std::string(2000, 'x')),
+                         doctest::Contains("clip.y4m: expected a FRAME marker, found other data"), Error);
+    CHECK_THROWS_WITH_AS(read_first_frame("YUV4MPEG2 W4 H4\nFRAME" + std::string(2000, ' ')),
+                         "clip.y4m: FRAME marker line longer than 1024 bytes", Error);
     CHECK_THROWS_WITH_AS(read_first_frame("YUV4MPEG2 W99999 H4\n"), doctest::Contains("larger than facet's limit"), Error);
     CHECK_THROWS_WITH_AS(read_first_frame("YUV4MPEG2 W-4 H4\n"), doctest::Contains("bad frame size"), Error);
     CHECK_THROWS_WITH_AS(read_first_frame("YUV4MPEG2 W4 H4\n"), "no frame", Error); // a clean end of stream

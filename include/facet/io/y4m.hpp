@@ -21,7 +21,7 @@ class Y4mReader {
 public:
     // Reads the stream header from `in` (not owned); throws on a malformed or unsupported header.
     explicit Y4mReader(std::FILE* in, std::string name = "stdin") : in_(in), name_(std::move(name)) {
-        const std::string header = read_line(64 * 1024);
+        const std::string header = read_line(64 * 1024, "header");
         if (header.rfind("YUV4MPEG2", 0) != 0) fail("not a YUV4MPEG2 stream");
         std::string chroma = "420jpeg";
         for (std::size_t p = header.find(' '); p != std::string::npos;) {
@@ -65,12 +65,22 @@ public:
         const int first = std::fgetc(in_);
         if (first == EOF) return false;
         std::ungetc(first, in_);
-        const std::string marker = read_line(1024);
-        if (marker.rfind("FRAME", 0) != 0) fail("expected FRAME, stream corrupt");
-        // Allocated at the first frame, not from the header alone: a few header bytes cannot make
-        // the reader allocate a frame's memory (up to 400 MB) of a stream that has no frames.
-        plane_.resize(static_cast<std::size_t>(width_) * height_ + 2 * static_cast<std::size_t>(chroma_w_) * chroma_h_);
-        if (std::fread(plane_.data(), 1, plane_.size(), in_) != plane_.size()) fail("truncated frame");
+        char marker[5];
+        if (std::fread(marker, 1, 5, in_) != 5 || std::string(marker, 5) != "FRAME")
+            fail("expected a FRAME marker, found other data (a frame of the wrong size before it, or a corrupt stream)");
+        read_line(1024, "FRAME marker"); // its parameters, if any: not needed to decode
+        // The frame's memory grows with the data that arrives, a chunk at a time: a header and a
+        // FRAME marker alone cannot make the reader allocate a frame (up to 400 MB) that never
+        // comes. Once a frame has been read, the buffer is kept: no allocation per frame.
+        constexpr std::size_t kChunk = std::size_t(1) << 20;
+        const std::size_t frame_bytes = static_cast<std::size_t>(width_) * height_ + 2 * static_cast<std::size_t>(chroma_w_) * chroma_h_;
+        for (std::size_t got = 0; got < frame_bytes;) {
+            const std::size_t want = std::min(kChunk, frame_bytes - got);
+            if (plane_.size() < got + want) plane_.resize(got + want);
+            const std::size_t n = std::fread(plane_.data() + got, 1, want, in_);
+            got += n;
+            if (n < want) fail("truncated frame");
+        }
         out.width = width_;
         out.height = height_;
         out.rgb.resize(static_cast<std::size_t>(width_) * height_ * 3);
@@ -86,11 +96,12 @@ private:
         return std::stoi(v);
     }
 
-    std::string read_line(std::size_t limit) {
+    // A line of at most `limit` bytes; `what` names it in messages.
+    std::string read_line(std::size_t limit, const char* what) {
         std::string line;
         for (int c; (c = std::fgetc(in_)) != '\n';) {
-            if (c == EOF) fail("unexpected end of stream");
-            if (line.size() >= limit) fail("header line too long");
+            if (c == EOF) fail(std::string("unexpected end of stream in the ") + what);
+            if (line.size() >= limit) fail(std::string(what) + " line longer than " + std::to_string(limit) + " bytes");
             line += static_cast<char>(c);
         }
         return line;
