@@ -141,6 +141,10 @@ TEST_CASE("a 68-point model: points in [0, 1] of the crop map to the square arou
     CHECK(crop.side == 30);
     CHECK(crop.x == 5);
     CHECK(crop.y == 5);
+    // An odd side on a half-pixel centre: the square [0, 11) is centred on the box's 5.5; rounding
+    // the centre first (6) and taking 11 / 2 = 5 off it gave [1, 12), a pixel off.
+    CHECK(landmark_crop({0.0f, 0.0f, 11.0f, 11.0f}).x == 0);
+    CHECK(landmark_crop({20.0f, 30.0f, 31.0f, 35.0f}).y == 27); // centre 32.5, side 11: 27.0
     const LandmarkPoints points = landmarker.landmarks(image, box);
     REQUIRE(points.size() == 68);
     for (int i = 0; i < 68; ++i) {
