@@ -100,12 +100,25 @@ constexpr long long kMaxImagePixels = 100'000'000;
 // 8-bit RGB, interleaved, row-major.
 struct Image {
     int width = 0, height = 0;
-    std::vector<std::uint8_t> rgb;
+    std::vector<std::uint8_t> rgb; // the pixels, unless the image is a view
+    // A view's pixels (Image::view), owned by the caller; null when the image owns `rgb`.
+    const std::uint8_t* borrowed = nullptr;
 
     Image() = default;
     Image(int w, int h) : width(w), height(h), rgb(static_cast<std::size_t>(w) * h * 3, 0) {}
+    // An image read in place from w x h RGB pixels, row after row, without a copy (the Python
+    // binding wraps NumPy arrays this way). The caller keeps them alive and unchanged while the
+    // view is in use; a view is read-only (declare it const).
+    static Image view(const std::uint8_t* rgb_pixels, int w, int h) {
+        Image img;
+        img.width = w;
+        img.height = h;
+        img.borrowed = rgb_pixels;
+        return img;
+    }
+    const std::uint8_t* data() const { return borrowed ? borrowed : rgb.data(); }
     std::uint8_t* pixel(int x, int y) { return rgb.data() + (static_cast<std::size_t>(y) * width + x) * 3; }
-    const std::uint8_t* pixel(int x, int y) const { return rgb.data() + (static_cast<std::size_t>(y) * width + x) * 3; }
+    const std::uint8_t* pixel(int x, int y) const { return data() + (static_cast<std::size_t>(y) * width + x) * 3; }
 };
 
 // Float image, `channels` interleaved (for resampling before a network).
@@ -259,13 +272,13 @@ inline Image load_image(const std::string& path) {
 }
 
 inline void write_png(const std::string& path, const Image& img) {
-    if (!stbi_write_png(path.c_str(), img.width, img.height, 3, img.rgb.data(), img.width * 3))
+    if (!stbi_write_png(path.c_str(), img.width, img.height, 3, img.data(), img.width * 3))
         throw Error(path + ": cannot write PNG");
 }
 
 inline ImageF to_float(const Image& img) {
     ImageF out(img.width, img.height, 3);
-    std::transform(img.rgb.begin(), img.rgb.end(), out.data.begin(), [](std::uint8_t v) { return static_cast<float>(v); });
+    std::transform(img.data(), img.data() + out.data.size(), out.data.begin(), [](std::uint8_t v) { return static_cast<float>(v); });
     return out;
 }
 
