@@ -15,6 +15,7 @@
 #include <pybind11/stl.h>
 
 #include <facet/facet.hpp>
+#include <facet/io/y4m.hpp>
 
 namespace py = pybind11;
 
@@ -119,11 +120,17 @@ struct Locked {
     template <class... Args, class = std::enable_if_t<std::is_constructible_v<Detector, Args&&...>>>
     explicit Locked(Args&&... args) : detector(std::forward<Args>(args)...) {}
 
-    std::vector<facet::Face> detect(const py::handle& image, bool bgr) {
-        const ImageArg arg = image_arg(image, bgr);
+    // f(detector) without the GIL, and with the object's lock.
+    template <class F>
+    auto locked(F&& f) {
         py::gil_scoped_release released;
         std::lock_guard<std::mutex> lock(mutex);
-        return detector.detect(arg.image());
+        return f(detector);
+    }
+
+    std::vector<facet::Face> detect(const py::handle& image, bool bgr) {
+        const ImageArg arg = image_arg(image, bgr);
+        return locked([&](Detector& d) { return d.detect(arg.image()); });
     }
 };
 
@@ -151,6 +158,29 @@ void def_detect(py::class_<Locked<Detector>>& cls) {
         .def("clone", [](const Locked<Detector>& self) { return new Locked<Detector>(self.detector.clone()); },
              "Another detector sharing the (immutable) weights, with its own scratch memory: one per thread.");
 }
+
+// A YUV4MPEG2 file and its reader (io/y4m.hpp).
+class Y4mFile {
+public:
+    explicit Y4mFile(const std::string& path) : file_(std::fopen(path.c_str(), "rb")) {
+        if (!file_) throw facet::Error(path + ": cannot open video");
+        try {
+            reader_.emplace(file_, path);
+        } catch (...) {
+            std::fclose(file_);
+            throw;
+        }
+    }
+    ~Y4mFile() { std::fclose(file_); }
+    Y4mFile(const Y4mFile&) = delete;
+    Y4mFile& operator=(const Y4mFile&) = delete;
+
+    facet::Y4mReader& reader() { return *reader_; }
+
+private:
+    std::FILE* file_;
+    std::optional<facet::Y4mReader> reader_;
+};
 
 } // namespace
 
@@ -189,6 +219,26 @@ PYBIND11_MODULE(_facet, m) {
     m.def("load_image", [](const std::string& path) { return image_array(facet::load_image(path)); }, py::arg("path"),
           "load_image(path) -> numpy.ndarray\n\nA PNG or JPEG file as uint8 (H, W, 3) RGB. Raises facet.Error naming the "
           "file and the reason for a missing, corrupt or oversized image.");
+
+    py::class_<Y4mFile>(m, "Y4mReader", R"(Frames of a YUV4MPEG2 (.y4m) video file as RGB arrays.
+
+Y4mReader(path): 8-bit 4:2:0, 4:4:4 or grey, as `ffmpeg -f yuv4mpegpipe` writes. Iterating
+yields uint8 (H, W, 3) RGB frames; read() gives the next one or None at the end. Raises
+facet.Error naming the file for an unreadable, malformed or truncated stream.)")
+        .def(py::init<const std::string&>(), py::arg("path"))
+        .def_property_readonly("width", [](Y4mFile& self) { return self.reader().width(); })
+        .def_property_readonly("height", [](Y4mFile& self) { return self.reader().height(); })
+        .def("read", [](Y4mFile& self) -> std::optional<Pixels> {
+            facet::Image frame;
+            if (!self.reader().read(frame)) return std::nullopt;
+            return image_array(std::move(frame));
+        })
+        .def("__iter__", [](py::object self) { return self; })
+        .def("__next__", [](Y4mFile& self) {
+            facet::Image frame;
+            if (!self.reader().read(frame)) throw py::stop_iteration();
+            return image_array(std::move(frame));
+        });
 
     py::class_<PyRetinaFace> retinaface(m, "RetinaFace", R"(RetinaFace face detector (MobileNet-0.25).
 
@@ -259,13 +309,7 @@ landmarks(image, box) gives the points of the face in box (x1, y1, x2, y2) in im
             [](PyLandmarker& self, const py::handle& image, const py::array_t<float, py::array::forcecast>& box, bool bgr) {
                 const ImageArg arg = image_arg(image, bgr);
                 const std::array<float, 4> b = box_arg(box);
-                facet::LandmarkPoints points;
-                {
-                    py::gil_scoped_release released;
-                    std::lock_guard<std::mutex> lock(self.mutex);
-                    points = self.detector.landmarks(arg.image(), b);
-                }
-                return landmark_array(points);
+                return landmark_array(self.locked([&](facet::FaceLandmarker& d) { return d.landmarks(arg.image(), b); }));
             },
             py::arg("image"), py::arg("box"), py::kw_only(), py::arg("bgr") = false,
             "landmarks(image, box, *, bgr=False) -> numpy.ndarray\n\nfloat32 (points, 2): the landmarks of the face in "
@@ -339,11 +383,7 @@ decode(latent) takes float32 (latent_size,) and returns float32 (vertex_count, 3
                 if (latent.ndim() != 1 || latent.shape(0) != model.latent_size())
                     throw py::value_error("expected a latent code of shape (" + std::to_string(model.latent_size()) + ",)");
                 std::vector<float> vertices(static_cast<std::size_t>(model.vertex_count()) * model.output_channels());
-                {
-                    py::gil_scoped_release released;
-                    std::lock_guard<std::mutex> lock(self.mutex);
-                    self.detector.decode(latent.data(), vertices.data());
-                }
+                self.locked([&](facet::MeshDecoder& d) { d.decode(latent.data(), vertices.data()); });
                 return owning_array(std::move(vertices), {model.vertex_count(), model.output_channels()});
             },
             py::arg("latent"));
@@ -380,15 +420,13 @@ and returns the outputs as float32 arrays in their ONNX shapes.)")
             "run",
             [](PyGraphExecutor& self, const py::handle& image, bool bgr) {
                 const ImageArg arg = image_arg(image, bgr);
-                std::vector<std::vector<float>> outputs;
-                {
-                    py::gil_scoped_release released;
-                    std::lock_guard<std::mutex> lock(self.mutex);
-                    self.detector.set_input(arg.image());
-                    self.detector.run();
-                    for (std::size_t i = 0; i < self.detector.model().outputs().size(); ++i)
-                        outputs.push_back(self.detector.output(i));
-                }
+                std::vector<std::vector<float>> outputs = self.locked([&](facet::GraphExecutor& d) {
+                    d.set_input(arg.image());
+                    d.run();
+                    std::vector<std::vector<float>> values;
+                    for (std::size_t i = 0; i < d.model().outputs().size(); ++i) values.push_back(d.output(i));
+                    return values;
+                });
                 py::list result;
                 for (std::size_t i = 0; i < outputs.size(); ++i) {
                     std::vector<py::ssize_t> shape;

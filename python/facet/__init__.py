@@ -12,7 +12,7 @@ without a copy. Inference releases the GIL: use one detector per thread (``clone
 Errors from facet (a missing model, a corrupt image) raise ``facet.Error``, a RuntimeError.
 """
 from ._facet import (Error, Face, FaceLandmarker, GraphExecutor, GraphModel, HeadPose, MeshDecoder, Mtcnn,
-                     RetinaFace, __version__, align_face, estimate_head_pose, faces_array, isa, load_image)
+                     RetinaFace, Y4mReader, __version__, align_face, estimate_head_pose, faces_array, isa, load_image)
 
 __all__ = ["Error", "Face", "FaceLandmarker", "GraphExecutor", "GraphModel", "HeadPose", "MeshDecoder", "Mtcnn",
-           "RetinaFace", "__version__", "align_face", "estimate_head_pose", "faces_array", "isa", "load_image"]
+           "RetinaFace", "Y4mReader", "__version__", "align_face", "estimate_head_pose", "faces_array", "isa", "load_image"]

@@ -1,5 +1,5 @@
 # Type stubs of the extension module facet._facet (python/facet_module.cpp).
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +20,16 @@ class Face:
 
 def faces_array(faces: Sequence[Face]) -> npt.NDArray[np.float32]: ...  # (N, 15)
 def load_image(path: str) -> npt.NDArray[np.uint8]: ...  # (H, W, 3) RGB
+
+class Y4mReader:
+    def __init__(self, path: str) -> None: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    def read(self) -> Optional[npt.NDArray[np.uint8]]: ...
+    def __iter__(self) -> Iterator[npt.NDArray[np.uint8]]: ...
+    def __next__(self) -> npt.NDArray[np.uint8]: ...
 
 class RetinaFace:
     def __init__(self, model: str, *, score_threshold: float = 0.5, nms_iou: float = 0.4, top_k: int = 5000,

@@ -1,8 +1,8 @@
 """Face records for many images on a Dask cluster.
 
-A Dask bag of image paths goes in; one record per face comes out (image, face index, box, score,
-five landmarks, and with a landmark model the dense landmarks and head pose), written as JSON
-lines. A missing or corrupt image becomes an error record carrying facet's message, never a failed
+A Dask bag of image paths (or of frame ranges of YUV4MPEG2 videos) goes in; one record per face
+comes out (image, frame for a video, face index, box, score, five landmarks, and with a landmark
+model the dense landmarks and head pose), written as JSON lines. A missing or corrupt image becomes an error record carrying facet's message, never a failed
 job. Each worker process (thread, if it runs several) loads each model once, on its first image.
 
     python3 -m facet.batch --scheduler tcp://scheduler:8786 --out faces.jsonl photos/*.jpg
@@ -48,31 +48,61 @@ def _rounded(values) -> list:
     return [round(float(v), 3) for v in values]
 
 
-def image_records(path: str, config: Config) -> List[dict]:
-    """The records of one image: one per face, or one error record."""
+def _face_records(image, source: dict, detector, landmarker) -> List[dict]:
+    records = []
+    for k, face in enumerate(detector.detect(image)):
+        record = {**source, "face": k, "box": _rounded(face.box), "score": round(float(face.score), 5),
+                  "landmarks": [_rounded(p) for p in face.landmarks]}
+        if landmarker is not None:
+            points = landmarker.landmarks(image, face.box)
+            record[f"landmarks{len(points)}"] = [_rounded(p) for p in points]
+            pose = facet.estimate_head_pose(points, image.shape[1], image.shape[0])
+            record["head_pose"] = {"yaw": round(pose.yaw, 3), "pitch": round(pose.pitch, 3), "roll": round(pose.roll, 3)}
+        records.append(record)
+    return records
+
+
+@dataclass(frozen=True)
+class FrameRange:
+    """Frames [first, stop) of a YUV4MPEG2 video: one task's share of it."""
+    video: str
+    first: int
+    stop: int
+
+
+def frame_ranges(video: str, frames_per_task: int = 50) -> List[FrameRange]:
+    """A video split into tasks of frames_per_task frames (its frames are counted by reading it once)."""
+    frames = sum(1 for _ in facet.Y4mReader(video))
+    return [FrameRange(video, first, min(first + frames_per_task, frames)) for first in range(0, frames, frames_per_task)]
+
+
+def item_records(item, config: Config) -> List[dict]:
+    """The records of an image path or a FrameRange: one per face, and an error record for an image
+    (or the rest of a frame range) facet cannot read."""
+    source = {"image": item if isinstance(item, str) else item.video}
+    records = []
     try:
         detector, landmarker = _models_for(config)
-        image = facet.load_image(path)
-        records = []
-        for k, face in enumerate(detector.detect(image)):
-            record = {"image": path, "face": k, "box": _rounded(face.box), "score": round(float(face.score), 5),
-                      "landmarks": [_rounded(p) for p in face.landmarks]}
-            if landmarker is not None:
-                points = landmarker.landmarks(image, face.box)
-                record[f"landmarks{len(points)}"] = [_rounded(p) for p in points]
-                pose = facet.estimate_head_pose(points, image.shape[1], image.shape[0])
-                record["head_pose"] = {"yaw": round(pose.yaw, 3), "pitch": round(pose.pitch, 3), "roll": round(pose.roll, 3)}
-            records.append(record)
+        if isinstance(item, str):
+            return _face_records(facet.load_image(item), source, detector, landmarker)
+        video = facet.Y4mReader(item.video)
+        for n in range(item.stop):
+            source = {"image": item.video, "frame": n}
+            frame = video.read()
+            if frame is None:
+                raise facet.Error(f"{item.video}: ends before frame {n}")
+            if n >= item.first:  # earlier frames are decoded only to reach this range
+                records += _face_records(frame, source, detector, landmarker)
         return records
     except facet.Error as e:
-        return [{"image": path, "error": str(e)}]
+        return records + [{**source, "error": str(e)}]
 
 
-def records_bag(paths: Sequence[str], config: Config, partitions: Optional[int] = None):
-    """A Dask bag of the records of every image in `paths`, in their order."""
+def records_bag(items: Sequence, config: Config, partitions: Optional[int] = None):
+    """A Dask bag of the records of every image path or FrameRange in `items`, in their order."""
     import dask.bag as db
-    bag = db.from_sequence(list(paths), npartitions=partitions or min(len(paths), 64) or 1)
-    return bag.map(image_records, config).flatten()
+    bag = db.from_sequence(list(items), npartitions=partitions or min(len(items), 64) or 1)
+    return bag.map(item_records, config).flatten()
 
 
 def write_json_lines(records, out) -> int:
@@ -85,7 +115,8 @@ def write_json_lines(records, out) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m facet.batch", description=__doc__.split("\n\n")[0])
-    parser.add_argument("images", nargs="+", help="image files (PNG or JPEG), readable on every worker")
+    parser.add_argument("images", nargs="+", help="image files (PNG or JPEG) or .y4m videos, readable on every worker")
+    parser.add_argument("--frames-per-task", type=int, default=50, help="a video's frames per task")
     parser.add_argument("--out", required=True, help="JSON lines file to write (- for stdout)")
     parser.add_argument("--model", default="weights/retinaface_mnet025_official.facet")
     parser.add_argument("--detector", choices=("retinaface", "mtcnn"), default="retinaface")
@@ -98,7 +129,9 @@ def main(argv=None) -> int:
     config = Config(args.model, args.detector, args.landmark_model)
     with (Client(args.scheduler) if args.scheduler
           else Client(LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True))):
-        records = records_bag(args.images, config).compute()
+        items = [r for path in args.images
+                 for r in (frame_ranges(path, args.frames_per_task) if path.endswith(".y4m") else [path])]
+        records = records_bag(items, config).compute()
     if args.out == "-":
         count = write_json_lines(records, sys.stdout)
     else:
