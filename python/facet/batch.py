@@ -138,9 +138,11 @@ def main(argv=None) -> int:
         with open(args.out, "w") as out:
             count = write_json_lines(records, out)
     errors = sum("error" in r for r in records)
-    print(f"facet.batch: {count - errors} faces, {errors} images with errors", file=sys.stderr)
+    print(f"facet.batch: {count - errors} faces, {errors} error records", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as facet.batch, not __main__: the workers unpickle the tasks' functions by module name.
+    from facet.batch import main as module_main
+    sys.exit(module_main())

@@ -2,7 +2,8 @@
 sequential run in this process, error records included, and each worker loads its models once."""
 import json
 import os
-import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +72,14 @@ def test_json_lines_round_trip(tmp_path):
     with open(out, "w") as f:
         assert batch.write_json_lines(records, f) == len(records) == 6
     assert [json.loads(line) for line in out.read_text().splitlines()] == records
+
+
+def test_command_line_writes_json_lines(tmp_path):
+    out = tmp_path / "faces.jsonl"
+    missing = str(tmp_path / "missing.png")
+    subprocess.run([sys.executable, "-m", "facet.batch", "--workers", "1", "--model", CONFIG.model, "--out", str(out),
+                    str(IMAGES / "multiface.jpg"), missing], check=True, capture_output=True)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records == [r for p in (str(IMAGES / "multiface.jpg"), missing)
+                       for r in batch.item_records(p, batch.Config(CONFIG.model))]
+    assert len(records) == 7 and records[-1]["error"] == f"{missing}: cannot open image"
