@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs facet from BUILD_DIR into a temporary prefix, then configures, builds and runs the
-# consumer project (tests/consumer) against it with find_package(facet), and builds the same
-# example with plain g++ and the installed pkg-config file (facet.pc: the headers alone).
+# consumer project (tests/consumer) against it with find_package(facet), builds the same example
+# with plain g++ and the installed pkg-config file (facet.pc: the headers alone), and imports the
+# installed Python package (if built).
 set -euo pipefail
 build_dir="$1"
 source_dir="$(cd "$(dirname "$0")/.." && pwd)"
@@ -23,4 +24,14 @@ g++ -O2 "$source_dir/examples/api_example.cpp" -o "$tmp/pkg_config_example" \
     $(PKG_CONFIG_PATH="$(dirname "$pc")" pkg-config --cflags --libs facet)
 pkg_out=$("$tmp/pkg_config_example" "$model" "$image")
 [ "$pkg_out" = "$out" ] || { echo "the pkg-config build finds other faces:" >&2; echo "$pkg_out" >&2; exit 1; }
-echo "2 passed, 0 failed"
+
+# The Python package, when the build has it: importable from the prefix, and finding the faces.
+if compgen -G "$build_dir/python/facet/_facet*.so" >/dev/null; then
+  package=$(find "$tmp/prefix" -path '*dist-packages/facet/__init__.py')
+  [ -n "$package" ] || { echo "the Python package is not installed under $tmp/prefix" >&2; exit 1; }
+  faces=$(cd "$tmp" && PYTHONPATH="$(dirname "$(dirname "$package")")" /usr/bin/python3 -c \
+    "import facet, sys; assert facet.__file__.startswith('$tmp'), facet.__file__
+print(len(facet.RetinaFace(sys.argv[1]).detect(facet.load_image(sys.argv[2]))))" "$model" "$image")
+  [ "$faces" -eq 6 ] || { echo "the installed Python package finds $faces faces, not 6" >&2; exit 1; }
+fi
+echo "passed"
