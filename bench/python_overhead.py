@@ -3,7 +3,8 @@
 against the C++ benchmark BM_RetinaFace_VGA (facet-bench) on the same frame, model, options
 (max_side 0, one thread) and instruction set. Alternates Python and C++ rounds so that both see
 the same machine load; reports the median per call of each round and the overhead of the best
-rounds.
+rounds. Then the GIL: frames per second of one Python thread, and of two threads with a detector
+each (the GIL is released during inference, so two cores give up to twice the rate).
 
     PYTHONPATH=build/python python3 bench/python_overhead.py build/bin/facet-bench
 """
@@ -12,6 +13,7 @@ import json
 import os
 import statistics
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -37,6 +39,17 @@ def cpp_round(bench, isa, seconds):
     return result["real_time"]
 
 
+def threads_rate(detectors, frame, calls):
+    """Frames per second of len(detectors) threads, each calling its own detector `calls` times."""
+    threads = [threading.Thread(target=python_round, args=(d, frame, calls)) for d in detectors]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(detectors) * calls / (time.perf_counter() - start)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("facet_bench", help="path of facet-bench")
@@ -55,6 +68,8 @@ def main():
         print(f"round {r}: Python {py_ms[-1]:.3f} ms, C++ {cpp_ms[-1]:.3f} ms per frame ({isa})")
     best_py, best_cpp = min(py_ms), min(cpp_ms)
     print(f"best: Python {best_py:.3f} ms, C++ {best_cpp:.3f} ms: overhead {100 * (best_py / best_cpp - 1):+.2f}%")
+    one, two = threads_rate([detector], frame, args.calls), threads_rate([detector, detector.clone()], frame, args.calls)
+    print(f"one thread {one:.1f} frames/s, two threads with a detector each {two:.1f} frames/s: {two / one:.2f}x")
 
 
 if __name__ == "__main__":
