@@ -199,7 +199,19 @@ PYBIND11_MODULE(_facet, m) {
     m.def("isa", [] { return std::string(facet::default_kernel_set().isa); },
           "The instruction set the kernels run with: sse41, avx2 or avx512 (FACET_ISA forces one).");
 
-    py::class_<facet::Face>(m, "Face", "One detected face, in input-image pixels.")
+    py::class_<facet::Face>(m, "Face", "One detected face, in input-image pixels.\n\nFace(box, score, landmarks): "
+                                       "one made from your own detections, e.g. for align_face.")
+        .def(py::init([](const py::array_t<float, py::array::forcecast>& box, float score,
+                         const py::array_t<float, py::array::forcecast>& landmarks) {
+                 const facet::LandmarkPoints points = points_arg(landmarks, "landmarks");
+                 if (points.size() != 5) throw py::value_error("expected 5 landmarks (5, 2), got " + std::to_string(points.size()));
+                 facet::Face f;
+                 f.box = box_arg(box);
+                 f.score = score;
+                 std::copy(points.begin(), points.end(), f.landmarks.begin());
+                 return f;
+             }),
+             py::arg("box"), py::arg("score"), py::arg("landmarks"))
         .def_property_readonly("box", &box_array, "float32 (4,): x1, y1, x2, y2")
         .def_readonly("score", &facet::Face::score, "face probability")
         .def_property_readonly(

@@ -75,6 +75,15 @@ def test_alignment_matches_the_command_line(tmp_path):
         np.testing.assert_array_equal(crop, facet.load_image(str(tmp_path / f"multiface_{k}.png")))
 
 
+def test_a_face_made_in_python_aligns_like_a_detected_one():
+    image = facet.load_image(str(IMAGES / "multiface.jpg"))
+    detected = facet.RetinaFace(RETINAFACE).detect(image)[0]
+    made = facet.Face(detected.box.tolist(), detected.score, detected.landmarks.tolist())
+    np.testing.assert_array_equal(facet.align_face(image, made), facet.align_face(image, detected))
+    with pytest.raises(ValueError, match="expected 5 landmarks"):
+        facet.Face([0, 0, 1, 1], 1.0, np.zeros((4, 2)))
+
+
 def test_array_form_holds_box_score_landmarks():
     image = facet.load_image(str(IMAGES / "multiface.jpg"))
     detector = facet.RetinaFace(RETINAFACE)
