@@ -16,6 +16,9 @@ image="${FACET_SHARED:-$source_dir/../shared}/upstream/images/multiface.jpg"
 out=$("$tmp/build/consumer" "$model" "$image")
 echo "$out"
 [ "$(grep -c ': face ' <<<"$out")" -eq 6 ]
+# The CMake consumer has the three ISA objects: the run-time choice can be forced to SSE4.1 (a
+# headers-alone build, compiled for baseline x86-64, would have SSE2 kernels only and refuse).
+[ "$(FACET_ISA=sse41 "$tmp/build/consumer" "$model" "$image")" = "$out" ]
 
 pc=$(find "$tmp/prefix" -name facet.pc)
 [ -n "$pc" ] || { echo "no facet.pc installed under $tmp/prefix" >&2; exit 1; }
