@@ -18,9 +18,9 @@ trap 'rm -rf "$tmp"' EXIT
 flags=(-std=c++17 -O2 -fopenmp -I"$source_dir/include" -I/usr/include/eigen3)
 arch="$source_dir/include/facet/arch"
 
-"$cxx" "${flags[@]}" "$source_dir/examples/api_example.cpp" -o "$tmp/headers_alone"
 "$cxx" "${flags[@]}" -DFACET_WITH_ISA_OBJECTS -c "$source_dir/examples/api_example.cpp" -o "$tmp/main_isa.o"
 "$cxx" "${flags[@]}" -c "$source_dir/examples/api_example.cpp" -o "$tmp/main_native.o"
+"$cxx" -fopenmp "$tmp/main_native.o" -o "$tmp/headers_alone"
 "$cxx" "${flags[@]}" -DFACET_WITH_ISA_OBJECTS -msse4.1 -c "$arch/isa_sse41.cpp" -o "$tmp/isa_sse41.o" &
 "$cxx" "${flags[@]}" -DFACET_WITH_ISA_OBJECTS -mavx2 -mfma -c "$arch/isa_avx2.cpp" -o "$tmp/isa_avx2.o" &
 "$cxx" "${flags[@]}" -DFACET_WITH_ISA_OBJECTS -mavx512f -mavx2 -mfma -Wno-maybe-uninitialized -c "$arch/isa_avx512.cpp" \
