@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(cmake g++ make libeigen3-dev libxsimd-dev libstb-dev libjpeg-dev doctest-dev libbenchmark-dev
-          python3 python3-numpy "$@")
+          python3 python3-numpy pkg-config
+          python3-dev python3-pybind11 python3-pytest python3-dask python3-distributed "$@")
 # npm fetches face-api's landmark model (scripts/fetch-weights.sh); any npm on the PATH will do, so
 # Debian's is installed only when there is none (it would clash with a Node.js from elsewhere).
 command -v npm >/dev/null || packages+=(npm)

@@ -3,9 +3,10 @@
 #
 # 1. build-asan: GCC with AddressSanitizer (LeakSanitizer included) and UndefinedBehaviorSanitizer,
 #    -fno-sanitize-recover=all so that any undefined behaviour fails its test. Runs the whole ctest
-#    suite (doctest cases, CLI scripts, bad-input table, examples) except install_and_find_package,
-#    which installs the headers and builds an uninstrumented consumer against them: nothing of it
-#    runs under the sanitizers.
+#    suite (doctest cases, CLI scripts, bad-input table, examples) except install_and_find_package
+#    and headers_alone, which build uninstrumented programs from the headers: nothing of them runs
+#    under the sanitizers. The Python module is not built (an instrumented extension cannot be
+#    loaded by an uninstrumented python3).
 # 2. build-tsan: clang + libomp with ThreadSanitizer, for the concurrency tests alone
 #    (tests/test_concurrency.cpp as facet-concurrency-tests: detector clones in 4 threads, each
 #    with 1 or 2 OpenMP threads). libomp itself is not instrumented, so TSan cannot see its
@@ -28,18 +29,18 @@ for part in "$@"; do
     san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
     cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1" \
       -DCMAKE_CXX_FLAGS="$san" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
-      -DFACET_BUILD_BENCHMARKS=OFF >/dev/null
+      -DFACET_BUILD_BENCHMARKS=OFF -DFACET_BUILD_PYTHON=OFF >/dev/null
     cmake --build build-asan -j"$jobs"
     ASAN_OPTIONS="detect_leaks=1:check_initialization_order=1:strict_init_order=1" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-      ctest --test-dir build-asan --output-on-failure -j"$jobs" -E '^install_and_find_package$'
+      ctest --test-dir build-asan --output-on-failure -j"$jobs" -E '^(install_and_find_package|headers_alone)$'
     echo "facet: AddressSanitizer + UndefinedBehaviorSanitizer suite passed in $((SECONDS - start)) s"
     ;;
   tsan)
     start=$SECONDS
     cmake -S . -B build-tsan -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -gline-tables-only" -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" \
-      -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" -DFACET_BUILD_BENCHMARKS=OFF >/dev/null
+      -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" -DFACET_BUILD_BENCHMARKS=OFF -DFACET_BUILD_PYTHON=OFF >/dev/null
     cmake --build build-tsan -j"$jobs" --target facet-concurrency-tests
     archer="$(dirname "$(readlink -f "$(command -v clang++)")")/../lib/libarcher.so"
     [ -f "$archer" ] || { echo "facet: libarcher.so (libomp-dev) not found beside clang++" >&2; exit 1; }

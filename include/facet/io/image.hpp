@@ -7,6 +7,7 @@
 #pragma once
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -110,12 +111,28 @@ constexpr std::uint64_t kMaxImageFileBytes = std::uint64_t(1) << 30;
 // 8-bit RGB, interleaved, row-major.
 struct Image {
     int width = 0, height = 0;
-    std::vector<std::uint8_t> rgb;
+    std::vector<std::uint8_t> rgb; // the pixels, unless the image is a view
+    // A view's pixels (Image::view), owned by the caller; null when the image owns `rgb`.
+    const std::uint8_t* borrowed = nullptr;
 
     Image() = default;
     Image(int w, int h) : width(w), height(h), rgb(static_cast<std::size_t>(w) * h * 3, 0) {}
-    std::uint8_t* pixel(int x, int y) { return rgb.data() + (static_cast<std::size_t>(y) * width + x) * 3; }
-    const std::uint8_t* pixel(int x, int y) const { return rgb.data() + (static_cast<std::size_t>(y) * width + x) * 3; }
+    // An image read in place from w x h RGB pixels, row after row, without a copy (the Python
+    // binding wraps NumPy arrays this way). The caller keeps them alive and unchanged while the
+    // view is in use; a view is read-only (declare it const).
+    static Image view(const std::uint8_t* rgb_pixels, int w, int h) {
+        Image img;
+        img.width = w;
+        img.height = h;
+        img.borrowed = rgb_pixels;
+        return img;
+    }
+    const std::uint8_t* data() const { return borrowed ? borrowed : rgb.data(); }
+    std::uint8_t* pixel(int x, int y) {
+        assert(!borrowed && "a view is read-only");
+        return rgb.data() + (static_cast<std::size_t>(y) * width + x) * 3;
+    }
+    const std::uint8_t* pixel(int x, int y) const { return data() + (static_cast<std::size_t>(y) * width + x) * 3; }
 };
 
 // Float image, `channels` interleaved (for resampling before a network).
@@ -289,14 +306,14 @@ inline void write_png(const std::string& path, const Image& img) {
         const auto* bytes = static_cast<const std::uint8_t*>(data);
         static_cast<std::vector<std::uint8_t>*>(context)->insert(static_cast<std::vector<std::uint8_t>*>(context)->end(), bytes, bytes + size);
     };
-    if (!stbi_write_png_to_func(append, &png, img.width, img.height, 3, img.rgb.data(), img.width * 3))
+    if (!stbi_write_png_to_func(append, &png, img.width, img.height, 3, img.data(), img.width * 3))
         throw Error(path + ": cannot encode PNG");
     write_file(path, png.data(), png.size(), "PNG");
 }
 
 inline ImageF to_float(const Image& img) {
     ImageF out(img.width, img.height, 3);
-    std::transform(img.rgb.begin(), img.rgb.end(), out.data.begin(), [](std::uint8_t v) { return static_cast<float>(v); });
+    std::transform(img.data(), img.data() + out.data.size(), out.data.begin(), [](std::uint8_t v) { return static_cast<float>(v); });
     return out;
 }
 

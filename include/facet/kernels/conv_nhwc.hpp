@@ -13,6 +13,7 @@
 #include "simd.hpp"
 
 namespace facet::simd {
+namespace { // internal linkage in every translation unit: kernel_set.hpp says why
 
 // The register tile: P output pixels x V vectors of output channels from vec0 on.
 template <class Arch, int P, int V>
@@ -94,4 +95,5 @@ void conv_nhwc(const FeatureMap& in, const PackedConv& w, const FeatureMap& out,
     });
 }
 
+} // namespace
 } // namespace facet::simd

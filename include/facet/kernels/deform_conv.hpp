@@ -26,6 +26,7 @@
 #include "simd.hpp"
 
 namespace facet::simd {
+namespace { // internal linkage in every translation unit: kernel_set.hpp says why
 
 template <class Body, int... I>
 inline void with_tile_size_impl(int n, Body& body, std::integer_sequence<int, I...>) {
@@ -149,4 +150,5 @@ void deform_conv2d_nhwc(const FeatureMap& in, const FeatureMap& offsets, const F
     });
 }
 
+} // namespace
 } // namespace facet::simd

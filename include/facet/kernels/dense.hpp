@@ -13,6 +13,7 @@
 #include "simd.hpp"
 
 namespace facet::simd {
+namespace { // internal linkage in every translation unit: kernel_set.hpp says why
 
 template <class Arch, int P, int V>
 inline void dense_tile(const FeatureMap& in, const PackedDense& w, int item0, int vec0, const FeatureMap& out) {
@@ -62,4 +63,5 @@ void dense_nhwc(const FeatureMap& in, const PackedDense& w, const FeatureMap& ou
     for (int item = full_tiles * P; item < items; ++item) dense_items<Arch, 1>(in, w, item, out);
 }
 
+} // namespace
 } // namespace facet::simd

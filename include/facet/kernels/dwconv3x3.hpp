@@ -11,6 +11,7 @@
 #include "simd.hpp"
 
 namespace facet::simd {
+namespace { // internal linkage in every translation unit: kernel_set.hpp says why
 
 // P neighbouring outputs of one channel vector, from the three input rows: each input vector the
 // block needs is loaded once and FMA'd into every output whose window holds it, so 4 outputs at
@@ -70,4 +71,5 @@ void dwconv3x3_nhwc(const FeatureMap& in, const PackedDepthwise& w, const Featur
     });
 }
 
+} // namespace
 } // namespace facet::simd

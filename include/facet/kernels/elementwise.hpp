@@ -12,6 +12,7 @@
 #include "map_activation.hpp"
 
 namespace facet::simd {
+namespace { // internal linkage in every translation unit: kernel_set.hpp says why
 
 // out = activation(in), pixel by pixel; out may be in.
 template <class Arch>
@@ -92,4 +93,5 @@ void softmax_channels_nhwc(const FeatureMap& in, const FeatureMap& out, int thre
     });
 }
 
+} // namespace
 } // namespace facet::simd

@@ -15,6 +15,7 @@
 #include "simd.hpp"
 
 namespace facet::simd {
+namespace { // internal linkage in every translation unit: kernel_set.hpp says why
 
 // Column vectors a sparse row block keeps in registers: 4 covers a 64-wide row on AVX-512 in one
 // pass over the row's non-zeros; wider rows take several passes, which re-read the few non-zeros
@@ -151,4 +152,5 @@ void chebyshev_conv(const SparseMatrix& laplacian, const GraphFeatures& x, const
     });
 }
 
+} // namespace
 } // namespace facet::simd

@@ -14,6 +14,7 @@
 #include "simd.hpp"
 
 namespace facet::simd {
+namespace { // internal linkage in every translation unit: kernel_set.hpp says why
 
 // Vectors per 16-channel block, and the pixels of a tile: accumulators, the block's weights and
 // one broadcast must fit the register file (32 registers with AVX-512, 16 otherwise).
@@ -88,4 +89,5 @@ void grouped_conv_nhwc(const FeatureMap& in, const PackedGroupedConv& w, const F
     });
 }
 
+} // namespace
 } // namespace facet::simd

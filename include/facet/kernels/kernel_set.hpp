@@ -1,12 +1,19 @@
-// facet: the table of SIMD kernels for one instruction set, and run-time choice among them.
+// facet: the table of SIMD kernels for one instruction set, and the choice among them.
 //
-// xsimd picks an instruction set from the compiler flags of each translation unit, so a header
-// cannot hold AVX-512 code for a program built for baseline x86-64. facet's kernels are templates
-// over the xsimd architecture; include/facet/arch/isa_{sse41,avx2,avx512}.cpp each instantiate
-// them once, compiled with their own flags (the CMake target facet::facet adds them to your
-// executable), and fill one KernelSet. At run time the best set the CPU supports is used, unless
-// the environment variable FACET_ISA (sse41, avx2, avx512) forces one, which is how the tests run
-// every compiled path on one machine.
+// xsimd picks an instruction set from the compiler flags of each translation unit, and facet's
+// kernels are templates over the xsimd architecture. A program gets them in one of two ways:
+// - Per-ISA objects, for portable binaries (FACET_WITH_ISA_OBJECTS defined; the CMake target
+//   facet::facet defines it and adds the objects): include/facet/arch/isa_{sse41,avx2,avx512}.cpp,
+//   each compiled with its own flags, fill one KernelSet each, and at run time the best set the CPU
+//   supports is used, unless the environment variable FACET_ISA (sse41, avx2, avx512) forces one,
+//   which is how the tests run every compiled path on one machine.
+// - Headers alone (FACET_WITH_ISA_OBJECTS undefined): this header instantiates one set, for the
+//   best instruction set the translation unit's own flags allow (-march=native on an AVX-512 CPU:
+//   AVX-512; plain x86-64: SSE2).
+// Every kernel has internal linkage (each kernel header wraps them in an anonymous namespace). A
+// template instantiated alike in two translation units compiled with different flags would
+// otherwise be one weak symbol that the linker takes from either, so that AVX-512 code could reach
+// the SSE4.1 path; with internal linkage each object keeps its own copy, in either way and mixed.
 #pragma once
 #include <cstdlib>
 #include <string>
@@ -96,15 +103,11 @@ struct KernelSet {
     }
 };
 
-// Defined in include/facet/arch/isa_*.cpp, one per instruction set.
-const KernelSet& kernel_set_sse41();
-const KernelSet& kernel_set_avx2();
-const KernelSet& kernel_set_avx512();
-
-enum class Isa { sse41, avx2, avx512 };
+enum class Isa { sse2, sse41, avx2, avx512 };
 
 inline const char* isa_name(Isa isa) {
     switch (isa) {
+    case Isa::sse2: return "sse2";
     case Isa::sse41: return "sse41";
     case Isa::avx2: return "avx2";
     case Isa::avx512: return "avx512";
@@ -115,6 +118,7 @@ inline const char* isa_name(Isa isa) {
 inline bool cpu_supports(Isa isa) {
     const auto cpu = xsimd::available_architectures();
     switch (isa) {
+    case Isa::sse2: return cpu.sse2;
     case Isa::sse41: return cpu.sse4_1;
     case Isa::avx2: return cpu.fma3_avx2;
     case Isa::avx512: return cpu.avx512f;
@@ -122,36 +126,81 @@ inline bool cpu_supports(Isa isa) {
     return false;
 }
 
+#if defined(FACET_WITH_ISA_OBJECTS)
+// Defined in include/facet/arch/isa_*.cpp, one per instruction set.
+const KernelSet& kernel_set_sse41();
+const KernelSet& kernel_set_avx2();
+const KernelSet& kernel_set_avx512();
+
+// The instruction sets this program has kernels for, best last.
+inline std::vector<Isa> compiled_isas() { return {Isa::sse41, Isa::avx2, Isa::avx512}; }
+#else
+// The best instruction set this translation unit's flags allow (x86-64 always has SSE2).
+#if defined(__AVX512F__)
+constexpr Isa kNativeIsa = Isa::avx512;
+#elif defined(__AVX2__) && defined(__FMA__)
+constexpr Isa kNativeIsa = Isa::avx2;
+#elif defined(__SSE4_1__)
+constexpr Isa kNativeIsa = Isa::sse41;
+#else
+constexpr Isa kNativeIsa = Isa::sse2;
+#endif
+namespace {
+inline const KernelSet& native_kernel_set(); // below, after the kernels
+}
+inline std::vector<Isa> compiled_isas() { return {kNativeIsa}; }
+#endif
+
 inline const KernelSet& kernel_set(Isa isa) {
     if (!cpu_supports(isa)) throw Error(std::string("this CPU does not support ") + isa_name(isa));
+#if defined(FACET_WITH_ISA_OBJECTS)
     switch (isa) {
     case Isa::sse41: return kernel_set_sse41();
     case Isa::avx2: return kernel_set_avx2();
     case Isa::avx512: return kernel_set_avx512();
+    case Isa::sse2: break;
     }
-    throw Error("unknown instruction set");
+    throw Error(std::string("no ") + isa_name(isa) + " kernels in this program (it has sse41, avx2 and avx512)");
+#else
+    if (isa == kNativeIsa) return native_kernel_set();
+    throw Error(std::string("no ") + isa_name(isa) + " kernels in this program: built from the headers alone, it has the " +
+                isa_name(kNativeIsa) + " kernels its compiler flags allow (link include/facet/arch/isa_*.cpp and define "
+                "FACET_WITH_ISA_OBJECTS for the run-time choice)");
+#endif
 }
 
-// The instruction sets this CPU can run, best last.
+// The instruction sets this program has kernels for and this CPU can run, best last.
 inline std::vector<Isa> supported_isas() {
     std::vector<Isa> out;
-    for (Isa isa : {Isa::sse41, Isa::avx2, Isa::avx512})
+    for (Isa isa : compiled_isas())
         if (cpu_supports(isa)) out.push_back(isa);
     return out;
 }
 
 inline Isa parse_isa(const std::string& name) {
-    for (Isa isa : {Isa::sse41, Isa::avx2, Isa::avx512})
+    for (Isa isa : {Isa::sse2, Isa::sse41, Isa::avx2, Isa::avx512})
         if (name == isa_name(isa)) return isa;
-    throw Error("unknown instruction set '" + name + "' (expected sse41, avx2 or avx512)");
+    throw Error("unknown instruction set '" + name + "' (expected sse2, sse41, avx2 or avx512)");
 }
 
 // FACET_ISA if set, else the best the CPU supports. Resolved once per call; cheap.
 inline const KernelSet& default_kernel_set() {
     if (const char* forced = std::getenv("FACET_ISA"); forced && *forced) return kernel_set(parse_isa(forced));
     const auto isas = supported_isas();
-    if (isas.empty()) throw Error("facet needs at least SSE4.1");
+    if (isas.empty())
+        throw Error(std::string("this CPU lacks ") + isa_name(compiled_isas().front()) +
+                    ", the least instruction set this program's kernels need");
     return kernel_set(isas.back());
 }
 
 } // namespace facet
+
+#if !defined(FACET_WITH_ISA_OBJECTS)
+#include "kernel_set_impl.hpp"
+
+namespace facet {
+namespace {
+inline const KernelSet& native_kernel_set() { return simd::make_kernel_set<kNativeIsa>(); }
+} // namespace
+} // namespace facet
+#endif

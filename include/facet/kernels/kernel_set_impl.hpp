@@ -1,5 +1,6 @@
-// facet: fills a KernelSet with the kernel templates instantiated for one xsimd architecture.
-// Included only by include/facet/arch/isa_*.cpp, each compiled with its instruction set's flags.
+// facet: fills a KernelSet with the kernel templates instantiated for one instruction set.
+// Included by include/facet/arch/isa_*.cpp, each compiled with its instruction set's flags, and
+// by kernel_set.hpp for a program built from the headers alone (its own flags' set).
 #pragma once
 #include "conv_nhwc.hpp"
 #include "deform_conv.hpp"
@@ -16,11 +17,20 @@
 #include "winograd_f43.hpp"
 
 namespace facet::simd {
+namespace { // internal linkage in every translation unit: kernel_set.hpp says why
 
-template <class Arch>
-const KernelSet& make_kernel_set(const char* isa) {
+// The xsimd architecture of each instruction set.
+template <Isa> struct ArchOf;
+template <> struct ArchOf<Isa::sse2> { using type = xsimd::sse2; };
+template <> struct ArchOf<Isa::sse41> { using type = xsimd::sse4_1; };
+template <> struct ArchOf<Isa::avx2> { using type = xsimd::fma3<xsimd::avx2>; };
+template <> struct ArchOf<Isa::avx512> { using type = xsimd::avx512f; };
+
+template <Isa I>
+const KernelSet& make_kernel_set() {
+    using Arch = typename ArchOf<I>::type;
     static const KernelSet set{
-        isa,
+        isa_name(I),
         static_cast<int>(Batch<Arch>::size),
         &conv_nhwc<Arch, 3, 1>,
         &conv3x3_s1_winograd_nhwc<Arch>,
@@ -49,4 +59,5 @@ const KernelSet& make_kernel_set(const char* isa) {
     return set;
 }
 
+} // namespace
 } // namespace facet::simd

@@ -8,6 +8,7 @@
 #include "simd.hpp"
 
 namespace facet::simd {
+namespace { // internal linkage in every translation unit: kernel_set.hpp says why
 
 // Lanes [0, count) of x, the others zero (all of x when count >= the vector's width).
 template <class Arch>
@@ -21,4 +22,5 @@ inline Batch<Arch> keep_lanes(const Batch<Arch>& x, int count) {
 // The lanes a kernel writes per pixel of a map with c channels.
 inline int written_lanes(int c) { return round_up(c, kChannelAlign); }
 
+} // namespace
 } // namespace facet::simd

@@ -10,6 +10,7 @@
 #include "simd.hpp"
 
 namespace facet::simd {
+namespace { // internal linkage in every translation unit: kernel_set.hpp says why
 
 // out must be maxpool_out_size(in, K, S) in each axis, with in's channel stride.
 template <class Arch, int K, int S>
@@ -31,4 +32,5 @@ void maxpool_nhwc(const FeatureMap& in, const FeatureMap& out, int threads) {
     });
 }
 
+} // namespace
 } // namespace facet::simd

@@ -30,6 +30,7 @@
 #include "stem_layout.hpp"
 
 namespace facet::simd {
+namespace { // internal linkage in every translation unit: kernel_set.hpp says why
 
 // Pixel vectors per register block: with kStemChannelBlock channels, AVX-512 holds 16
 // accumulators + 6 inputs, SSE/AVX2 8 + 3, within 32 / 16 registers.
@@ -286,4 +287,5 @@ void mobilenet_stem_nhwc(const StemImage& in, const PackedConv& conv, const Pack
     });
 }
 
+} // namespace
 } // namespace facet::simd

@@ -14,6 +14,7 @@
 #include "pool_geometry.hpp"
 
 namespace facet::simd {
+namespace { // internal linkage in every translation unit: kernel_set.hpp says why
 
 constexpr int kPoolVectors = 8;
 
@@ -68,4 +69,5 @@ void max_pool2d_nhwc(const FeatureMap& in, const PoolGeometry& g, const FeatureM
     pool2d_nhwc<Arch, true>(in, g, out, threads);
 }
 
+} // namespace
 } // namespace facet::simd

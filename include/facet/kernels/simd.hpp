@@ -7,6 +7,7 @@
 #include "conv_weights.hpp"
 
 namespace facet::simd {
+namespace { // internal linkage in every translation unit: kernel_set.hpp says why
 
 template <class Arch>
 using Batch = xsimd::batch<float, Arch>;
@@ -66,4 +67,5 @@ inline void parallel_for(int begin, int end, int threads, Body&& body) {
     for (int i = begin; i < end; ++i) body(i);
 }
 
+} // namespace
 } // namespace facet::simd

@@ -4,6 +4,7 @@
 #include "lane_mask.hpp"
 
 namespace facet::simd {
+namespace { // internal linkage in every translation unit: kernel_set.hpp says why
 
 // Calls combine(source vector, destination pointer) for every channel vector of every pixel of
 // `to` (lanes [0, round_up(c, 16))), the source pixel being floor(d * from / to) in each axis, as
@@ -39,4 +40,5 @@ void resize_nearest_nhwc(const FeatureMap& in, const FeatureMap& out, int thread
     for_each_nearest<Arch>(in, out, threads, [](const Batch<Arch>& v, float* dst) { v.store_unaligned(dst); });
 }
 
+} // namespace
 } // namespace facet::simd

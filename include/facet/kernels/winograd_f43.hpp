@@ -23,6 +23,7 @@
 #include "simd.hpp"
 
 namespace facet::simd {
+namespace { // internal linkage in every translation unit: kernel_set.hpp says why
 
 namespace winograd {
 
@@ -176,4 +177,5 @@ void conv3x3_s1_winograd_nhwc(const FeatureMap& in, const PackedConv& w, const F
     });
 }
 
+} // namespace
 } // namespace facet::simd

@@ -323,7 +323,7 @@ private:
     void set_input(const Image& image, int net_w, int net_h) {
         const std::array<float, 3>& pad = model_->padding_pixel;
         if (net_w == image.width && net_h == image.height) {
-            stem_input_ = StemImage::of_bytes(image.rgb.data(), net_h, net_w, 3, pad.data());
+            stem_input_ = StemImage::of_bytes(image.data(), net_h, net_w, 3, pad.data());
             return;
         }
         input_.resize(net_h, net_w, 3, 1);
