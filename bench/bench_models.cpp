@@ -5,6 +5,8 @@
 //   BM_RetinaFace_VGA/<best isa>/kernel_threads:2   detect() with the kernels on two OpenMP threads
 //   BM_RetinaFace_720p/<best isa>/kernel_threads:N  detect() on the frame scaled to 1280x720, 1 and 2
 //                                                   threads: how the kernels scale on a larger map
+//   .../kernel_threads:N/neighbour             the same while another process keeps one core busy
+//                                              (noisy_neighbour.hpp), best isa, 1 and 2 threads
 //
 // Inputs: the golden frame shared/golden/crowd_640x480.png (FACET_SHARED overrides the shared
 // directory) and weights/retinaface_mnet025_official.facet (FACET_WEIGHTS_DIR overrides the
@@ -17,6 +19,8 @@
 #include <benchmark/benchmark.h>
 #include <facet/io/image.hpp>
 #include <facet/models/retinaface.hpp>
+
+#include "noisy_neighbour.hpp"
 
 #include <cstdlib>
 #include <exception>
@@ -151,9 +155,11 @@ Image frame_720p(const Image& vga) {
 
 // End to end on the VGA frame, or on it scaled to 720p. The untimed first call sizes the
 // detector's scratch buffers and builds the priors, which later frames of the same size reuse.
-void bm_detect(benchmark::State& state, const KernelSet* kernels, int threads, bool at_720p) {
+void bm_detect(benchmark::State& state, const KernelSet* kernels, int threads, bool at_720p, bool neighbour) {
     auto detector = make_detector(state, *kernels, threads);
     if (!detector) return;
+    std::optional<bench::NoisyNeighbour> busy;
+    if (neighbour) busy.emplace();
     const Image frame = at_720p ? frame_720p(vga_inputs().frame) : vga_inputs().frame;
     std::size_t faces = detector->detect(frame).size();
     for (auto _ : state) faces = detector->detect(frame).size();
@@ -186,15 +192,20 @@ const bool kRegistered = [] {
     const auto isas = supported_isas();
     for (Isa isa : isas) {
         const KernelSet* kernels = &kernel_set(isa);
-        register_case(std::string("BM_RetinaFace_VGA/") + kernels->isa, bm_detect, kernels, 1, false);
+        register_case(std::string("BM_RetinaFace_VGA/") + kernels->isa, bm_detect, kernels, 1, false, false);
         register_case(std::string("BM_RetinaFace_VGA_Network/") + kernels->isa, bm_network, kernels);
     }
     if (!isas.empty()) {
         const KernelSet* best = &kernel_set(isas.back());
-        register_case(std::string("BM_RetinaFace_VGA/") + best->isa + "/kernel_threads:2", bm_detect, best, 2, false);
+        register_case(std::string("BM_RetinaFace_VGA/") + best->isa + "/kernel_threads:2", bm_detect, best, 2, false, false);
         for (int threads : {1, 2})
             register_case(std::string("BM_RetinaFace_720p/") + best->isa + "/kernel_threads:" + std::to_string(threads),
-                          bm_detect, best, threads, true);
+                          bm_detect, best, threads, true, false);
+        for (bool at_720p : {false, true})
+            for (int threads : {1, 2})
+                register_case(std::string(at_720p ? "BM_RetinaFace_720p/" : "BM_RetinaFace_VGA/") + best->isa +
+                                  "/kernel_threads:" + std::to_string(threads) + "/neighbour",
+                              bm_detect, best, threads, at_720p, true);
     }
     return true;
 }();

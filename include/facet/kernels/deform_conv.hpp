@@ -131,7 +131,7 @@ void deform_conv2d_nhwc(const FeatureMap& in, const FeatureMap& offsets, const F
     constexpr int N = Batch<Arch>::size;
     const int row = w.geometry.taps() * w.cin;
     const int vectors = w.cout_pad / N;
-    parallel_for(0, out.h, threads, [&](int oy) {
+    parallel_for<Arch>(0, out.h, threads, [&](int oy) {
         // One column tile per row, so that each OpenMP thread has its own; every value read is
         // gathered first.
         const std::unique_ptr<float[]> columns(new float[static_cast<std::size_t>(kTilePixels) * row]);
