@@ -111,6 +111,18 @@ for f, g in zip(faces, golden):
 assert open(f"{tmp}/mtcnn.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 assert sorted(os.listdir(f"{tmp}/mtcnn_crops")) == [f"multiface_{k}.png" for k in range(6)]
 PY
+# Out of memory inside MTCNN's parallel pyramid loop (--min-face 1 asks for a 7680x5760 first
+# level): the message and exit 1, not an abort, on one thread and on two.
+for threads in 1 2; do
+  code=0
+  (ulimit -v 1000000; exec "$exe" --detector mtcnn --min-face 1 --threads "$threads" "$shared/golden/crowd_640x480.png") \
+    >/dev/null 2>"$tmp/oom.err" || code=$?
+  if [ "$code" -ne 1 ] || ! grep -q "facet-detect: out of memory" "$tmp/oom.err"; then
+    echo "FAIL: MTCNN out of memory, $threads threads -> exit $code: $(cat "$tmp/oom.err")"; failures=$((failures + 1))
+  else
+    passed=$((passed + 1))
+  fi
+done
 expect 0 '"faces": \[\]' -- --detector mtcnn --min-face 2000 --factor 0.5 --thresholds 0.5,0.5,0.5 --threads 2 "$img"
 
 # Dense landmarks: PFLD-GhostOne on the golden face. The golden box is upstream's detector's, the

@@ -1,4 +1,4 @@
-// facet: the thread pool every parallel loop in facet runs on (README, "Threads on a busy machine").
+// facet: the thread pool every parallel loop in facet runs on (README, Design notes: "Threads").
 //
 // A loop's indices are claimed in chunks from one atomic counter by the calling thread and by the
 // pool's workers that join it. The caller always takes part and keeps claiming until no chunk is
@@ -13,15 +13,17 @@
 // The pool is a class template over an owner tag: the kernels pass their xsimd architecture, so
 // each per-instruction-set object (include/facet/arch/isa_*.cpp, compiled with its own -m flags)
 // has its own copy of the pool's code and the linker can never hand one instruction set's copy to
-// another (tests/test_isa_symbols.sh); everything else uses GenericCode.
+// another (tests/test_isa_symbols.sh); everything else uses GenericCode. For the same reason it
+// locks and sleeps with POSIX mutexes and condition variables, which are libc's: std::unique_lock's
+// inline members would be one weak symbol shared by the three objects.
 #pragma once
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <exception>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -56,7 +58,7 @@ public:
         // worker's share, large enough that claiming costs nothing next to a chunk's work.
         job.chunk = std::max(1, items / (8 * threads));
         const int chunks = (items + job.chunk - 1) / job.chunk;
-        job.helpers_wanted = std::min({threads, chunks, kMaxWorkers + 1}) - 1;
+        job.helpers_wanted = std::min(std::min(threads, chunks), kMaxWorkers + 1) - 1;
         const bool published = publish(job);
         work(job, 0);
         if (published) retract(job);
@@ -68,6 +70,18 @@ private:
     // waiting for the workers still in its loop.
     static constexpr std::chrono::microseconds kSpin{50};
     static constexpr int kMaxWorkers = 64;
+
+    // mutex_ held for a scope.
+    class Hold {
+    public:
+        explicit Hold(pthread_mutex_t& m) : m_(m) { pthread_mutex_lock(&m_); }
+        ~Hold() { pthread_mutex_unlock(&m_); }
+        Hold(const Hold&) = delete;
+        Hold& operator=(const Hold&) = delete;
+
+    private:
+        pthread_mutex_t& m_;
+    };
 
     struct Job {
         ChunkFn chunk_fn = nullptr;
@@ -121,25 +135,25 @@ private:
     // Offers `job` to the workers (starting any that are missing); false if it wants none.
     bool publish(Job& job) {
         if (job.helpers_wanted == 0) return false;
-        std::lock_guard<std::mutex> lock(mutex_);
+        const Hold hold(mutex_);
         for (; workers_ < job.helpers_wanted; ++workers_) std::thread([this] { serve(); }).detach();
         open_.push_back(&job);
         published_.fetch_add(1, std::memory_order_release);
-        if (sleeping_ > 0) work_ready_.notify_all();
+        if (sleeping_ > 0) pthread_cond_broadcast(&work_ready_);
         return true;
     }
 
     // Takes `job` off the open list (no worker joins it after this) and waits for the workers in it.
     void retract(Job& job) {
-        std::unique_lock<std::mutex> lock(mutex_);
-        open_.erase(std::find(open_.begin(), open_.end(), &job));
-        const auto all_left = [&] { return job.inside.load(std::memory_order_acquire) == 0; };
-        if (all_left()) return;
-        lock.unlock();
+        {
+            const Hold hold(mutex_);
+            open_.erase(std::find(open_.begin(), open_.end(), &job));
+        }
         // The workers still inside hold at most a chunk each: usually done within microseconds.
+        const auto all_left = [&] { return job.inside.load(std::memory_order_acquire) == 0; };
         if (spin_until(all_left)) return;
-        lock.lock();
-        job_done_.wait(lock, all_left);
+        const Hold hold(mutex_);
+        while (!all_left()) pthread_cond_wait(&job_done_, &mutex_);
     }
 
     // An open job that still wants a worker, joined; nullptr if none. Called with mutex_ held.
@@ -161,29 +175,28 @@ private:
             int worker = 0;
             Job* job = nullptr;
             {
-                std::unique_lock<std::mutex> lock(mutex_);
+                const Hold hold(mutex_);
                 job = join_open_job(worker);
-                if (!job) {
-                    lock.unlock();
-                    if (spin_until([&] { return published_.load(std::memory_order_acquire) != seen; })) continue;
-                    lock.lock();
-                    while (!(job = join_open_job(worker))) {
-                        ++sleeping_;
-                        work_ready_.wait(lock);
-                        --sleeping_;
-                    }
+            }
+            if (!job) {
+                if (spin_until([&] { return published_.load(std::memory_order_acquire) != seen; })) continue;
+                const Hold hold(mutex_);
+                while (!(job = join_open_job(worker))) {
+                    ++sleeping_;
+                    pthread_cond_wait(&work_ready_, &mutex_);
+                    --sleeping_;
                 }
             }
             work(*job, worker);
             // The job lives on its caller's stack: this decrement is the last touch of it.
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (job->inside.fetch_sub(1, std::memory_order_acq_rel) == 1) job_done_.notify_all();
+            const Hold hold(mutex_);
+            if (job->inside.fetch_sub(1, std::memory_order_acq_rel) == 1) pthread_cond_broadcast(&job_done_);
         }
     }
 
-    std::mutex mutex_;
-    std::condition_variable work_ready_; // workers sleep here
-    std::condition_variable job_done_;   // callers wait here for the last worker to leave their loop
+    pthread_mutex_t mutex_ = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t work_ready_ = PTHREAD_COND_INITIALIZER; // workers sleep here
+    pthread_cond_t job_done_ = PTHREAD_COND_INITIALIZER;   // callers wait for their loop's last worker here
     std::vector<Job*> open_;             // loops that may still take workers
     std::atomic<unsigned> published_{0}; // loops published so far: what spinning workers watch
     int workers_ = 0, sleeping_ = 0;

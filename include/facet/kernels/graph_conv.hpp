@@ -3,7 +3,7 @@
 //
 // Sparse products vectorise over feature columns: for one output row, a block of column vectors
 // stays in registers while the row's non-zeros stream past, each value broadcast and FMA'd with
-// the matching aligned run of its neighbour's row. Rows are independent, so OpenMP splits them and
+// the matching aligned run of its neighbour's row. Rows are independent, so threads split them and
 // results do not depend on the thread count.
 //
 // The Chebyshev convolution runs the recurrence T_1 = L~ X, T_k = 2 L~ T_(k-1) - T_(k-2) with

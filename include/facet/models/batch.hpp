@@ -1,8 +1,8 @@
 // facet: throughput mode, many images on several threads, one image per thread at a time.
 //
-// Splitting one frame over two threads gains what its layers' loops can share (README, "Threads
-// on a busy machine"); giving each thread its own images shares nothing but the weights, so it
-// scales with the cores. Each thread needs its own detector (clone(): its scratch memory).
+// Splitting one frame over two threads gains only what each layer's loop can share, and every
+// layer ends waiting for its last chunk; giving each thread its own images shares nothing but the
+// weights, so it scales with the cores. Each thread needs its own detector (clone(): its scratch).
 #pragma once
 #include <new>
 #include <string>

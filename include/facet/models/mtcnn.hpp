@@ -40,7 +40,7 @@ struct MtcnnOptions {
     double factor = 0.709; // scale from one pyramid level to the next, in (0, 1)
     // Face probability a candidate needs to pass P-Net (>=), R-Net (>) and O-Net (>), as upstream.
     std::array<float, 3> thresholds{0.6f, 0.7f, 0.7f};
-    int threads = 1; // OpenMP threads over P-Net's pyramid levels and over R-Net's and O-Net's crops
+    int threads = 1; // threads over P-Net's pyramid levels and over R-Net's and O-Net's crops
 };
 
 // Throws an Error naming the first option out of range.
