@@ -114,13 +114,19 @@ TEST_CASE("an exception thrown inside a parallel loop reaches the caller as itse
 TEST_CASE("a stalled worker does not stall the loop: the caller takes every index it does not hold") {
     // The first chunk a pool worker takes sleeps 300 ms, as a worker descheduled by a busy machine
     // would; the caller (worker 0) must run all the other indices meanwhile, not wait for its share.
+    // The caller holds its first index until the worker has joined (or 2 s), so that the worker
+    // does take a chunk rather than find the loop already done.
     constexpr int kItems = 64;
     std::vector<int> ran_by(kItems, -1);
     std::atomic<bool> stalled{false};
     std::atomic<int> stalled_items{0};
     parallel_for_workers(0, kItems, 2, [&](int i, int worker) {
         ran_by[static_cast<std::size_t>(i)] = worker;
-        if (worker == 0) return;
+        if (worker == 0) {
+            const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+            while (stalled_items == 0 && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+            return;
+        }
         ++stalled_items;
         if (!stalled.exchange(true)) std::this_thread::sleep_for(std::chrono::milliseconds(300));
     });
