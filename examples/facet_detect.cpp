@@ -321,7 +321,6 @@ int run(const Args& args) {
     return failed ? 1 : 0;
 }
 
-
 } // namespace
 
 int main(int argc, char** argv) { return facet::cli::tool_main("facet-detect", argc, argv, parse_args, run); }

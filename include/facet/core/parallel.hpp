@@ -24,7 +24,9 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <system_error>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace facet {
@@ -136,7 +138,14 @@ private:
     bool publish(Job& job) {
         if (job.helpers_wanted == 0) return false;
         const Hold hold(mutex_);
-        for (; workers_ < job.helpers_wanted; ++workers_) std::thread([this] { serve(); }).detach();
+        try {
+            for (; workers_ < job.helpers_wanted; ++workers_) std::thread([this] { serve(); }).detach();
+        } catch (const std::system_error&) {
+            // No more threads to be had (a process or container limit): the loop runs on those
+            // there are, or on the caller alone.
+            job.helpers_wanted = workers_;
+            if (workers_ == 0) return false;
+        }
         open_.push_back(&job);
         published_.fetch_add(1, std::memory_order_release);
         if (sleeping_ > 0) pthread_cond_broadcast(&work_ready_);
@@ -215,7 +224,7 @@ void parallel_for_workers(int begin, int end, int threads, Body&& body) {
         return;
     }
     struct Context {
-        Body* body;
+        std::remove_reference_t<Body>* body;
         int begin;
     } context{&body, begin};
     const auto chunk = [](void* c, int first, int last, int worker) {
