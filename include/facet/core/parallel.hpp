@@ -24,7 +24,6 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
-#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -140,9 +139,10 @@ private:
         const Hold hold(mutex_);
         try {
             for (; workers_ < job.helpers_wanted; ++workers_) std::thread([this] { serve(); }).detach();
-        } catch (const std::system_error&) {
-            // No more threads to be had (a process or container limit): the loop runs on those
-            // there are, or on the caller alone.
+        } catch (...) {
+            // No more threads to be had (std::system_error at a process or container limit; out of
+            // memory for the stack): the loop runs on those there are, or on the caller alone.
+            // (Caught as ... so that no ISA object refers to std::system_error's type info.)
             job.helpers_wanted = workers_;
             if (workers_ == 0) return false;
         }
