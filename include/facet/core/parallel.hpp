@@ -60,9 +60,15 @@ public:
         job.chunk = std::max(1, items / (8 * threads));
         const int chunks = (items + job.chunk - 1) / job.chunk;
         job.helpers_wanted = std::min(std::min(threads, chunks), kMaxWorkers + 1) - 1;
-        const bool published = publish(job);
+        using Clock = std::chrono::steady_clock;
+        const Clock::time_point start = Clock::now();
+        const bool published = start.time_since_epoch().count() >= alone_until_.load(std::memory_order_relaxed) && publish(job);
         work(job, 0);
-        if (published) retract(job);
+        if (published) {
+            const Clock::time_point worked = Clock::now();
+            retract(job);
+            note_wait(worked - start, Clock::now() - worked);
+        }
         if (job.failed.load(std::memory_order_relaxed)) std::rethrow_exception(job.error);
     }
 
@@ -71,6 +77,13 @@ private:
     // waiting for the workers still in its loop.
     static constexpr std::chrono::microseconds kSpin{50};
     static constexpr int kMaxWorkers = 64;
+    // After a loop whose caller waited for a worker much longer than the loop's own work took (the
+    // worker was descheduled holding a chunk: another process has its core), loops run on their
+    // callers alone for kBackOff, doubled for each such loop in a row up to 64x, then the workers
+    // are tried again. So a machine that stays busy costs one stall in ~1.3 s, not one a frame.
+    static constexpr std::chrono::microseconds kStallMargin{200};
+    static constexpr std::chrono::milliseconds kBackOff{20};
+    static constexpr int kMaxBackOffDoublings = 6;
 
     // mutex_ held for a scope.
     class Hold {
@@ -152,6 +165,16 @@ private:
         return true;
     }
 
+    void note_wait(std::chrono::steady_clock::duration worked, std::chrono::steady_clock::duration waited) {
+        if (waited <= worked + kStallMargin) {
+            stalls_in_a_row_.store(0, std::memory_order_relaxed);
+            return;
+        }
+        const int doublings = std::min(stalls_in_a_row_.fetch_add(1, std::memory_order_relaxed), kMaxBackOffDoublings);
+        const auto until = std::chrono::steady_clock::now() + kBackOff * (1 << doublings);
+        alone_until_.store(until.time_since_epoch().count(), std::memory_order_relaxed);
+    }
+
     // Takes `job` off the open list (no worker joins it after this) and waits for the workers in it.
     void retract(Job& job) {
         {
@@ -208,6 +231,10 @@ private:
     pthread_cond_t job_done_ = PTHREAD_COND_INITIALIZER;   // callers wait for their loop's last worker here
     std::vector<Job*> open_;             // loops that may still take workers
     std::atomic<unsigned> published_{0}; // loops published so far: what spinning workers watch
+    // Back-off after stalls (note_wait): until when loops run on their callers alone (steady_clock
+    // ticks), and how many stalled loops came in a row.
+    std::atomic<std::chrono::steady_clock::rep> alone_until_{0};
+    std::atomic<int> stalls_in_a_row_{0};
     int workers_ = 0, sleeping_ = 0;
 };
 
