@@ -4,7 +4,8 @@
 // pool's workers that join it. The caller always takes part and keeps claiming until no chunk is
 // left, so a worker that is descheduled (another process holds the core) costs the loop at most
 // the chunk it holds, never a time slice per barrier; a worker that wakes up late finds nothing to
-// do. Workers spin for a few tens of microseconds after a loop (the next layer's loop usually
+// do. After a loop in which the caller did wait a long time for such a chunk, loops run on their
+// callers alone for a while (note_wait). Workers spin for a few tens of microseconds after a loop (the next layer's loop usually
 // comes sooner) and then sleep on a condition variable, so nothing burns a core between frames.
 // Each index runs the same code whichever thread claims it, so results do not depend on the thread
 // count. An exception thrown by the body (facet::Error, std::bad_alloc) stops further claims and
