@@ -10,6 +10,9 @@
 //   BM_RetinaFace_DCN_VGA_Network/<isa>[/kernel_threads:2]
 //                                                      forward_raw() of the deformable RetinaFace;
 //                                                      compare BM_RetinaFace_VGA_Network (bench_models.cpp)
+//   BM_RetinaFace_DCN_VGA_Network/<best isa>/kernel_threads:N/neighbour
+//                                                      1 and 2 threads while another process keeps
+//                                                      one core busy (noisy_neighbour.hpp)
 //
 // FLOPS is the same figure for the four kernel cases of a level, 2 x the multiply-accumulates of a
 // plain 64->64 3x3 conv, so the rates compare the time to do the same convolution; the deformable
@@ -23,8 +26,11 @@
 #include <facet/models/modulated_deform_conv.hpp>
 #include <facet/models/retinaface.hpp>
 
+#include "noisy_neighbour.hpp"
+
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -123,7 +129,7 @@ std::string env_or(const char* name, const std::string& fallback) {
     return value && *value ? std::string(value) : fallback;
 }
 
-void bm_dcn_network(benchmark::State& state, const KernelSet* ks, int threads) {
+void bm_dcn_network(benchmark::State& state, const KernelSet* ks, int threads, bool neighbour) {
     const std::string model_path = FACET_DCN_REFERENCE;
     const std::string frame_path = env_or("FACET_SHARED", FACET_SOURCE_DIR "/../shared") + "/golden/crowd_640x480.png";
     for (const std::string& path : {model_path, frame_path})
@@ -135,6 +141,8 @@ void bm_dcn_network(benchmark::State& state, const KernelSet* ks, int threads) {
     options.threads = threads;
     RetinaFace detector(RetinaFaceModel::from_file(model_path), options, *ks);
     const Image frame = load_image(frame_path);
+    std::optional<bench::NoisyNeighbour> busy;
+    if (neighbour) busy.emplace();
     benchmark::DoNotOptimize(detector.forward_raw(frame));
     for (auto _ : state) benchmark::DoNotOptimize(detector.forward_raw(frame));
 }
@@ -151,16 +159,23 @@ const bool kRegistered = [] {
                                          std::to_string(level.w) + "->" + std::to_string(kChannels);
                 benchmark::RegisterBenchmark(name.c_str(), bm_level, ks, which, level)->Unit(benchmark::kMicrosecond);
             }
-        benchmark::RegisterBenchmark((std::string("BM_RetinaFace_DCN_VGA_Network/") + ks->isa).c_str(), bm_dcn_network, ks, 1)
+        benchmark::RegisterBenchmark((std::string("BM_RetinaFace_DCN_VGA_Network/") + ks->isa).c_str(), bm_dcn_network, ks, 1, false)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
     }
     if (!isas.empty()) {
         const KernelSet* best = &kernel_set(isas.back());
         benchmark::RegisterBenchmark((std::string("BM_RetinaFace_DCN_VGA_Network/") + best->isa + "/kernel_threads:2").c_str(),
-                                     bm_dcn_network, best, 2)
+                                     bm_dcn_network, best, 2, false)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
+        for (int threads : {1, 2})
+            benchmark::RegisterBenchmark((std::string("BM_RetinaFace_DCN_VGA_Network/") + best->isa + "/kernel_threads:" +
+                                          std::to_string(threads) + "/neighbour")
+                                             .c_str(),
+                                         bm_dcn_network, best, threads, true)
+                ->UseRealTime()
+                ->Unit(benchmark::kMillisecond);
     }
     return true;
 }();

@@ -5,6 +5,9 @@
 //                                    portrait_kate_siegel.jpg: crop, bicubic to 112 x 112, network,
 //                                    98 points (what facet-detect --landmark-model pays per face)
 //   BM_PFLD_GhostOne_Network/<isa>   GraphExecutor::run alone, on that face's crop
+//   BM_PFLD_GhostOne_Network/<best isa>/threads:N[/neighbour]
+//                                    the same on 1 and 2 threads, alone and while another process
+//                                    keeps one core busy (noisy_neighbour.hpp)
 //   BM_FaceLandmark68_Face/<isa>     the same for face-api's 68-point network (face_landmark_68.facet,
 //   BM_FaceLandmark68_Network/<isa>  converters/tfjs2facet.py) on the same face
 //   BM_Faces_Landmarks68/<isa>       the whole pipeline on multiface.jpg (1200 x 630, six faces):
@@ -33,11 +36,14 @@
 #include <facet/models/retinaface.hpp>
 #include <facet/post/head_pose.hpp>
 
+#include "noisy_neighbour.hpp"
+
 #include <cstdlib>
 #include <exception>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -123,13 +129,15 @@ void bm_face(benchmark::State& state, const KernelSet* kernels, const char* file
 }
 
 // The network alone, on the face's crop.
-void bm_network(benchmark::State& state, const KernelSet* kernels, const char* file) {
+void bm_network(benchmark::State& state, const KernelSet* kernels, const char* file, int threads, bool neighbour) {
     const LandmarkInputs& in = landmark_inputs(file);
     if (!in.error.empty()) return state.SkipWithError(in.error.c_str());
     FaceLandmarker landmarker(in.model, *kernels);
     landmarker.landmarks(in.image, kFaceBox);
-    GraphExecutor net(in.model, *kernels);
+    GraphExecutor net(in.model, *kernels, threads);
     net.set_input(landmarker.last_crop());
+    std::optional<bench::NoisyNeighbour> busy;
+    if (neighbour) busy.emplace();
     net.run();
     for (auto _ : state) net.run();
     state.counters["FLOPS"] = per_second(in.flops);
@@ -218,14 +226,25 @@ const bool kRegistered = [] {
         {28, 28, 256, 256, 3, 1, 32}, // stage 2: 32 groups of 8
         {28, 28, 64, 64, 3, 2, 2},    // two groups, stride 2
     };
-    for (Isa isa : supported_isas()) {
+    const auto isas = supported_isas();
+    if (!isas.empty()) {
+        const KernelSet* best = &kernel_set(isas.back());
+        for (auto [threads, neighbour] : {std::pair<int, bool>{2, false}, {1, true}, {2, true}})
+            benchmark::RegisterBenchmark(("BM_PFLD_GhostOne_Network/" + std::string(best->isa) + "/threads:" +
+                                          std::to_string(threads) + (neighbour ? "/neighbour" : ""))
+                                             .c_str(),
+                                         bm_network, best, kPfldFile, threads, neighbour)
+                ->UseRealTime()
+                ->Unit(benchmark::kMillisecond);
+    }
+    for (Isa isa : isas) {
         const KernelSet* ks = &kernel_set(isa);
         const std::string name = ks->isa;
         for (auto [model, file] : {std::pair<const char*, const char*>{"PFLD_GhostOne", kPfldFile}, {"FaceLandmark68", kFaceLandmark68File}}) {
             benchmark::RegisterBenchmark(("BM_" + std::string(model) + "_Face/" + name).c_str(), bm_face, ks, file)
                 ->UseRealTime()
                 ->Unit(benchmark::kMillisecond);
-            benchmark::RegisterBenchmark(("BM_" + std::string(model) + "_Network/" + name).c_str(), bm_network, ks, file)
+            benchmark::RegisterBenchmark(("BM_" + std::string(model) + "_Network/" + name).c_str(), bm_network, ks, file, 1, false)
                 ->UseRealTime()
                 ->Unit(benchmark::kMillisecond);
         }

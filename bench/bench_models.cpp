@@ -2,9 +2,16 @@
 //
 //   BM_RetinaFace_VGA/<isa>                    detect(): preprocess + network + decode + NMS
 //   BM_RetinaFace_VGA_Network/<isa>            forward_raw(): the network, see bm_network
-//   BM_RetinaFace_VGA/<best isa>/kernel_threads:2   detect() with the kernels on two OpenMP threads
+//   BM_RetinaFace_VGA/<best isa>/kernel_threads:2   detect() with the kernels on two threads
 //   BM_RetinaFace_720p/<best isa>/kernel_threads:N  detect() on the frame scaled to 1280x720, 1 and 2
 //                                                   threads: how the kernels scale on a larger map
+//   .../kernel_threads:N/neighbour             the same while another process keeps one core busy
+//                                              (noisy_neighbour.hpp), best isa, 1 and 2 threads
+//   BM_Throughput_Images/<best isa>/threads:N[/neighbour]
+//                                              detect_files() over every image of
+//                                              shared/upstream/images (decode + detect at the
+//                                              default max_side 640), N images at a time, each on
+//                                              its own clone: images/s
 //
 // Inputs: the golden frame shared/golden/crowd_640x480.png (FACET_SHARED overrides the shared
 // directory) and weights/retinaface_mnet025_official.facet (FACET_WEIGHTS_DIR overrides the
@@ -16,10 +23,15 @@
 // cases compare directly with the kernel benchmarks; faces is what detect() found.
 #include <benchmark/benchmark.h>
 #include <facet/io/image.hpp>
+#include <facet/models/batch.hpp>
 #include <facet/models/retinaface.hpp>
 
+#include "noisy_neighbour.hpp"
+
+#include <algorithm>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -151,9 +163,11 @@ Image frame_720p(const Image& vga) {
 
 // End to end on the VGA frame, or on it scaled to 720p. The untimed first call sizes the
 // detector's scratch buffers and builds the priors, which later frames of the same size reuse.
-void bm_detect(benchmark::State& state, const KernelSet* kernels, int threads, bool at_720p) {
+void bm_detect(benchmark::State& state, const KernelSet* kernels, int threads, bool at_720p, bool neighbour) {
     auto detector = make_detector(state, *kernels, threads);
     if (!detector) return;
+    std::optional<bench::NoisyNeighbour> busy;
+    if (neighbour) busy.emplace();
     const Image frame = at_720p ? frame_720p(vga_inputs().frame) : vga_inputs().frame;
     std::size_t faces = detector->detect(frame).size();
     for (auto _ : state) faces = detector->detect(frame).size();
@@ -174,6 +188,32 @@ void bm_network(benchmark::State& state, const KernelSet* kernels) {
     set_flops(state, frame);
 }
 
+// Throughput mode: the shared images, `threads` at a time, as facet-detect IMAGES... --threads N runs
+// them. Each iteration clones the detectors anew, as a facet-detect run does.
+void bm_throughput(benchmark::State& state, const KernelSet* kernels, int threads, bool neighbour) {
+    const VgaInputs& in = vga_inputs();
+    if (!in.error.empty()) return state.SkipWithError(in.error.c_str());
+    const std::string dir = env_or("FACET_SHARED", FACET_SOURCE_DIR "/../shared") + "/upstream/images";
+    std::vector<std::string> paths;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, error)) paths.push_back(entry.path().string());
+    if (paths.empty()) return state.SkipWithError((dir + ": no images (run ./setup.sh or set FACET_SHARED)").c_str());
+    std::sort(paths.begin(), paths.end());
+    const RetinaFace detector(in.model, RetinaFaceOptions{}, *kernels);
+    std::optional<bench::NoisyNeighbour> busy;
+    if (neighbour) busy.emplace();
+    std::size_t faces = 0;
+    for (auto _ : state) {
+        faces = 0;
+        for (const auto& r : detect_files(detector, paths, threads)) {
+            if (!r.ok()) return state.SkipWithError(r.error.c_str());
+            faces += r.value.faces.size();
+        }
+    }
+    state.counters["images"] = Rate(static_cast<double>(paths.size()), Rate::kIsIterationInvariantRate);
+    state.counters["faces"] = static_cast<double>(faces);
+}
+
 template <class... Args>
 void register_case(const std::string& name, Args&&... args) {
     benchmark::RegisterBenchmark(name.c_str(), std::forward<Args>(args)...)
@@ -186,15 +226,25 @@ const bool kRegistered = [] {
     const auto isas = supported_isas();
     for (Isa isa : isas) {
         const KernelSet* kernels = &kernel_set(isa);
-        register_case(std::string("BM_RetinaFace_VGA/") + kernels->isa, bm_detect, kernels, 1, false);
+        register_case(std::string("BM_RetinaFace_VGA/") + kernels->isa, bm_detect, kernels, 1, false, false);
         register_case(std::string("BM_RetinaFace_VGA_Network/") + kernels->isa, bm_network, kernels);
     }
     if (!isas.empty()) {
         const KernelSet* best = &kernel_set(isas.back());
-        register_case(std::string("BM_RetinaFace_VGA/") + best->isa + "/kernel_threads:2", bm_detect, best, 2, false);
+        register_case(std::string("BM_RetinaFace_VGA/") + best->isa + "/kernel_threads:2", bm_detect, best, 2, false, false);
         for (int threads : {1, 2})
             register_case(std::string("BM_RetinaFace_720p/") + best->isa + "/kernel_threads:" + std::to_string(threads),
-                          bm_detect, best, threads, true);
+                          bm_detect, best, threads, true, false);
+        for (bool at_720p : {false, true})
+            for (int threads : {1, 2})
+                register_case(std::string(at_720p ? "BM_RetinaFace_720p/" : "BM_RetinaFace_VGA/") + best->isa +
+                                  "/kernel_threads:" + std::to_string(threads) + "/neighbour",
+                              bm_detect, best, threads, at_720p, true);
+        for (bool neighbour : {false, true})
+            for (int threads : {1, 2})
+                register_case(std::string("BM_Throughput_Images/") + best->isa + "/threads:" + std::to_string(threads) +
+                                  (neighbour ? "/neighbour" : ""),
+                              bm_throughput, best, threads, neighbour);
     }
     return true;
 }();

@@ -5,6 +5,8 @@
 //   dense/<isa>/<items>x<in_h>x<in_w>x<cin>-><cout>            one dense layer over a batch (FLOPS)
 //   BM_MTCNN_VGA/<isa>                 the cascade on shared/golden/crowd_640x480.png, 1 thread
 //   BM_MTCNN_VGA/<best isa>/threads:2  the same with pyramid levels and crops on two threads
+//   BM_MTCNN_VGA/<best isa>/threads:N/neighbour   1 and 2 threads while another process keeps
+//                                      one core busy (noisy_neighbour.hpp)
 //
 // The cascade cases time the three stages detect() runs (detect() adds only a sort of the faces by
 // size), each on its own clock, and report each stage's share of the frame: pnet_share (pyramid
@@ -21,10 +23,13 @@
 #include <facet/kernels/maxpool_size.hpp>
 #include <facet/models/mtcnn.hpp>
 
+#include "noisy_neighbour.hpp"
+
 #include <chrono>
 #include <cstdlib>
 #include <exception>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -120,7 +125,7 @@ const CascadeInputs& cascade_inputs() {
 }
 
 // The untimed first call sizes the detector's scratch maps, which later frames reuse.
-void bm_cascade(benchmark::State& state, const KernelSet* kernels, int threads) {
+void bm_cascade(benchmark::State& state, const KernelSet* kernels, int threads, bool neighbour) {
     const CascadeInputs& in = cascade_inputs();
     if (!in.error.empty()) {
         state.SkipWithError(in.error.c_str());
@@ -129,6 +134,8 @@ void bm_cascade(benchmark::State& state, const KernelSet* kernels, int threads) 
     MtcnnOptions options = in.model->defaults();
     options.threads = threads;
     Mtcnn detector(in.model, options, *kernels);
+    std::optional<bench::NoisyNeighbour> busy;
+    if (neighbour) busy.emplace();
     benchmark::DoNotOptimize(detector.detect(in.frame));
 
     using Clock = std::chrono::steady_clock;
@@ -178,12 +185,16 @@ const bool kRegistered = [] {
             register_case("dense" + suffix + std::to_string(d.items) + "x" + std::to_string(d.in_h) + "x" +
                               std::to_string(d.in_w) + "x" + std::to_string(d.cin) + "->" + std::to_string(d.cout),
                           bm_dense, kernels, d.items, d.in_h, d.in_w, d.cin, d.cout);
-        register_case(std::string("BM_MTCNN_VGA/") + kernels->isa, bm_cascade, kernels, 1)->Unit(benchmark::kMillisecond);
+        register_case(std::string("BM_MTCNN_VGA/") + kernels->isa, bm_cascade, kernels, 1, false)->Unit(benchmark::kMillisecond);
     }
     if (!isas.empty()) {
         const KernelSet* best = &kernel_set(isas.back());
-        register_case(std::string("BM_MTCNN_VGA/") + best->isa + "/threads:2", bm_cascade, best, 2)
+        register_case(std::string("BM_MTCNN_VGA/") + best->isa + "/threads:2", bm_cascade, best, 2, false)
             ->Unit(benchmark::kMillisecond);
+        for (int threads : {1, 2})
+            register_case(std::string("BM_MTCNN_VGA/") + best->isa + "/threads:" + std::to_string(threads) + "/neighbour",
+                          bm_cascade, best, threads, true)
+                ->Unit(benchmark::kMillisecond);
     }
     return true;
 }();

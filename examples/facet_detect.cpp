@@ -4,15 +4,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,8 +43,10 @@ Detects faces and prints them as JSON (to stdout unless --json names a file).
 options:
   --detector NAME    retinaface (default) or mtcnn
   --model FILE       weight file (default: see below)
-  --threads N        threads (default 1): inside the kernels for RetinaFace, over the
-                     image pyramid's levels for MTCNN
+  --threads N        threads (default 1). With one image they share its detection (the
+                     kernels' loops for RetinaFace, the pyramid's levels and the crops for
+                     MTCNN); with several, each thread takes whole images, one at a time,
+                     which scales better
   --json FILE|-      write JSON to FILE, or to stdout with - (default -)
   --annotate PATH    write the image with boxes and landmarks as PNG to PATH; with several
                      images PATH is a directory and each is written as NAME.png in it
@@ -79,6 +82,10 @@ With --detector mtcnn it is )" "mtcnn.facet" R"(, looked up in the same director
 names the RetinaFace default only).
 One image gives one JSON object; several give an array of objects. Faces are listed
 best first (retinaface) or largest first (mtcnn, as upstream).
+With several images, one that cannot be read or processed does not stop the others: its
+entry in the array is {"image": PATH, "error": MESSAGE}, the message also goes to stderr,
+and the exit status is 1 once every image has run. Annotations and crops are named after the
+images, so two images with the same name (a/x.jpg, b/x.jpg) are refused up front.
 )";
 
 struct Args {
@@ -182,71 +189,133 @@ void ensure_directory(const std::string& dir) {
     if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) throw facet::Error(dir + ": not a directory");
 }
 
-using Detector = std::function<std::vector<facet::Face>(const facet::Image&)>;
+// Writes the JSON to stdout or to the file --json names.
+void write_json(const Args& args, const std::string& json) {
+    if (args.json == "-")
+        std::cout << json;
+    else
+        facet::write_file(args.json, json, "JSON");
+}
 
-// The detector the arguments ask for, loaded once.
-Detector make_detector(const Args& args) {
+// Refuses, before any work, images whose outputs would overwrite each other: --annotate with
+// several images and --crops name their files after the image's name alone.
+void check_distinct_output_names(const Args& args) {
+    const char* flag = args.images.size() > 1 && !args.annotate.empty() ? "--annotate" : !args.crops.empty() ? "--crops" : nullptr;
+    if (!flag) return;
+    std::map<std::string, const std::string*> first_with;
+    for (const std::string& path : args.images) {
+        const auto [it, added] = first_with.emplace(stem(path), &path);
+        if (!added)
+            throw facet::Error(*it->second + " and " + path + " would write the same " + flag + " files (named '" + it->first +
+                               "'): give the images distinct names");
+    }
+}
+
+// One thread's models: a detector and, when asked for, a landmark model (each keeps the scratch
+// memory of its calls, so threads working at once need their own).
+struct Models {
+    std::function<std::vector<facet::Face>(const facet::Image&)> detect;
+    std::shared_ptr<facet::FaceLandmarker> landmarker;
+};
+
+// `copies` sets of the models the arguments ask for, each running `threads` threads inside a
+// call; the weights are loaded once and shared.
+std::vector<Models> load_models(const Args& args, int copies, int threads) {
+    std::vector<Models> models(static_cast<std::size_t>(copies));
     if (args.detector == "mtcnn") {
         const auto model = facet::MtcnnModel::from_file(args.model.empty() ? find_default_model(kDefaultMtcnnModel, false) : args.model);
         facet::MtcnnOptions options = model->defaults();
         if (args.min_face) options.min_face = *args.min_face;
         if (args.factor) options.factor = *args.factor;
         if (args.thresholds) options.thresholds = *args.thresholds;
-        options.threads = args.options.threads;
-        auto mtcnn = std::make_shared<facet::Mtcnn>(model, options);
-        return [mtcnn](const facet::Image& image) { return mtcnn->detect(image); };
+        options.threads = threads;
+        for (Models& m : models) {
+            auto mtcnn = std::make_shared<facet::Mtcnn>(model, options);
+            m.detect = [mtcnn](const facet::Image& image) { return mtcnn->detect(image); };
+        }
+    } else {
+        facet::RetinaFaceOptions options = args.options;
+        options.threads = threads;
+        const auto model = facet::RetinaFaceModel::from_file(args.model.empty() ? find_default_model(kDefaultModel, true) : args.model);
+        for (Models& m : models) {
+            auto retinaface = std::make_shared<facet::RetinaFace>(model, options);
+            m.detect = [retinaface](const facet::Image& image) { return retinaface->detect(image); };
+        }
     }
-    auto retinaface = std::make_shared<facet::RetinaFace>(args.model.empty() ? find_default_model(kDefaultModel, true) : args.model,
-                                                          args.options);
-    return [retinaface](const facet::Image& image) { return retinaface->detect(image); };
+    // Dense landmarks: each face of an image in turn through the network (a batch of one).
+    if (!args.landmark_model.empty() || args.landmarks) {
+        const std::string path = args.landmark_model.empty() ? find_default_model(default_landmark_model(args.landmarks), false) : args.landmark_model;
+        const auto model = facet::GraphModel::from_file(path);
+        for (Models& m : models) m.landmarker = std::make_shared<facet::FaceLandmarker>(model, facet::default_kernel_set(), threads);
+        const int points = models.front().landmarker->points();
+        if (args.landmarks && points != args.landmarks)
+            throw facet::Error(path + " gives " + std::to_string(points) + " landmarks, not the " + std::to_string(args.landmarks) +
+                               " --landmarks asks for");
+    }
+    return models;
+}
+
+// Detects the faces of one image, writes its crops and annotation, and returns its JSON object.
+std::string process_image(const Args& args, Models& models, const std::string& path) {
+    facet::Image image = facet::load_image(path);
+    const std::vector<facet::Face> faces = models.detect(image);
+    const std::vector<facet::LandmarkPoints> dense =
+        models.landmarker ? models.landmarker->landmarks(image, faces) : std::vector<facet::LandmarkPoints>{};
+    std::vector<facet::HeadPose> poses;
+    for (const facet::LandmarkPoints& points : dense) poses.push_back(facet::estimate_head_pose(points, image.width, image.height));
+    std::string json = facet::faces_to_json(path, image.width, image.height, faces, "\n", dense, poses);
+    if (!args.crops.empty())
+        for (std::size_t k = 0; k < faces.size(); ++k) {
+            // Aligned on the dense landmarks' eyes, nose and mouth when there are some: they
+            // are more precise than the detector's five points.
+            facet::Face aligned = faces[k];
+            if (!dense.empty()) aligned.landmarks = facet::alignment_points(dense[k]);
+            facet::write_png(args.crops + "/" + stem(path) + "_" + std::to_string(k) + ".png", facet::align_face(image, aligned));
+        }
+    if (!args.annotate.empty()) {
+        facet::annotate(image, faces);
+        facet::annotate_landmarks(image, faces, dense);
+        facet::write_png(args.images.size() > 1 ? args.annotate + "/" + stem(path) + ".png" : args.annotate, image);
+    }
+    return json;
 }
 
 int run(const Args& args) {
-    const Detector detect = make_detector(args);
-    // Dense landmarks: each face of an image in turn through the network (a batch of one).
-    std::unique_ptr<facet::FaceLandmarker> landmarker;
-    if (!args.landmark_model.empty() || args.landmarks) {
-        const std::string path = args.landmark_model.empty() ? find_default_model(default_landmark_model(args.landmarks), false) : args.landmark_model;
-        landmarker = std::make_unique<facet::FaceLandmarker>(facet::GraphModel::from_file(path), facet::default_kernel_set(),
-                                                             args.options.threads);
-        if (args.landmarks && landmarker->points() != args.landmarks)
-            throw facet::Error(path + " gives " + std::to_string(landmarker->points()) + " landmarks, not the " +
-                               std::to_string(args.landmarks) + " --landmarks asks for");
-    }
     const bool several = args.images.size() > 1;
+    check_distinct_output_names(args);
+    // --threads: one image shares them inside its detection; several images take one thread each.
+    const int images_at_once = several ? std::min<int>(args.options.threads, static_cast<int>(args.images.size())) : 1;
+    std::vector<Models> models = load_models(args, images_at_once, several ? 1 : args.options.threads);
     if (several && !args.annotate.empty()) ensure_directory(args.annotate);
     if (!args.crops.empty()) ensure_directory(args.crops);
 
-    std::string json = several ? "[\n" : "";
-    for (std::size_t i = 0; i < args.images.size(); ++i) {
-        const std::string& path = args.images[i];
-        facet::Image image = facet::load_image(path);
-        const std::vector<facet::Face> faces = detect(image);
-        const std::vector<facet::LandmarkPoints> dense = landmarker ? landmarker->landmarks(image, faces) : std::vector<facet::LandmarkPoints>{};
-        std::vector<facet::HeadPose> poses;
-        for (const facet::LandmarkPoints& points : dense) poses.push_back(facet::estimate_head_pose(points, image.width, image.height));
-        if (i) json += ",\n";
-        json += facet::faces_to_json(path, image.width, image.height, faces, "\n", dense, poses);
-        if (!args.crops.empty())
-            for (std::size_t k = 0; k < faces.size(); ++k) {
-                // Aligned on the dense landmarks' eyes, nose and mouth when there are some: they
-                // are more precise than the detector's five points.
-                facet::Face aligned = faces[k];
-                if (!dense.empty()) aligned.landmarks = facet::alignment_points(dense[k]);
-                facet::write_png(args.crops + "/" + stem(path) + "_" + std::to_string(k) + ".png", facet::align_face(image, aligned));
-            }
-        if (!args.annotate.empty()) {
-            facet::annotate(image, faces);
-            facet::annotate_landmarks(image, faces, dense);
-            facet::write_png(several ? args.annotate + "/" + stem(path) + ".png" : args.annotate, image);
-        }
+    if (!several) {
+        // One image: its error is the run's (a message and exit 1, no JSON), as for a bad model.
+        const std::string json = process_image(args, models.front(), args.images.front()) + "\n";
+        write_json(args, json);
+        return 0;
     }
-    json += several ? "\n]\n" : "\n";
-    if (args.json == "-")
-        std::cout << json;
-    else
-        facet::write_file(args.json, json, "JSON");
-    return 0;
+    const auto results = facet::run_batch(models, static_cast<int>(args.images.size()),
+                                          [&](Models& m, int i) { return process_image(args, m, args.images[static_cast<std::size_t>(i)]); });
+    std::string json = "[\n";
+    int failed = 0;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        if (i) json += ",\n";
+        if (results[i].ok()) {
+            json += results[i].value;
+            continue;
+        }
+        ++failed;
+        std::cerr << "facet-detect: " << results[i].error << "\n";
+        json += "{\"image\": ";
+        facet::json::write_string(json, args.images[i]);
+        json += ", \"error\": ";
+        facet::json::write_string(json, results[i].error);
+        json += "}";
+    }
+    json += "\n]\n";
+    write_json(args, json);
+    return failed ? 1 : 0;
 }
 
 } // namespace

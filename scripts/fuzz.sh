@@ -18,7 +18,7 @@ seconds="${1:-${FACET_FUZZ_SECONDS:-60}}"
 shift || true
 [ $# -gt 0 ] || set -- weights detect y4m
 jobs=$(nproc)
-scripts/install-deps.sh clang libclang-rt-dev libomp-dev
+scripts/install-deps.sh clang libclang-rt-dev
 
 san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \

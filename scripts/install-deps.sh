@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages facet builds and tests with, if any is missing; arguments name more
-# (scripts/sanitize.sh and scripts/fuzz.sh add clang, libclang-rt-dev and libomp-dev).
+# (scripts/sanitize.sh and scripts/fuzz.sh add clang and libclang-rt-dev).
 set -euo pipefail
 
 packages=(cmake g++ make libeigen3-dev libxsimd-dev libstb-dev libjpeg-dev doctest-dev libbenchmark-dev

@@ -72,6 +72,30 @@ assert isinstance(d, list) and len(d) == 2 and len(d[0]['faces']) == 6 and len(d
 assert sorted(os.listdir('$tmp/annotated')) == ['crowd.png', 'multiface.png']
 " || failures=$((failures + 1))
 
+# One bad image in a batch loses nothing else: the good images' results, an error record for the
+# bad one (its message also on stderr), exit 1 at the end; the same with two images at a time.
+for threads in 1 2; do
+  expect 1 "fake.png: not a readable image" -- "$img" "$tmp/fake.png" "$shared/upstream/images/crowd.jpg" \
+    --threads "$threads" --json "$tmp/batch$threads.json" --annotate "$tmp/batch$threads"
+done
+/usr/bin/python3 - "$tmp" <<'PY' || failures=$((failures + 1))
+import json, os, sys
+tmp = sys.argv[1]
+d = json.load(open(f"{tmp}/batch1.json"))
+assert len(d) == 3 and len(d[0]["faces"]) == 6 and len(d[2]["faces"]) > 20, d
+assert d[1]["image"] == f"{tmp}/fake.png" and "not a readable image" in d[1]["error"] and "faces" not in d[1], d[1]
+assert json.load(open(f"{tmp}/batch2.json")) == d   # two images at a time: the same results, in input order
+for threads in (1, 2):
+    assert sorted(os.listdir(f"{tmp}/batch{threads}")) == ["crowd.png", "multiface.png"]
+PY
+# Two images of the same name would overwrite each other's annotation or crops: refused up front.
+mkdir -p "$tmp/a" "$tmp/b"
+cp "$img" "$tmp/a/x.jpg"
+cp "$img" "$tmp/b/x.jpg"
+expect 1 "a/x.jpg and .*b/x.jpg would write the same --annotate files (named 'x')" -- "$tmp/a/x.jpg" "$tmp/b/x.jpg" --annotate "$tmp/same"
+expect 1 "would write the same --crops files" -- "$tmp/a/x.jpg" "$tmp/b/x.jpg" --crops "$tmp/same_crops"
+[ ! -e "$tmp/same" ] && [ ! -e "$tmp/same_crops" ] || { echo "FAIL: refused runs created output directories"; failures=$((failures + 1)); }
+
 # MTCNN: the six faces of the golden file (largest first), annotated, aligned from its landmarks.
 # Its default model is mtcnn.facet beside the RetinaFace one; $FACET_MODEL does not apply to it.
 FACET_MODEL=/nonexistent.facet expect 0 "" -- --detector mtcnn "$img" --json "$tmp/mtcnn.json" --annotate "$tmp/mtcnn.png" --crops "$tmp/mtcnn_crops"
@@ -87,6 +111,18 @@ for f, g in zip(faces, golden):
 assert open(f"{tmp}/mtcnn.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 assert sorted(os.listdir(f"{tmp}/mtcnn_crops")) == [f"multiface_{k}.png" for k in range(6)]
 PY
+# Out of memory inside MTCNN's parallel pyramid loop (--min-face 1 asks for a 7680x5760 first
+# level): the message and exit 1, not an abort, on one thread and on two.
+for threads in 1 2; do
+  code=0
+  (ulimit -v 1000000; exec "$exe" --detector mtcnn --min-face 1 --threads "$threads" "$shared/golden/crowd_640x480.png") \
+    >/dev/null 2>"$tmp/oom.err" || code=$?
+  if [ "$code" -ne 1 ] || ! grep -q "facet-detect: out of memory" "$tmp/oom.err"; then
+    echo "FAIL: MTCNN out of memory, $threads threads -> exit $code: $(cat "$tmp/oom.err")"; failures=$((failures + 1))
+  else
+    passed=$((passed + 1))
+  fi
+done
 expect 0 '"faces": \[\]' -- --detector mtcnn --min-face 2000 --factor 0.5 --thresholds 0.5,0.5,0.5 --threads 2 "$img"
 
 # Dense landmarks: PFLD-GhostOne on the golden face. The golden box is upstream's detector's, the

@@ -15,19 +15,19 @@ model="$source_dir/weights/retinaface_mnet025_official.facet"
 image="${FACET_SHARED:-$source_dir/../shared}/upstream/images/multiface.jpg"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-flags=(-std=c++17 -O2 -fopenmp -I"$source_dir/include" -I/usr/include/eigen3)
+flags=(-std=c++17 -O2 -pthread -I"$source_dir/include" -I/usr/include/eigen3)
 arch="$source_dir/include/facet/arch"
 
 "$cxx" "${flags[@]}" -DFACET_WITH_ISA_OBJECTS -c "$source_dir/examples/api_example.cpp" -o "$tmp/main_isa.o"
 "$cxx" "${flags[@]}" -c "$source_dir/examples/api_example.cpp" -o "$tmp/main_native.o"
-"$cxx" -fopenmp "$tmp/main_native.o" -o "$tmp/headers_alone"
+"$cxx" -pthread "$tmp/main_native.o" -o "$tmp/headers_alone"
 "$cxx" "${flags[@]}" -DFACET_WITH_ISA_OBJECTS -msse4.1 -c "$arch/isa_sse41.cpp" -o "$tmp/isa_sse41.o" &
 "$cxx" "${flags[@]}" -DFACET_WITH_ISA_OBJECTS -mavx2 -mfma -c "$arch/isa_avx2.cpp" -o "$tmp/isa_avx2.o" &
 "$cxx" "${flags[@]}" -DFACET_WITH_ISA_OBJECTS -mavx512f -mavx2 -mfma -Wno-maybe-uninitialized -c "$arch/isa_avx512.cpp" \
     -o "$tmp/isa_avx512.o"
 wait %1 %2
-"$cxx" -fopenmp "$tmp/main_isa.o" "$tmp"/isa_*.o -o "$tmp/with_objects"
-"$cxx" -fopenmp "$tmp/main_native.o" "$tmp"/isa_*.o -o "$tmp/mixed"
+"$cxx" -pthread "$tmp/main_isa.o" "$tmp"/isa_*.o -o "$tmp/with_objects"
+"$cxx" -pthread "$tmp/main_native.o" "$tmp"/isa_*.o -o "$tmp/mixed"
 
 "$tmp/headers_alone" "$model" "$image" > "$tmp/headers_alone.txt"
 FACET_ISA=sse41 "$tmp/with_objects" "$model" "$image" > "$tmp/with_objects_sse41.txt"

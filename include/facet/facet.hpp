@@ -1,12 +1,14 @@
 // facet: face analysis on the CPU. The umbrella header: include this and link facet::facet.
 #pragma once
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 #include "core/tensor.hpp"
 #include "io/annotate.hpp"
 #include "io/faces_json.hpp"
 #include "io/image.hpp"
 #include "io/weights.hpp"
 #include "kernels/kernel_set.hpp"
+#include "models/batch.hpp"
 #include "models/graph.hpp"
 #include "models/landmarks.hpp"
 #include "models/mesh_decoder.hpp"

@@ -104,6 +104,15 @@ public:
     const FeatureMap& map() const { return map_; }
     std::size_t capacity_floats() const { return capacity_; }
 
+    // Makes room for `floats` (the same count resize computes), so that no later resize up to
+    // that size allocates. Growing loses the contents; the shape stays, its ring zero.
+    void reserve(std::size_t floats) {
+        if (floats <= capacity_) return;
+        storage_ = make_aligned_floats(floats);
+        capacity_ = floats;
+        map_.data = storage_.get() + map_.rstride + map_.cstride;
+    }
+
 private:
     void zero_ring() {
         const std::size_t row_bytes = static_cast<std::size_t>(map_.rstride) * sizeof(float);

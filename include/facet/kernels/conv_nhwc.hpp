@@ -88,7 +88,7 @@ template <class Arch, int K, int S>
 void conv_nhwc(const FeatureMap& in, const PackedConv& w, const FeatureMap& out, int threads) {
     constexpr int N = Batch<Arch>::size;
     const int vectors = w.cout_pad / N;
-    parallel_for(0, out.h, threads, [&](int oy) {
+    parallel_for<Arch>(0, out.h, threads, [&](int oy) {
         for_each_vector_block<Arch>(vectors, [&](auto width, int v) {
             for_each_pixel_tile(out.w, [&](auto pixels, int ox) { conv_tile<Arch, K, S, pixels, width>(in, w, v, oy, ox, out); });
         });

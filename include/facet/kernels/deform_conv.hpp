@@ -1,4 +1,4 @@
-// facet: deformable convolution (DCNv1 and modulated DCNv2) on NHWC feature maps, xsimd + OpenMP.
+// facet: deformable convolution (DCNv1 and modulated DCNv2) on NHWC feature maps, xsimd, rows in parallel.
 //
 // Same result as torchvision.ops.deform_conv2d (reference_deform.hpp is its scalar twin). Each
 // tile of up to kTilePixels output pixels of a row takes two steps:
@@ -132,8 +132,8 @@ void deform_conv2d_nhwc(const FeatureMap& in, const FeatureMap& offsets, const F
     constexpr int N = Batch<Arch>::size;
     const int row = w.geometry.taps() * w.cin;
     const int vectors = w.cout_pad / N;
-    parallel_for(0, out.h, threads, [&](int oy) {
-        // One column tile per row, so that each OpenMP thread has its own; every value read is
+    parallel_for<Arch>(0, out.h, threads, [&](int oy) {
+        // One column tile per row, so that each thread has its own; every value read is
         // gathered first.
         const std::unique_ptr<float[]> columns(new float[static_cast<std::size_t>(kTilePixels) * row]);
         for (int ox = 0; ox < out.w; ox += kTilePixels) {

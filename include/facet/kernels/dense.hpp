@@ -59,7 +59,7 @@ void dense_nhwc(const FeatureMap& in, const PackedDense& w, const FeatureMap& ou
     constexpr int P = kTilePixels;
     const int items = out.h;
     const int full_tiles = items / P;
-    parallel_for(0, full_tiles, threads, [&](int t) { dense_items<Arch, P>(in, w, t * P, out); });
+    parallel_for<Arch>(0, full_tiles, threads, [&](int t) { dense_items<Arch, P>(in, w, t * P, out); });
     for (int item = full_tiles * P; item < items; ++item) dense_items<Arch, 1>(in, w, item, out);
 }
 

@@ -65,7 +65,7 @@ inline void dwconv3x3_row(const float* const (&rows)[3], std::ptrdiff_t src_step
 
 template <class Arch, int S>
 void dwconv3x3_nhwc(const FeatureMap& in, const PackedDepthwise& w, const FeatureMap& out, int threads) {
-    parallel_for(0, out.h, threads, [&](int oy) {
+    parallel_for<Arch>(0, out.h, threads, [&](int oy) {
         const float* const rows[3] = {in.at(oy * S - 1, -1), in.at(oy * S, -1), in.at(oy * S + 1, -1)};
         dwconv3x3_row<Arch, S>(rows, in.cstride, w, out.at(oy, 0), out.cstride, out.w);
     });

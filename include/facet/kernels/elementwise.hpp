@@ -21,7 +21,7 @@ void activation_nhwc(const FeatureMap& in, const MapActivation& a, const Feature
     constexpr int N = B::size;
     const B low(a.low), high(a.high), one(1.0f);
     const int lanes = written_lanes(out.c);
-    parallel_for(0, out.h, threads, [&](int y) {
+    parallel_for<Arch>(0, out.h, threads, [&](int y) {
         for (int x = 0; x < out.w; ++x) {
             const float* src = in.at(y, x);
             float* dst = out.at(y, x);
@@ -46,7 +46,7 @@ void binary_nhwc(const FeatureMap& a, const FeatureMap& b, const FeatureMap& out
     constexpr int N = B::size;
     const bool broadcast = b.h == 1 && b.w == 1;
     const int lanes = written_lanes(out.c);
-    parallel_for(0, out.h, threads, [&](int y) {
+    parallel_for<Arch>(0, out.h, threads, [&](int y) {
         for (int x = 0; x < out.w; ++x) {
             const float* pa = a.at(y, x);
             const float* pb = broadcast ? b.at(0, 0) : b.at(y, x);
@@ -73,7 +73,7 @@ template <class Arch>
 void softmax_channels_nhwc(const FeatureMap& in, const FeatureMap& out, int threads) {
     using B = Batch<Arch>;
     constexpr int N = B::size;
-    parallel_for(0, out.h, threads, [&](int y) {
+    parallel_for<Arch>(0, out.h, threads, [&](int y) {
         for (int x = 0; x < out.w; ++x) {
             const float* src = in.at(y, x);
             float* dst = out.at(y, x);

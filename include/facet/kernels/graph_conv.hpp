@@ -3,7 +3,7 @@
 //
 // Sparse products vectorise over feature columns: for one output row, a block of column vectors
 // stays in registers while the row's non-zeros stream past, each value broadcast and FMA'd with
-// the matching aligned run of its neighbour's row. Rows are independent, so OpenMP splits them and
+// the matching aligned run of its neighbour's row. Rows are independent, so threads split them and
 // results do not depend on the thread count.
 //
 // The Chebyshev convolution runs the recurrence T_1 = L~ X, T_k = 2 L~ T_(k-1) - T_(k-2) with
@@ -54,7 +54,7 @@ inline void sparse_product(const SparseMatrix& a, const GraphFeatures& x, const 
     constexpr int N = Batch<Arch>::size;
     constexpr int Vb = kSparseBlockVectors;
     const int vectors = out.stride / N;
-    parallel_for(0, a.rows, threads, [&](int r) {
+    parallel_for<Arch>(0, a.rows, threads, [&](int r) {
         int v = 0;
         for (; v + Vb <= vectors; v += Vb) sparse_row_block<Arch, Vb, Store>(a, x, z, r, v * N, out);
         // The rest in one pass too: 1 to Vb - 1 vectors.
@@ -142,7 +142,7 @@ void chebyshev_conv(const SparseMatrix& laplacian, const GraphFeatures& x, const
     }
     constexpr int P = kTilePixels;
     const int blocks = (x.vertices + P - 1) / P;
-    parallel_for(0, blocks, threads, [&](int b) {
+    parallel_for<Arch>(0, blocks, threads, [&](int b) {
         const int row0 = b * P;
         if (row0 + P <= x.vertices) {
             chebyshev_combine_rows<Arch, P>(terms, w, row0, out);

@@ -78,7 +78,7 @@ void grouped_conv_nhwc(const FeatureMap& in, const PackedGroupedConv& w, const F
     const int last_inside = in.w - 1 - reach + g.pad_left; // ox * stride_w must not exceed it
     const int inner_end = last_inside < 0 ? inner_begin : std::clamp(last_inside / g.stride_w + 1, inner_begin, out.w);
     const int blocks = w.cout_pad / kChannelAlign;
-    parallel_for(0, out.h, threads, [&](int oy) {
+    parallel_for<Arch>(0, out.h, threads, [&](int oy) {
         for (int block = 0; block < blocks; ++block) {
             int ox = 0;
             for (; ox < inner_begin; ++ox) grouped_conv_tile<Arch, 1, true>(in, w, block, oy, ox, out);

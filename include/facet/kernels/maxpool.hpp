@@ -17,7 +17,7 @@ template <class Arch, int K, int S>
 void maxpool_nhwc(const FeatureMap& in, const FeatureMap& out, int threads) {
     using B = Batch<Arch>;
     constexpr int N = B::size;
-    parallel_for(0, out.h, threads, [&](int oy) {
+    parallel_for<Arch>(0, out.h, threads, [&](int oy) {
         const int y0 = oy * S, y1 = std::min(y0 + K, in.h);
         for (int ox = 0; ox < out.w; ++ox) {
             const int x0 = ox * S, x1 = std::min(x0 + K, in.w);

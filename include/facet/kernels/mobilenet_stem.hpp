@@ -234,7 +234,7 @@ void mobilenet_stem_nhwc(const StemImage& in, const PackedConv& conv, const Pack
     const StemScratch layout(mid_w, conv.cin, conv.cout, pw.cout_pad);
     const std::ptrdiff_t pw_step = pw.cout_pad;
     const int bands = std::max(1, std::min(threads, out.h));
-    parallel_for(0, bands, threads, [&](int band) {
+    parallel_for<Arch>(0, bands, threads, [&](int band) {
         float* next = scratch + static_cast<std::size_t>(band) * layout.per_thread;
         // Pixel 0 of a planar row's first plane kChannelAlign floats in: aligned, x = -1 before it.
         const auto take_planar = [&](int planes) {

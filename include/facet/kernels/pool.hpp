@@ -32,7 +32,7 @@ void pool2d_nhwc(const FeatureMap& in, const PoolGeometry& g, const FeatureMap& 
     using B = Batch<Arch>;
     constexpr int N = B::size;
     const int vectors = written_lanes(out.c) / N;
-    parallel_for(0, out.h, threads, [&](int oy) {
+    parallel_for<Arch>(0, out.h, threads, [&](int oy) {
         const PoolSpan rows = pool_span(oy, g.stride_h, g.pad_top, g.pad_bottom, g.kernel_h, in.h);
         for (int ox = 0; ox < out.w; ++ox) {
             const PoolSpan cols = pool_span(ox, g.stride_w, g.pad_left, g.pad_right, g.kernel_w, in.w);

@@ -4,6 +4,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "../core/parallel.hpp"
 #include "conv_weights.hpp"
 
 namespace facet::simd {
@@ -57,14 +58,6 @@ inline void for_each_vector_block(int vectors, Block&& block) {
     case 3: if constexpr (T > 3) block(std::integral_constant<int, 3>{}, v); break;
     default: break;
     }
-}
-
-// Runs a loop body over a parallel range with OpenMP when threads > 1, serially otherwise (no
-// team start-up cost on the one-thread path the benchmarks measure).
-template <class Body>
-inline void parallel_for(int begin, int end, int threads, Body&& body) {
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (int i = begin; i < end; ++i) body(i);
 }
 
 } // namespace

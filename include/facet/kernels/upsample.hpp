@@ -15,7 +15,7 @@ inline void for_each_nearest(const FeatureMap& from, const FeatureMap& to, int t
     using B = Batch<Arch>;
     constexpr int N = B::size;
     const int lanes = written_lanes(to.c);
-    parallel_for(0, to.h, threads, [&](int y) {
+    parallel_for<Arch>(0, to.h, threads, [&](int y) {
         const int sy = static_cast<int>(static_cast<long long>(y) * from.h / to.h);
         for (int x = 0; x < to.w; ++x) {
             const int sx = static_cast<int>(static_cast<long long>(x) * from.w / to.w);

@@ -146,7 +146,7 @@ void conv3x3_s1_winograd_nhwc(const FeatureMap& in, const PackedConv& w, const F
     // Per-thread scratch, kept across calls so a frame allocates nothing once warm.
     const std::size_t v_floats = static_cast<std::size_t>(kPositions) * kTilesPerBlock * cin_stride;
     const std::size_t m_floats = static_cast<std::size_t>(kPositions) * kTilesPerBlock * cout_pad;
-    parallel_for(0, blocks, threads, [&](int block) {
+    parallel_for<Arch>(0, blocks, threads, [&](int block) {
         static thread_local AlignedFloats scratch;
         static thread_local std::size_t capacity = 0;
         if (capacity < v_floats + m_floats) {

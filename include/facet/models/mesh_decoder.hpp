@@ -22,7 +22,7 @@
 namespace facet {
 
 struct MeshDecoderOptions {
-    int threads = 1; // OpenMP threads inside the kernels
+    int threads = 1; // threads inside the kernels (core/parallel.hpp)
 };
 
 class MeshDecoderModel {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "../core/error.hpp"
+#include "../core/parallel.hpp"
 #include "../core/tensor.hpp"
 #include "../kernels/kernel_set.hpp"
 
@@ -43,10 +44,10 @@ inline void run_modulated_deform_conv(const KernelSet& kernels, const ModulatedD
     kernels.conv_for(layer.offset_mask)(in, layer.offset_mask, scratch.map(), threads);
     const FeatureMap mask = scratch.map().channels(2 * taps, taps);
     // The sigmoid in place: 9 values a pixel, a few per cent of the layer's time.
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (int y = 0; y < mask.h; ++y)
+    parallel_for(0, mask.h, threads, [&](int y) {
         for (int x = 0; x < mask.w; ++x)
             for (float* m = mask.at(y, x); m != mask.at(y, x) + taps; ++m) *m = 1.0f / (1.0f + std::exp(-*m));
+    });
     kernels.deform_conv2d(in, scratch.map().channels(0, 2 * taps), &mask, layer.conv, out, threads);
 }
 

@@ -13,7 +13,6 @@
 // gives another). Its maps, candidate lists and sort buffers are reused from call to call, so once
 // warm (frames of one size with about as many candidates) a call allocates nothing.
 #pragma once
-#include <omp.h>
 
 #include <algorithm>
 #include <array>
@@ -26,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "../core/parallel.hpp"
 #include "../core/tensor.hpp"
 #include "../io/image.hpp"
 #include "../io/weights.hpp"
@@ -40,7 +40,7 @@ struct MtcnnOptions {
     double factor = 0.709; // scale from one pyramid level to the next, in (0, 1)
     // Face probability a candidate needs to pass P-Net (>=), R-Net (>) and O-Net (>), as upstream.
     std::array<float, 3> thresholds{0.6f, 0.7f, 0.7f};
-    int threads = 1; // OpenMP threads over P-Net's pyramid levels and over R-Net's and O-Net's crops
+    int threads = 1; // threads over P-Net's pyramid levels and over R-Net's and O-Net's crops
 };
 
 // Throws an Error naming the first option out of range.
@@ -322,16 +322,14 @@ public:
             check_image_size(top_w, top_h, "MTCNN pyramid (min_face " + std::to_string(options_.min_face) + ")");
         const mtcnn::CropRect whole{0, 0, image.width, image.height};
         const int levels = static_cast<int>(scales_.size());
-        const int threads = thread_scratch(levels);
+        const int lanes = thread_scratch(levels);
         if (per_level_.size() < scales_.size()) per_level_.resize(scales_.size());
-        assign_levels(image, threads);
-        // Each level's kernels run on one thread, the one assign_levels chose.
-#pragma omp parallel num_threads(threads) if (threads > 1)
-        {
-            const int thread = omp_get_thread_num();
-            NetScratch& s = scratch_[static_cast<std::size_t>(thread)];
+        assign_levels(image, lanes);
+        // Each lane (its levels, in turn, on its scratch) runs on one thread, whichever claims it.
+        parallel_for(0, lanes, lanes, [&](int lane) {
+            NetScratch& s = scratch_[static_cast<std::size_t>(lane)];
             for (int level = 0; level < levels; ++level) {
-                if (level_thread_[static_cast<std::size_t>(level)] != thread) continue;
+                if (level_lane_[static_cast<std::size_t>(level)] != lane) continue;
                 const double scale = scales_[static_cast<std::size_t>(level)];
                 set_input(image, whole, mtcnn::level_size(image.width, scale), mtcnn::level_size(image.height, scale), s);
                 run_pnet(s);
@@ -339,7 +337,7 @@ public:
                 pnet_proposals(s.heads.map(), scale, found);
                 nms(found, 0.5f, kPlainIou, kAll, s.sort);
             }
-        }
+        });
         proposals_.clear();
         for (int level = 0; level < levels; ++level) {
             const std::vector<Proposal>& found = per_level_[static_cast<std::size_t>(level)];
@@ -412,7 +410,7 @@ private:
         float score;
         std::array<float, 4> regression;
     };
-    // One thread's memory for one net at a time: its input, two buffers the layers alternate
+    // One lane's or thread's memory for one net at a time: its input, two buffers the layers alternate
     // between, P-Net's heads; the area-resampling tables of its input and P-Net's per-level NMS.
     struct NetScratch {
         FeatureBuffer input, a, b, heads;
@@ -479,18 +477,36 @@ private:
             }
     }
 
-    // Which thread runs each pyramid level (level_thread_): largest level first, each to the thread
-    // with the least work so far, a level's work being its area. Levels shrink by factor^2 in
-    // area, so the first is about half the work and two threads split it level 0 | the rest. The
-    // rule is fixed rather than dynamic scheduling so that a thread meets the same levels every
-    // frame: its scratch, sized by the largest it met, is warm after one frame.
-    void assign_levels(const Image& image, int threads) {
-        level_thread_.assign(scales_.size(), 0);
-        thread_work_.assign(static_cast<std::size_t>(threads), 0.0);
+    // Which lane runs each pyramid level (level_lane_): largest level first, each to the lane with
+    // the least work so far, a level's work being its area. Levels shrink by factor^2 in area, so
+    // the first is about half the work and two lanes split it level 0 | the rest. A lane is one
+    // item of the parallel loop, with its own scratch; the rule is fixed rather than dynamic so
+    // that a lane meets the same levels every frame: its scratch, sized by the largest it met, is
+    // warm after one frame, whichever thread runs it.
+    void assign_levels(const Image& image, int lanes) {
+        level_lane_.assign(scales_.size(), 0);
+        lane_work_.assign(static_cast<std::size_t>(lanes), 0.0);
         for (std::size_t level = 0; level < scales_.size(); ++level) {
-            const auto least = std::min_element(thread_work_.begin(), thread_work_.end());
+            const auto least = std::min_element(lane_work_.begin(), lane_work_.end());
             *least += static_cast<double>(mtcnn::level_size(image.width, scales_[level])) * mtcnn::level_size(image.height, scales_[level]);
-            level_thread_[level] = static_cast<int>(least - thread_work_.begin());
+            level_lane_[level] = static_cast<int>(least - lane_work_.begin());
+        }
+    }
+
+    // Grows the maps and resampling tables of the first `count` scratches to the largest any of
+    // them has. The crop loop gives crops to threads dynamically, so which scratch met which
+    // crops changes from frame to frame; after this, that never makes a frame allocate.
+    void grow_scratch_alike(int count) {
+        const auto first = scratch_.begin(), last = scratch_.begin() + count;
+        for (FeatureBuffer NetScratch::*map : {&NetScratch::input, &NetScratch::a, &NetScratch::b}) {
+            std::size_t most = 0;
+            for (auto s = first; s != last; ++s) most = std::max(most, ((*s).*map).capacity_floats());
+            for (auto s = first; s != last; ++s) ((*s).*map).reserve(most);
+        }
+        for (std::vector<AreaSpan> NetScratch::*spans : {&NetScratch::spans_x, &NetScratch::spans_y}) {
+            std::size_t most = 0;
+            for (auto s = first; s != last; ++s) most = std::max(most, ((*s).*spans).capacity());
+            for (auto s = first; s != last; ++s) ((*s).*spans).reserve(most);
         }
     }
 
@@ -520,15 +536,15 @@ private:
         const int items = static_cast<int>(crops_.size());
         features_.resize(items * first_dense.in_h, first_dense.in_w, first_dense.cin);
         const int threads = thread_scratch(items);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 8) if (threads > 1)
-        for (int i = 0; i < items; ++i) {
-            NetScratch& s = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
+        parallel_for_workers(0, items, threads, [&](int i, int worker) {
+            NetScratch& s = scratch_[static_cast<std::size_t>(worker)];
             set_input(image, crops_[static_cast<std::size_t>(i)], size, size, s);
             FeatureMap item = features_.map();
             item.data = item.at(i * first_dense.in_h, 0);
             item.h = first_dense.in_h;
             conv_layers(s, item);
-        }
+        });
+        grow_scratch_alike(threads);
     }
 
     // The dense layers on the first `items` inputs of features_; heads_ row i holds input i's outputs.
@@ -546,15 +562,15 @@ private:
     std::shared_ptr<const MtcnnModel> model_;
     MtcnnOptions options_;
     const KernelSet* kernels_;
-    // Scratch memory, reused from call to call: each OpenMP thread's maps for the pyramid level or
-    // crop it is on; the batch of crops' last conv outputs and the dense layers' outputs; the
-    // pyramid's scales, which thread runs each level (and their work) and each level's proposals;
+    // Scratch memory, reused from call to call: each lane's maps for its pyramid levels, each
+    // thread's for the crop it is on; the batch of crops' last conv outputs and the dense layers' outputs; the
+    // pyramid's scales, which lane runs each level (and their work) and each level's proposals;
     // a stage's proposals, the candidates it cropped and their crops; P-Net's and R-Net's output;
     // the sort buffers.
     std::vector<NetScratch> scratch_;
     FeatureBuffer features_, hidden_, heads_;
-    std::vector<double> scales_, thread_work_;
-    std::vector<int> level_thread_;
+    std::vector<double> scales_, lane_work_;
+    std::vector<int> level_lane_;
     std::vector<std::vector<Proposal>> per_level_;
     std::vector<Proposal> proposals_;
     std::vector<Face> cropped_, proposed_, refined_;

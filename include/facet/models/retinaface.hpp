@@ -29,7 +29,7 @@ struct RetinaFaceOptions {
     int top_k = 5000;             // candidates kept (best first) before NMS
     int max_faces = 750;          // faces kept after NMS
     int max_side = 640;           // shrink so the longer side is at most this before the network; 0: never
-    int threads = 1;              // OpenMP threads inside the kernels
+    int threads = 1;              // threads inside the kernels (core/parallel.hpp)
 };
 
 // The network's outputs for one input, in prior order (level, row, column, anchor).
