@@ -2,7 +2,8 @@
 """The threads table of bench/README.md ("Threads beside a busy process"): each multi-thread model
 case at 1 thread, 2 threads, and both beside a noisy neighbour (a process keeping one core busy,
 bench/noisy_neighbour.hpp), as medians of --repetitions runs, for one or more facet-bench builds
-(e.g. before and after a change, run alternately in one session so both see the same machine).
+(e.g. before and after a change, run alternately case by case so both see the same machine). Each
+case runs in a process of its own.
 
 usage: bench/threads_table.py [--repetitions N] [--min-time S] LABEL=FACET_BENCH [LABEL=FACET_BENCH ...]
 """
@@ -53,7 +54,12 @@ def main():
     builds = [b.split("=", 1) for b in args.builds]
     if any(len(b) != 2 for b in builds):
         sys.exit("threads_table.py: each build is LABEL=PATH_TO_FACET_BENCH")
-    medians = {label: run(path, names, args.repetitions, args.min_time) for label, path in builds}
+    # Each case in a process of its own: the pool's back-off after a stall (core/parallel.hpp)
+    # lives as long as the process, so a case run after the neighbour's would start with it.
+    medians = {label: {} for label, _ in builds}
+    for name in names:
+        for label, path in builds:
+            medians[label].update(run(path, [name], args.repetitions, args.min_time))
     print(f"| case | build | {' | '.join(c for c, _, _ in COLUMNS)} | 2 / 1 threads | 2 / 1, neighbour |")
     print("|---|---|" + "---:|" * (len(COLUMNS) + 2))
     for row in CASES:
