@@ -160,7 +160,7 @@ expect 2 "--landmark-model needs a value" -- "$img" --landmark-model
 expect 1 "makes more than 100 pyramid levels" -- --detector mtcnn --factor 0.999999 "$img"
 expect 1 "weights: is a directory, not a weight file" -- --model weights "$img"
 expect 1 "tests: is a directory, not an image" -- tests
-expect 1 "/dev/zero: file larger than 1 GiB, facet's limit for a image" -- /dev/zero
+expect 1 "/dev/zero: file larger than 1 GiB, facet's limit for an image" -- /dev/zero
 # Outputs that cannot be written (a full disk) fail loudly.
 if [ -w /dev/full ]; then
   if "$exe" "$img" >/dev/full 2>"$tmp/stderr" || ! grep -q "cannot write to standard output" "$tmp/stderr"; then

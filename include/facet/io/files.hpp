@@ -20,10 +20,11 @@ namespace facet {
 // stream (a pipe, /dev/stdin, a device such as /dev/zero) is read up to the limit and refused one
 // byte past it, its buffer never grown beyond the limit. A directory is refused as one.
 inline std::vector<std::uint8_t> read_file(const std::string& path, std::uint64_t max_bytes, const std::string& what) {
+    const std::string a_what = (what.find_first_of("aeiou") == 0 ? "an " : "a ") + what; // "an image", "a weight file"
     const auto too_large = [&] {
         const bool whole_gib = max_bytes % (std::uint64_t(1) << 30) == 0;
         return Error(path + ": file larger than " + (whole_gib ? std::to_string(max_bytes >> 30) + " GiB" : std::to_string(max_bytes) + " bytes") +
-                     ", facet's limit for a " + what);
+                     ", facet's limit for " + a_what);
     };
     const auto failed = [&](const char* doing, int error) {
         return Error(path + ": cannot " + doing + " " + what + " (" + std::strerror(error) + ")");
@@ -36,7 +37,7 @@ inline std::vector<std::uint8_t> read_file(const std::string& path, std::uint64_
     } closer{f};
     struct stat st {};
     if (fstat(fileno(f), &st) != 0) throw failed("read", errno);
-    if (S_ISDIR(st.st_mode)) throw Error(path + ": is a directory, not " + (what == "image" ? "an " : "a ") + what);
+    if (S_ISDIR(st.st_mode)) throw Error(path + ": is a directory, not " + a_what);
     std::vector<std::uint8_t> bytes;
     if (S_ISREG(st.st_mode)) {
         if (static_cast<std::uint64_t>(st.st_size) > max_bytes) throw too_large();

@@ -243,8 +243,9 @@ inline void check_image_size(int w, int h, const std::string& what, long long ma
                     std::to_string(kMaxImageSide) + " px a side and " + std::to_string(max_pixels) + " pixels");
 }
 
-// Decodes JPEG and PNG to 8-bit RGB; other formats are refused by name (unsupported_format). Grey is replicated; alpha is dropped (detection looks
-// at the colour channels only); 16-bit PNGs are reduced to 8 bits. The size is checked against
+// Decodes JPEG and PNG to 8-bit RGB; other formats are refused by name (unsupported_format).
+// Grey is replicated; alpha is dropped (detection looks at the colour channels only); 16-bit PNGs
+// are reduced to 8 bits. The size is checked against
 // the limits (check_image_size; `max_pixels` lowers the pixel limit) from the header, before any
 // pixel memory is allocated.
 inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std::string& name,
@@ -263,8 +264,8 @@ inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std
         throw Error(name + ": " + format + " images are not supported (facet reads JPEG and PNG)");
     int w = 0, h = 0, channels = 0;
     if (!stbi_info_from_memory(bytes, static_cast<int>(size), &w, &h, &channels)) {
-        // stb_image refuses a PNG of 0 pixels or more than its (facet's) side limit, then tries
-        // the other formats, and reports only the last one's reason: say what the header says.
+        // stb_image refuses a PNG of 0 pixels or more than its (facet's) side limit with a reason
+        // that does not say so: say what the header says.
         if (detail::png_header_size(bytes, size, w, h)) check_image_size(w, h, name, max_pixels);
         if (!detail::is_png(bytes, size)) throw Error(name + ": not a readable image (not a JPEG or PNG file)");
         throw Error(name + ": not a readable image (" + stbi_failure_reason() + ")");
@@ -303,8 +304,9 @@ inline Image load_image(const std::string& path) {
 inline void write_png(const std::string& path, const Image& img) {
     std::vector<std::uint8_t> png;
     const auto append = [](void* context, void* data, int size) {
+        auto* out = static_cast<std::vector<std::uint8_t>*>(context);
         const auto* bytes = static_cast<const std::uint8_t*>(data);
-        static_cast<std::vector<std::uint8_t>*>(context)->insert(static_cast<std::vector<std::uint8_t>*>(context)->end(), bytes, bytes + size);
+        out->insert(out->end(), bytes, bytes + size);
     };
     if (!stbi_write_png_to_func(append, &png, img.width, img.height, 3, img.data(), img.width * 3))
         throw Error(path + ": cannot encode PNG");

@@ -133,8 +133,8 @@ namespace detail {
 // handful of maps under the first limit, each kept alive, would otherwise ask for gigabytes.
 constexpr double kMaxValueFloats = 268435456.0;
 constexpr double kMaxPlannedFloats = 268435456.0;
-// Largest span of a conv's window, (kernel - 1) x dilation + 1, and of a pooling window: no map is
-// wider, and it keeps every geometry product of the kernels within an int.
+// Largest span of a conv's window, (kernel - 1) x dilation + 1: no map is wider, and it keeps every
+// geometry product of the conv kernels within an int. (A pooling window must fit the padded input.)
 constexpr long long kMaxWindowSpan = 1 << 24;
 
 // A whole number in [lo, hi] from the metadata.
