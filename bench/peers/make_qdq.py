@@ -21,6 +21,7 @@ bench/peers/README.md):
 """
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -35,14 +36,12 @@ except ImportError as missing:
     sys.exit(f"make_qdq.py: {missing}. Run it with Debian's /usr/bin/python3 and "
              "`apt-get install python3-onnx python3-torch python3-opencv`.")
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import ort_node  # noqa: E402  (needs HERE on the path)
+import ort_node  # noqa: E402  (this directory: a script's own, or put on the path by run.py and the tests)
 import retinaface_post  # noqa: E402
 import retinaface_torch  # noqa: E402
 
-REPO_ROOT = HERE.parent.parent
-UPSTREAM_DIR_DEFAULT = REPO_ROOT / "../shared/upstream"
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+UPSTREAM_DIR_DEFAULT = Path(os.environ.get("FACET_UPSTREAM") or REPO_ROOT / "../shared/upstream")  # as run.py
 CHECKPOINT = "retinaface/official/mobilenet0.25_Final.pth"  # the weights facet's benchmark and run.py time
 # The calibration split every int8 path of this project uses; selfie_group.jpg and portrait_*.jpg
 # are held out.
@@ -318,8 +317,10 @@ def parse_args():
     parser.add_argument("--height", type=int, help="pin the input height (with --width)")
     parser.add_argument("--width", type=int, help="pin the input width (with --height)")
     parser.add_argument("--upstream", type=Path, default=UPSTREAM_DIR_DEFAULT,
-                        help="the upstream checkpoints and images (default ../shared/upstream)")
+                        help="the upstream checkpoints and images (default $FACET_UPSTREAM, else ../shared/upstream)")
     args = parser.parse_args()
+    if not args.out.parent.is_dir():
+        parser.error(f"{args.out}: the directory {args.out.parent} does not exist")
     if (args.height is None) != (args.width is None):
         parser.error("--height and --width go together")
     if args.height is not None and (args.height < 32 or args.width < 32):

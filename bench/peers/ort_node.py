@@ -43,6 +43,8 @@ def install():
 def node(script, *args):
     """stdout of `node HERE/script args...` with the package on NODE_PATH; raises RuntimeError on failure."""
     env = {**os.environ, "NODE_PATH": str(install())}
+    if not shutil.which("node"):
+        raise RuntimeError("node not found (apt-get install nodejs)")
     done = subprocess.run(["node", str(HERE / script), *map(str, args)], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{script} failed: {done.stderr.strip()}")

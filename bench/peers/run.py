@@ -57,7 +57,7 @@ REPO_ROOT = HERE.parent.parent
 # the same frame through FACET_SHARED).
 UPSTREAM_DIR = Path(os.environ.get("FACET_UPSTREAM") or REPO_ROOT / "../shared/upstream")
 GOLDEN_DIR = Path(os.environ.get("FACET_SHARED") or REPO_ROOT / "../shared") / "golden"
-TIMED_CHECKPOINT = "retinaface/official/mobilenet0.25_Final.pth"  # what facet's benchmark loads
+TIMED_CHECKPOINT = make_qdq.CHECKPOINT  # the official checkpoint: what facet's benchmark loads
 GOLDEN_RAW_CHECKPOINT = "retinaface/mobilenet0.25_Final.pth"  # the 2019 release the raw .npy come from
 FRAME = "crowd_640x480.png"
 FRAME_WIDTH, FRAME_HEIGHT = 640, 480
@@ -545,7 +545,7 @@ def format_report(table, accuracy_table, context):
         f"activations) calibrated on {', '.join(make_qdq.CALIBRATION_IMAGES)}; {context['ort_int8_speed']}.",
         f"- Checked before timing: {context['checks']}.",
         f"- Load: other processes kept {context['others_cpus']:.2f} of {context['cpus']} CPUs busy on average "
-        f"while this ran (1-min load average {context['loadavg']} at the start); the last timing column is the "
+        f"while this ran (1-min load average {context['loadavg']} at the start); the others' CPUs column is the "
         "same figure for each line's own measurement (one for all facet lines: one facet-bench run).",
     ]
     gate = (f"Accuracy against PyTorch fp32 on the shared images, each shrunk to a longer side of {ACCURACY_MAX_SIDE} "
@@ -620,7 +620,7 @@ def main():
         onnx_path = workdir / "retinaface_mnet025_official.onnx"
         export_onnx(model, onnx_path)
         # The int8 models: one calibration run, a QDQ model per method, pinned to the frame for timing.
-        int8_models = {}
+        int8_models, calibration_failure = {}, None
         try:
             fp32_model, activations = make_qdq.calibrate(UPSTREAM_DIR, workdir, log=log)
             int8_models["fp32"] = workdir / "fp32.onnx"
@@ -630,6 +630,7 @@ def main():
                 onnx.save(qdq, str(int8_models[method]))
                 onnx.save(make_qdq.pin_input(qdq, FRAME_HEIGHT, FRAME_WIDTH), str(workdir / f"int8_{method}_vga.onnx"))
         except RuntimeError as why:
+            calibration_failure = f"no int8 model: {why}"
             log(f"ONNX Runtime unavailable: {why}")
 
         def time_ort_fp32():
@@ -639,7 +640,7 @@ def main():
 
         def time_ort_int8(method):
             if method not in int8_models:
-                raise RuntimeError("no int8 model (calibration failed)")
+                raise RuntimeError(calibration_failure)
             row = time_onnxruntime(workdir / f"int8_{method}_vga.onnx", frame, workdir, args.warmup, args.runs)
             del row["outputs"]  # checked by the accuracy gate, not against PyTorch's outputs
             return row
