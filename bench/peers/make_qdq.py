@@ -135,7 +135,7 @@ def int8_per_channel(weights):
     """ORT's per-channel symmetric int8 weights (axis 0): (quantised, scales [C])."""
     flat = weights.reshape(weights.shape[0], -1).astype(np.float32)
     absmax = np.abs(flat).max(axis=1)
-    scales = (2 * absmax.astype(np.float64) / (2 * INT8_SYMMETRIC_MAX)).astype(np.float32)
+    scales = (absmax.astype(np.float64) / INT8_SYMMETRIC_MAX).astype(np.float32)
     scales[scales < np.finfo(np.float32).tiny] = 1.0
     quantised = np.clip(np.round(flat / scales[:, None]), -128, 127).astype(np.int8)
     return quantised.reshape(weights.shape), scales
