@@ -619,15 +619,16 @@ def main():
         workdir = Path(tmp)
         onnx_path = workdir / "retinaface_mnet025_official.onnx"
         export_onnx(model, onnx_path)
-        # The int8 models: one calibration run, a QDQ model per method, pinned to the frame for timing.
-        int8_models, calibration_failure = {}, None
+        # ONNX Runtime's models besides the timed fp32 one: the opset-13 fp32 export (for the accuracy) and
+        # its QDQ model per calibration method, with a copy pinned to the frame for timing.
+        ort_models, calibration_failure = {}, None
         try:
             fp32_model, activations = make_qdq.calibrate(UPSTREAM_DIR, workdir, log=log)
-            int8_models["fp32"] = workdir / "fp32.onnx"
+            ort_models["fp32"] = workdir / "fp32.onnx"
             for method, label in ORT_INT8_CALIBRATIONS:
                 qdq = make_qdq.quantise(fp32_model, activations, method)
-                int8_models[method] = workdir / f"int8_{method}.onnx"
-                onnx.save(qdq, str(int8_models[method]))
+                ort_models[method] = workdir / f"int8_{method}.onnx"
+                onnx.save(qdq, str(ort_models[method]))
                 onnx.save(make_qdq.pin_input(qdq, FRAME_HEIGHT, FRAME_WIDTH), str(workdir / f"int8_{method}_vga.onnx"))
         except RuntimeError as why:
             calibration_failure = f"no int8 model: {why}"
@@ -639,7 +640,7 @@ def main():
             return row
 
         def time_ort_int8(method):
-            if method not in int8_models:
+            if method not in ort_models:
                 raise RuntimeError(calibration_failure)
             row = time_onnxruntime(workdir / f"int8_{method}_vga.onnx", frame, workdir, args.warmup, args.runs)
             del row["outputs"]  # checked by the accuracy gate, not against PyTorch's outputs
@@ -662,8 +663,8 @@ def main():
         log("accuracy on the shared images")
         ort, *ort_int8_rows = [lines[what][0] for what, _ in timers[:1 + len(ORT_INT8_CALIBRATIONS)]]
         for row, key in zip([ort, *ort_int8_rows], ["fp32"] + [method for method, _ in ORT_INT8_CALIBRATIONS]):
-            if "unavailable" not in row and key in int8_models:
-                row["accuracy"] = ort_accuracy(int8_models[key], inputs, fp32_faces, workdir)
+            if "unavailable" not in row and key in ort_models:
+                row["accuracy"] = ort_accuracy(ort_models[key], inputs, fp32_faces, workdir)
     opencv, pytorch = lines["OpenCV DNN"][0], lines["PyTorch"][0]
     pytorch["accuracy_note"] = "the reference"
     opencv["accuracy_note"] = "fp32, outputs checked on the frame"
