@@ -1,13 +1,17 @@
-"""RetinaFace priors, decoding and NMS in NumPy, as the upstream evaluation does (MODELS.md section 1).
+"""RetinaFace input, priors, decoding and NMS in NumPy, as the upstream evaluation does (MODELS.md section 1).
 
-run.py uses it for two checks, not for timing: that the official checkpoint, read by
-retinaface_torch.py, reproduces the golden detections (golden/retinaface_mnetv2_crowd.json), and
-that PyTorch and facet find the same number of faces on the benchmark frame.
+run.py uses it for checks, not for timing: that the official checkpoint, read by
+retinaface_torch.py, reproduces the golden detections (golden/retinaface_mnetv2_crowd.json), that
+PyTorch and facet find the same number of faces on the benchmark frame, and the detections of the
+quantised models against fp32. make_qdq.py feeds its calibration images through network_input.
 """
 
 import math
 
+import cv2
 import numpy as np
+
+BGR_MEAN = np.array([104, 117, 123], dtype=np.float32)
 
 STEPS = (8, 16, 32)
 MIN_SIZES = ((16, 32), (64, 128), (256, 512))  # the 2019 and official mnet0.25 checkpoints
@@ -18,6 +22,27 @@ EVAL_THRESHOLD = 0.02
 EVAL_TOP_K = 5000
 EVAL_NMS_IOU = 0.4
 EVAL_KEEP = 750
+
+
+def network_input(path, max_side=0):
+    """The network input for an image file: BGR float minus the mean, NCHW (MODELS.md section 1).
+
+    With max_side > 0 the image is first shrunk so its longer side is at most max_side, as
+    facet-detect does by default (--max-side 640): the same rounding of the size, and bilinear
+    resampling with half-pixel centres on the float image (cv2.INTER_LINEAR, which matches facet's
+    resize_bilinear).
+    """
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # BGR
+    if image is None:
+        raise FileNotFoundError(f"cannot read {path}")
+    image = image.astype(np.float32)
+    height, width = image.shape[:2]
+    shrink = min(1.0, max_side / max(width, height)) if max_side > 0 else 1.0
+    size = (max(1, int(width * shrink + 0.5)), max(1, int(height * shrink + 0.5)))  # std::lround
+    if size != (width, height):
+        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    chw = (image - BGR_MEAN).transpose(2, 0, 1)
+    return np.ascontiguousarray(chw[None])
 
 
 def priors(height, width):
