@@ -4,8 +4,10 @@ face_recognition parity test (make_recognition_reference.mjs computes face-api's
 
 - NAME.png, 150x150: the square of the best face's box's longer side around its centre (black outside
   the image), resized by OpenCV's area filter: the network's input as it is;
-- NAME_box.png: the box itself, floored to whole pixels, not resized: face-api pads it to a square and
-  resizes it to 150x150 (bilinear) before the network, as facet::FaceRecognizer does.
+- NAME_box.png: the box itself, floored to whole pixels (less its last column when that makes the
+  difference of its sides odd, so that face-api's padding has a larger half, which it puts after the
+  image), not resized: face-api pads it to a square and resizes it to 150x150 (bilinear) before the
+  network, as facet::FaceRecognizer does.
 Any face-like crop serves: the test feeds the same pixels to face-api and to facet.
 
     tests/faceapi/make_recognition_crops.py build/bin/facet-detect ../shared/upstream/images
@@ -47,8 +49,10 @@ def main(detect, images):
         square = padded[y + side:y + 2 * side, x + side:x + 2 * side]
         cv2.imwrite(str(out / f"{name}.png"), cv2.resize(square, (SIDE, SIDE), interpolation=cv2.INTER_AREA))
         if with_box:
-            left, top = math.floor(max(x1, 0)), math.floor(max(y1, 0))
-            cv2.imwrite(str(out / f"{name}_box.png"), np.ascontiguousarray(image[top:math.floor(y2), left:math.floor(x2)]))
+            left, top, right, bottom = math.floor(max(x1, 0)), math.floor(max(y1, 0)), math.floor(x2), math.floor(y2)
+            if (right - left - bottom + top) % 2 == 0:
+                right -= 1
+            cv2.imwrite(str(out / f"{name}_box.png"), np.ascontiguousarray(image[top:bottom, left:right]))
 
 
 if __name__ == "__main__":
