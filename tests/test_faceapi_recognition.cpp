@@ -48,6 +48,13 @@ TEST_CASE("face_recognition: face-api's 128-d descriptors within 1e-4 per entry,
     const std::vector<json::Value>& crops = reference["crops"].array();
     REQUIRE(crops.size() >= 5);
     REQUIRE(std::count_if(crops.begin(), crops.end(), [](const json::Value& c) { return c["width"].number() != 150; }) >= 2);
+    // The 28 3x3 convs of the residual blocks (stride 1 "same", stride 2 "valid") run on the dense
+    // conv kernels (conv_nhwc, Winograd); only the 7x7 stem runs on the generic grouped conv.
+    const auto ops_of_kind = [&](GraphOp::Kind kind) {
+        return std::count_if(model->ops().begin(), model->ops().end(), [&](const GraphOp& op) { return op.kind == kind; });
+    };
+    CHECK(ops_of_kind(GraphOp::Kind::conv) == 28);
+    CHECK(ops_of_kind(GraphOp::Kind::grouped_conv) == 1);
     for (const KernelSet* ks : test::all_kernel_sets()) {
         FaceRecognizer recognizer(model, *ks);
         double worst = 0;
