@@ -174,6 +174,8 @@ TEST_CASE("graph loader: a file whose graph does not hold together is refused, n
     std::string shifted = conv;
     shifted.replace(shifted.find("\"stride\": [1, 1], \"pads\": [1, 1, 1, 1]"), 38, "\"stride\": [2, 2], \"pads\": [0, 0, 1, 1]");
     refused(R"({"x": [1, 4, 3], "c": [1, 2, 2], "y": [1, 2, 2]})", "[" + shifted + ", " + relu + "]", "need an input of at least 2x2");
+    const std::string pad = R"({"op": "pad", "name": "pad", "input": "c", "output": "y"})";
+    refused(R"({"x": [4, 4, 3], "c": [4, 4, 2], "y": [3, 5, 2]})", "[" + conv + ", " + pad + "]", "op 'pad' (pad): a pad makes no axis smaller");
     // A 3x3 conv without pads runs on the input's interior: a 2-pixel input has none.
     std::string valid = conv;
     valid.replace(valid.find("\"pads\": [1, 1, 1, 1]"), 20, "\"pads\": [0, 0, 0, 0]");
