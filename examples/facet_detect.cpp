@@ -172,7 +172,10 @@ Args parse_args(int argc, char** argv) {
         else if (arg == "--annotate") a.annotate = value;
         else if (arg == "--crops") a.crops = value;
         else if (arg == "--landmark-model") a.landmark_model = value;
-        else if (arg == "--recognition-model") a.recognition_model = value, a.embed = true;
+        else if (arg == "--recognition-model") {
+            a.recognition_model = value;
+            a.embed = true;
+        }
         else if (arg == "--landmarks") {
             a.landmarks = parse_int(arg, value, 68, 98);
             if (a.landmarks != 68 && a.landmarks != 98) throw UsageError("--landmarks wants 68 or 98, got '" + value + "'");
