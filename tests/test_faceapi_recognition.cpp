@@ -10,41 +10,18 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "faceapi_reference.hpp"
 #include "test_util.hpp"
 
 using namespace facet;
 
-namespace {
-
-// The converted model, or null (with a message) when setup has not made it.
-std::shared_ptr<const GraphModel> load_face_recognition() {
-    const std::string path = test::weights_path("face_recognition.facet");
-    if (!std::ifstream(path).good()) {
-        MESSAGE("skipped: " << path << " is missing (scripts/fetch-weights.sh converts it)");
-        return nullptr;
-    }
-    return GraphModel::from_file(path);
-}
-
-json::Value load_recognition_reference() {
-    std::ifstream f(test::source_path("tests/faceapi/recognition/reference.json"));
-    REQUIRE(f);
-    std::stringstream text;
-    text << f.rdbuf();
-    return json::parse(text.str());
-}
-
-} // namespace
-
 TEST_CASE("face_recognition: face-api's 128-d descriptors within 1e-4 per entry, crops of any size, on every instruction set") {
-    const auto model = load_face_recognition();
+    const auto model = test::load_faceapi_model("face_recognition.facet");
     if (!model) return;
-    const json::Value reference = load_recognition_reference();
+    const json::Value reference = test::load_source_json("tests/faceapi/recognition/reference.json");
     const std::vector<json::Value>& crops = reference["crops"].array();
     REQUIRE(crops.size() >= 5);
     REQUIRE(std::count_if(crops.begin(), crops.end(), [](const json::Value& c) { return c["width"].number() != 150; }) >= 2);
