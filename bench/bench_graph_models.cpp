@@ -10,6 +10,12 @@
 //                                    keeps one core busy (noisy_neighbour.hpp)
 //   BM_FaceLandmark68_Face/<isa>     the same for face-api's 68-point network (face_landmark_68.facet,
 //   BM_FaceLandmark68_Network/<isa>  converters/tfjs2facet.py) on the same face
+//   BM_FaceRecognizer/<isa>          FaceRecognizer::embed on that face's box (the 218 x 304 crop
+//                                    tests/faceapi/recognition/kate_siegel_box.png): padded to a square,
+//                                    bilinear to 150 x 150, face-api's ResNet (face_recognition.facet),
+//                                    the 128-d descriptor (what facet-detect --embed pays per face;
+//                                    bench/peers/recognition.py times face-api on the same crop)
+//   BM_FaceRecognizer_Network/<isa>  GraphExecutor::run of the ResNet alone
 //   BM_Faces_Landmarks68/<isa>       the whole pipeline on multiface.jpg (1200 x 630, six faces):
 //                                    RetinaFace at its default 640 px (a VGA-sized frame), then every
 //                                    face's 68 landmarks and head pose (facet-detect --landmarks 68)
@@ -22,6 +28,8 @@
 //                                    the grouped conv kernel: PFLD-GhostOne's 7 x 7 conv over its
 //                                    whole 7 x 7 map, and grouped 3 x 3 convs of ResNeXt widths
 //   avg_pool/<isa>/<h>x<w>x<c>/global PFLD-GhostOne's global average pools
+//   pad_end/<h>x<w>x<c>-><c'>        zeros appended to a map (face_recognition's residualDown shortcuts;
+//                                    one build for every instruction set, a copy)
 //
 // Inputs: weights/pfld_ghostone.facet and weights/face_landmark_68.facet (FACET_WEIGHTS_DIR overrides
 // the directory; ./setup.sh makes them) and ../shared/upstream/images/portrait_kate_siegel.jpg
@@ -32,7 +40,9 @@
 // bench/peers/run.py times ONNX Runtime on the same model in the same run (bench/README.md).
 #include <benchmark/benchmark.h>
 #include <facet/io/image.hpp>
+#include <facet/kernels/map_copy.hpp>
 #include <facet/models/landmarks.hpp>
+#include <facet/models/recognizer.hpp>
 #include <facet/models/retinaface.hpp>
 #include <facet/post/head_pose.hpp>
 
@@ -54,6 +64,7 @@ using namespace facet;
 
 constexpr const char* kPfldFile = "pfld_ghostone.facet";
 constexpr const char* kFaceLandmark68File = "face_landmark_68.facet";
+constexpr const char* kFaceRecognitionFile = "face_recognition.facet";
 constexpr const char* kImageFile = "upstream/images/portrait_kate_siegel.jpg";
 // The golden face's box (../shared/golden/pfld_ghostone_kate_siegel.json): a 307-pixel crop.
 constexpr std::array<float, 4> kFaceBox{542.745f, 113.519f, 763.93f, 420.059f};
@@ -143,6 +154,31 @@ void bm_network(benchmark::State& state, const KernelSet* kernels, const char* f
     state.counters["FLOPS"] = per_second(in.flops);
 }
 
+// Pad, resize, network and descriptor for one face: the golden face's box, cut out.
+void bm_face_recognizer(benchmark::State& state, const KernelSet* kernels) {
+    const LandmarkInputs& in = landmark_inputs(kFaceRecognitionFile);
+    if (!in.error.empty()) return state.SkipWithError(in.error.c_str());
+    static const Image crop = load_image(FACET_SOURCE_DIR "/tests/faceapi/recognition/kate_siegel_box.png");
+    FaceRecognizer recognizer(in.model, *kernels);
+    benchmark::DoNotOptimize(recognizer.embed(crop));
+    for (auto _ : state) benchmark::DoNotOptimize(recognizer.embed(crop));
+    state.counters["FLOPS"] = per_second(in.flops);
+}
+
+// The ResNet alone, on a random 150 x 150 input.
+void bm_face_recognizer_network(benchmark::State& state, const KernelSet* kernels) {
+    const LandmarkInputs& in = landmark_inputs(kFaceRecognitionFile);
+    if (!in.error.empty()) return state.SkipWithError(in.error.c_str());
+    GraphExecutor net(in.model, *kernels);
+    Image image(net.model().input().w, net.model().input().h);
+    std::mt19937 rng(7);
+    for (std::uint8_t& v : image.rgb) v = static_cast<std::uint8_t>(rng());
+    net.set_input(image);
+    net.run();
+    for (auto _ : state) net.run();
+    state.counters["FLOPS"] = per_second(in.flops);
+}
+
 // Detector + 68 landmarks + head pose for every face of a frame.
 void bm_faces_landmarks68(benchmark::State& state, const KernelSet* kernels) {
     const LandmarkInputs& in = landmark_inputs(kFaceLandmark68File);
@@ -216,6 +252,13 @@ void bm_global_avg_pool(benchmark::State& state, const KernelSet* kernels, int s
     state.counters["bytes"] = per_second(sizeof(float) * static_cast<double>(side) * side * round_up(channels, kChannelAlign));
 }
 
+void bm_pad_end(benchmark::State& state, int side, int channels, int padded_side, int padded_channels) {
+    FeatureBuffer in(side, side, channels), out(padded_side, padded_side, padded_channels);
+    for (auto _ : state) pad_end(in.map(), out.map());
+    state.counters["bytes"] = per_second(sizeof(float) * (static_cast<double>(side) * side * round_up(channels, kChannelAlign) +
+                                                          static_cast<double>(padded_side) * padded_side * round_up(padded_channels, kChannelAlign)));
+}
+
 std::string shape_name(int h, int w, int c) { return std::to_string(h) + "x" + std::to_string(w) + "x" + std::to_string(c); }
 
 // benchmark_main has its own main(), so registration happens during static initialisation.
@@ -248,6 +291,12 @@ const bool kRegistered = [] {
                 ->UseRealTime()
                 ->Unit(benchmark::kMillisecond);
         }
+        benchmark::RegisterBenchmark(("BM_FaceRecognizer/" + name).c_str(), bm_face_recognizer, ks)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark(("BM_FaceRecognizer_Network/" + name).c_str(), bm_face_recognizer_network, ks)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
         benchmark::RegisterBenchmark(("BM_Faces_Landmarks68/" + name).c_str(), bm_faces_landmarks68, ks)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
@@ -267,6 +316,11 @@ const bool kRegistered = [] {
                                          bm_global_avg_pool, ks, side, channels)
                 ->Unit(benchmark::kMicrosecond);
     }
+    // face_recognition's shortcuts: 17x17x32 -> 64 channels, 3x3 -> 4x4 rows and columns (256 channels).
+    for (auto [side, channels, padded_side, padded_channels] : {std::array<int, 4>{17, 32, 17, 64}, {8, 64, 8, 128}, {3, 256, 4, 256}})
+        benchmark::RegisterBenchmark(("pad_end/" + shape_name(side, side, channels) + "->" + shape_name(padded_side, padded_side, padded_channels)).c_str(),
+                                     bm_pad_end, side, channels, padded_side, padded_channels)
+            ->Unit(benchmark::kMicrosecond);
     return true;
 }();
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Convert face-api's 68-point landmark network (TensorFlow.js weights) into a facet graph file
-(weights/FORMAT.md, model "graph"), NumPy only.
+"""Convert face-api's 68-point landmark network or its face recognition network (TensorFlow.js
+weights) into a facet graph file (weights/FORMAT.md, model "graph"), NumPy only. The recognition
+network is described where its graph is built ("face_recognition" below); which network a manifest
+holds, its tensor names say.
 
     tfjs2facet.py --out OUT.facet [--crop-margin M] face_landmark_68_model-weights_manifest.json
 
@@ -117,7 +119,7 @@ def _entry_layout(entry, index):
                                           for d in shape):
         raise ConversionError(f"{where} has shape {shape!r}, expected a list of whole numbers in [1, {MAX_DIM}]")
     if entry["dtype"] != "float32":
-        raise ConversionError(f"{where} has dtype {entry['dtype']!r}; face_landmark_68's tensors are float32")
+        raise ConversionError(f"{where} has dtype {entry['dtype']!r}; face-api's tensors are float32")
     count = math.prod(shape)
     if count * 4 > MAX_WEIGHT_BYTES:
         raise ConversionError(f"{where} has shape {shape}: {count * 4} bytes of float32, more than a facet file holds")
@@ -223,18 +225,19 @@ def _source(name, data):
     return {"file": name, "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def check_architecture(tensors):
-    """The manifest must hold exactly face_landmark_68's tensors, in its shapes."""
-    shapes = expected_shapes()
+def check_architecture(tensors, shapes=None, net="face_landmark_68"):
+    """The manifest must hold exactly the tensors of `net` (face-api's network name), in the shapes
+    `shapes` ({name: shape}; face_landmark_68's by default)."""
+    shapes = expected_shapes() if shapes is None else shapes
     missing = [name for name in shapes if name not in tensors]
     if missing:
-        raise ConversionError(f"tensor {missing[0]} is missing ({len(missing)} of face_landmark_68's "
-                              f"{len(shapes)} tensors are): is this face-api's face_landmark_68 model?")
+        raise ConversionError(f"tensor {missing[0]} is missing ({len(missing)} of {net}'s "
+                              f"{len(shapes)} tensors are): is this face-api's {net} model?")
     for name, array in tensors.items():
         if name not in shapes:
-            raise ConversionError(f"tensor {name} is not one of face_landmark_68's")
+            raise ConversionError(f"tensor {name} is not one of {net}'s")
         if list(array.shape) != shapes[name]:
-            raise ConversionError(f"tensor {name} has shape {list(array.shape)}, face_landmark_68 has {shapes[name]}")
+            raise ConversionError(f"tensor {name} has shape {list(array.shape)}, {net} has {shapes[name]}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,11 +257,13 @@ class TfjsGraph(GraphBuilder):
                     **fields)
         return name
 
-    def conv(self, name, source, weight, bias, stride, relu=False, groups=1):
-        """A TensorFlow "same" convolution; `weight` is [cout, cin / groups, kh, kw]."""
+    def conv(self, name, source, weight, bias, stride, relu=False, groups=1, padding="same"):
+        """A TensorFlow convolution, "same" or "valid" padding; `weight` is [cout, cin / groups, kh, kw]."""
         h, w, _ = self.values[source]
         cout, _, kh, kw = weight.shape
-        pads = same_pads([h, w], [kh, kw], [stride, stride])
+        pads = same_pads([h, w], [kh, kw], [stride, stride]) if padding == "same" else [0, 0, 0, 0]
+        if min(h + pads[0] + pads[2] - kh, w + pads[1] + pads[3] - kw) < 0:
+            raise ConversionError(f"{name}: a {kh}x{kw} conv does not fit a {h}x{w} map")
         shape = [window_count(h, kh, stride, pads[0], pads[2]), window_count(w, kw, stride, pads[1], pads[3]), cout]
         fields = {"weight": self.tensor(name, "weight", weight)}
         if bias is not None:
@@ -274,17 +279,31 @@ class TfjsGraph(GraphBuilder):
         return self._add("activation", name, [source], self.values[source], activation={"kind": "relu"})
 
     def avg_pool(self, name, source, kernel, stride):
+        return self._pool("avg_pool", name, source, kernel, stride, count_include_pad=False)
+
+    def max_pool(self, name, source, kernel, stride):
+        return self._pool("max_pool", name, source, kernel, stride)
+
+    def _pool(self, op, name, source, kernel, stride, **fields):
+        """A TensorFlow "valid" pooling (no padding) of a `kernel` x `kernel` window."""
         h, w, c = self.values[source]
-        shape = [window_count(h, kernel, stride, 0, 0), window_count(w, kernel, stride, 0, 0), c]
-        if min(shape) < 1:
+        if min(h, w) < kernel:
             raise ConversionError(f"{name}: a {kernel}x{kernel} pool does not fit a {h}x{w} map")
-        return self._add("avg_pool", name, [source], shape, kernel=[kernel, kernel], stride=[stride, stride],
-                         pads=[0, 0, 0, 0], count_include_pad=False)
+        shape = [window_count(h, kernel, stride, 0, 0), window_count(w, kernel, stride, 0, 0), c]
+        return self._add(op, name, [source], shape, kernel=[kernel, kernel], stride=[stride, stride],
+                         pads=[0, 0, 0, 0], **fields)
+
+    def pad_end(self, name, source, shape):
+        """The map at the top-left of a larger one of `shape`, zeros after it in rows, columns and
+        channels (face-api's residualDown concatenates zeros so to make its two branches match)."""
+        return self._add("pad", name, [source], list(shape))
 
     def dense(self, name, source, weight, bias):
-        """Fully connected on a 1 x 1 map; `weight` is [out, in]."""
-        return self._add("dense", name, [source], [1, 1, weight.shape[0]], weight=self.tensor(name, "weight", weight),
-                         bias=self.tensor(name, "bias", bias), activation={"kind": "none"})
+        """Fully connected on a 1 x 1 map; `weight` is [out, in], `bias` may be None."""
+        fields = {"weight": self.tensor(name, "weight", weight), "activation": {"kind": "none"}}
+        if bias is not None:
+            fields["bias"] = self.tensor(name, "bias", bias)
+        return self._add("dense", name, [source], [1, 1, weight.shape[0]], **fields)
 
     def metadata(self, output, onnx_shape):
         h, w, c = self.values[self.input_name]
@@ -337,17 +356,118 @@ def build_graph(tensors):
 
 
 # ---------------------------------------------------------------------------------------------
+# face_recognition: face-api's FaceRecognitionNet (src/faceRecognitionNet), dlib's ResNet-34-like
+# face descriptor network. On a 150x150 RGB crop, (pixel - mean) / 255 (the same mean as above):
+#     conv32_down: conv 7x7 stride 2 "valid" + bias, scale (x * weights + biases), relu; max pool 3x3/2 valid
+#     residual blocks (conv32_1 .. 3, conv64_1 .. 3, conv128_1 .. 2, conv256_1 .. 2):
+#         relu(x + scaled(conv2(relu(scaled(conv1(x))))))                 convs 3x3 stride 1 "same"
+#     residualDown blocks (conv64_down, conv128_down, conv256_down, conv256_down_out):
+#         b = scaled(conv2(relu(scaled(conv1(x)))))                       conv1 3x3 stride 2 "valid"
+#         p = avg_pool 2x2/2 valid (x), zeros appended in channels when b has more;
+#         b gets a zero row and column at its end when the pool's map is larger; relu(p + b)
+#     mean over rows and columns, times fc [256, 128] (no bias): the 128-d descriptor.
+# Each conv's bias and the scale layer after it fold into the conv: w * s, bias * s + biases.
+
+RECOGNITION_INPUT_SIZE = 150
+RECOGNITION_STAGES = [  # (block, channels, residualDown?) in face-api's order
+    ("conv32_1", 32, False), ("conv32_2", 32, False), ("conv32_3", 32, False),
+    ("conv64_down", 64, True), ("conv64_1", 64, False), ("conv64_2", 64, False), ("conv64_3", 64, False),
+    ("conv128_down", 128, True), ("conv128_1", 128, False), ("conv128_2", 128, False),
+    ("conv256_down", 256, True), ("conv256_1", 256, False), ("conv256_2", 256, False),
+    ("conv256_down_out", 256, True),
+]
+DESCRIPTOR_SIZE = 128
+
+
+def recognition_expected_shapes():
+    """Every tensor face_recognition has, in TF.js layout."""
+    shapes = {}
+
+    def conv_layer(prefix, kernel, cin, cout):
+        shapes[f"{prefix}/conv/filters"] = [kernel, kernel, cin, cout]
+        for key in ("conv/bias", "scale/weights", "scale/biases"):
+            shapes[f"{prefix}/{key}"] = [cout]
+    conv_layer("conv32_down", 7, 3, 32)
+    channels_in = 32
+    for block, channels, _ in RECOGNITION_STAGES:
+        conv_layer(f"{block}/conv1", 3, channels_in, channels)
+        conv_layer(f"{block}/conv2", 3, channels, channels)
+        channels_in = channels
+    shapes["fc"] = [channels_in, DESCRIPTOR_SIZE]
+    return shapes
+
+
+def _scaled_conv(graph, tensors, prefix, source, stride, relu, padding="same"):
+    """face-api's convLayer: conv + bias, then the scale layer, folded into one conv."""
+    scale = tensors[f"{prefix}/scale/weights"].astype(np.float64)
+    weight = _conv_weight(tensors[f"{prefix}/conv/filters"]).astype(np.float64) * scale[:, None, None, None]
+    bias = tensors[f"{prefix}/conv/bias"].astype(np.float64) * scale + tensors[f"{prefix}/scale/biases"]
+    return graph.conv(prefix.replace("/", "."), source, weight.astype(np.float32), bias.astype(np.float32), stride,
+                      relu=relu, padding=padding)
+
+
+def _residual(graph, tensors, block, x, down):
+    out = _scaled_conv(graph, tensors, f"{block}/conv1", x, 2 if down else 1, relu=True,
+                       padding="valid" if down else "same")
+    out = _scaled_conv(graph, tensors, f"{block}/conv2", out, 1, relu=False)
+    shortcut = x
+    if down:
+        shortcut = graph.avg_pool(f"{block}.pool", x, 2, 2)
+        pooled, branch = graph.values[shortcut], graph.values[out]
+        if pooled[2] != branch[2]:
+            if branch[2] != 2 * pooled[2]:
+                raise ConversionError(f"{block}: {branch[2]} channels from {pooled[2]}; face-api doubles them")
+            shortcut = graph.pad_end(f"{block}.pool_channels", shortcut, pooled[:2] + branch[2:])
+        if pooled[:2] != branch[:2]:
+            if [pooled[0] - branch[0], pooled[1] - branch[1]] != [1, 1]:
+                raise ConversionError(f"{block}: a {branch[0]}x{branch[1]} branch beside a {pooled[0]}x{pooled[1]} pool")
+            out = graph.pad_end(f"{block}.conv2_rows", out, pooled[:2] + branch[2:])
+    total = graph.add(f"{block}.sum", shortcut, out)
+    return graph.relu(f"{block}.relu", total)
+
+
+def build_recognition_graph(tensors):
+    """The facet graph of face_recognition (see the comment above)."""
+    graph = TfjsGraph("input", [RECOGNITION_INPUT_SIZE, RECOGNITION_INPUT_SIZE, 3])
+    x = _scaled_conv(graph, tensors, "conv32_down", "input", 2, relu=True, padding="valid")
+    x = graph.max_pool("conv32_down.pool", x, 3, 2)
+    for block, _, down in RECOGNITION_STAGES:
+        x = _residual(graph, tensors, block, x, down)
+    h, w, _ = graph.values[x]
+    if h != w:
+        raise ConversionError(f"the last map is {h}x{w}, not square")
+    mean = graph.avg_pool("mean", x, h, 1)  # the whole map's mean
+    graph.dense("descriptor", mean, tensors["fc"].T, None)
+    return graph.metadata("descriptor", [1, DESCRIPTOR_SIZE]), graph.tensors
+
+
+# ---------------------------------------------------------------------------------------------
 # Command line
 
 
 def convert(manifest_path, out_path, crop_margin=0.0):
-    """Convert the model at `manifest_path` into `out_path`; returns (op count, tensor count)."""
+    """Convert the model at `manifest_path` into `out_path`; returns (op count, tensor count). Which
+    of face-api's networks it is, the manifest's tensor names say (each is then checked in full)."""
     tensors, source = read_tfjs_weights(manifest_path)
+    if "conv32_down/conv/filters" in tensors:
+        if crop_margin:
+            raise ConversionError("--crop-margin is for face_landmark_68; this manifest is face_recognition's")
+        return convert_recognition(tensors, source, out_path)
     check_architecture(tensors)
     graph, facet_tensors = build_graph(tensors)
     input_spec = {"color": "rgb", "mean": MEAN_RGB, "scale": [1 / 255] * 3}
     write_graph_file(out_path, PROGRAM, source, input_spec, graph, facet_tensors,
                      extra={"landmarks": {"crop_margin": crop_margin}})
+    return len(graph["ops"]), len(facet_tensors)
+
+
+def convert_recognition(tensors, source, out_path):
+    """Write face_recognition's graph; the input is normalised as face-api's FaceRecognitionNet.forwardInput
+    does: (pixel - MEAN_RGB) / 255."""
+    check_architecture(tensors, recognition_expected_shapes(), "face_recognition")
+    graph, facet_tensors = build_recognition_graph(tensors)
+    input_spec = {"color": "rgb", "mean": MEAN_RGB, "scale": [1 / 255] * 3}
+    write_graph_file(out_path, PROGRAM, source, input_spec, graph, facet_tensors)
     return len(graph["ops"]), len(facet_tensors)
 
 
@@ -363,14 +483,15 @@ def _margin(text):
 
 def _argument_parser():
     parser = argparse.ArgumentParser(
-        prog=PROGRAM, description="Convert face-api's face_landmark_68 (TF.js weights) to a facet graph file "
-                                  "(weights/FORMAT.md, model \"graph\").")
+        prog=PROGRAM, description="Convert face-api's face_landmark_68 or face_recognition (TF.js weights) to a "
+                                  "facet graph file (weights/FORMAT.md, model \"graph\").")
     parser.add_argument("--out", required=True, type=Path, help="the facet file to write")
     parser.add_argument("--crop-margin", type=_margin, default=0.0,
                         help="landmarks.crop_margin: the crop around a detector box grows by this fraction of its "
                              "longer side on each side (FORMAT.md; 0)")
     parser.add_argument("manifest", type=Path, metavar="MANIFEST.json",
-                        help="face_landmark_68_model-weights_manifest.json, its .bin beside it")
+                        help="face_landmark_68_model-weights_manifest.json or face_recognition_model-weights_manifest"
+                             ".json, its .bin beside it")
     return parser
 
 

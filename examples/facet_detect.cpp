@@ -33,6 +33,8 @@ using facet::cli::UsageError;
 constexpr const char* kDefaultModel = "retinaface_mnet025_official.facet";
 constexpr const char* kDefaultMtcnnModel = "mtcnn.facet";
 
+constexpr const char* kDefaultRecognitionModel = "face_recognition.facet";
+
 // The landmark model --landmarks N loads.
 const char* default_landmark_model(int points) { return points == 68 ? "face_landmark_68.facet" : "pfld_ghostone.facet"; }
 
@@ -59,6 +61,11 @@ options:
   --landmark-model FILE
                      the same with another 98- or 68-point landmark model (a graph file, e.g.
                      converted by onnx2facet or pth2facet's pfld recipe)
+  --embed            each face gets "embedding": its 128-d descriptor from face-api's face
+                     recognition network (face_recognition.facet, looked up as the default
+                     model); two faces less than 0.6 apart are the same person (facet-compare)
+  --recognition-model FILE
+                     the same with another face recognition model (a graph file)
   -h, --help         this help
 
 retinaface only:
@@ -102,6 +109,8 @@ struct Args {
     std::string crops;
     int landmarks = 0; // --landmarks: 68 or 98, 0 when not given
     std::string landmark_model;
+    bool embed = false; // --embed or --recognition-model
+    std::string recognition_model;
     std::vector<std::string> images;
 };
 
@@ -138,6 +147,10 @@ Args parse_args(int argc, char** argv) {
             a.images.push_back(arg);
             continue;
         }
+        if (arg == "--embed") {
+            a.embed = true;
+            continue;
+        }
         if (i + 1 >= argc) throw UsageError(arg + " needs a value");
         const std::string value = argv[++i];
         for (const char* flag : {"--threshold", "--nms", "--top-k", "--max-faces", "--max-side"})
@@ -159,6 +172,10 @@ Args parse_args(int argc, char** argv) {
         else if (arg == "--annotate") a.annotate = value;
         else if (arg == "--crops") a.crops = value;
         else if (arg == "--landmark-model") a.landmark_model = value;
+        else if (arg == "--recognition-model") {
+            a.recognition_model = value;
+            a.embed = true;
+        }
         else if (arg == "--landmarks") {
             a.landmarks = parse_int(arg, value, 68, 98);
             if (a.landmarks != 68 && a.landmarks != 98) throw UsageError("--landmarks wants 68 or 98, got '" + value + "'");
@@ -216,6 +233,7 @@ void check_distinct_output_names(const Args& args) {
 struct Models {
     std::function<std::vector<facet::Face>(const facet::Image&)> detect;
     std::shared_ptr<facet::FaceLandmarker> landmarker;
+    std::shared_ptr<facet::FaceRecognizer> recognizer;
 };
 
 // `copies` sets of the models the arguments ask for, each running `threads` threads inside a
@@ -252,6 +270,12 @@ std::vector<Models> load_models(const Args& args, int copies, int threads) {
             throw facet::Error(path + " gives " + std::to_string(points) + " landmarks, not the " + std::to_string(args.landmarks) +
                                " --landmarks asks for");
     }
+    // Face descriptors: each face of an image in turn through the network.
+    if (args.embed) {
+        const auto model = facet::GraphModel::from_file(
+            args.recognition_model.empty() ? find_default_model(kDefaultRecognitionModel, false) : args.recognition_model);
+        for (Models& m : models) m.recognizer = std::make_shared<facet::FaceRecognizer>(model, facet::default_kernel_set(), threads);
+    }
     return models;
 }
 
@@ -263,7 +287,10 @@ std::string process_image(const Args& args, Models& models, const std::string& p
         models.landmarker ? models.landmarker->landmarks(image, faces) : std::vector<facet::LandmarkPoints>{};
     std::vector<facet::HeadPose> poses;
     for (const facet::LandmarkPoints& points : dense) poses.push_back(facet::estimate_head_pose(points, image.width, image.height));
-    std::string json = facet::faces_to_json(path, image.width, image.height, faces, "\n", dense, poses);
+    std::vector<facet::FaceDescriptor> embeddings;
+    if (models.recognizer)
+        for (const facet::Face& face : faces) embeddings.push_back(models.recognizer->embed(image, face));
+    std::string json = facet::faces_to_json(path, image.width, image.height, faces, "\n", dense, poses, embeddings);
     if (!args.crops.empty())
         for (std::size_t k = 0; k < faces.size(); ++k) {
             // Aligned on the dense landmarks' eyes, nose and mouth when there are some: they

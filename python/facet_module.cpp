@@ -137,6 +137,7 @@ struct Locked {
 using PyRetinaFace = Locked<facet::RetinaFace>;
 using PyMtcnn = Locked<facet::Mtcnn>;
 using PyLandmarker = Locked<facet::FaceLandmarker>;
+using PyRecognizer = Locked<facet::FaceRecognizer>;
 using PyMeshDecoder = Locked<facet::MeshDecoder>;
 using PyGraphExecutor = Locked<facet::GraphExecutor>;
 
@@ -326,6 +327,42 @@ landmarks(image, box) gives the points of the face in box (x1, y1, x2, y2) in im
             py::arg("image"), py::arg("box"), py::kw_only(), py::arg("bgr") = false,
             "landmarks(image, box, *, bgr=False) -> numpy.ndarray\n\nfloat32 (points, 2): the landmarks of the face in "
             "box (x1, y1, x2, y2, e.g. Face.box), in image pixels.");
+
+    py::class_<PyRecognizer>(m, "FaceRecognizer", R"(128-d face descriptors (face-api's face recognition network).
+
+FaceRecognizer(model)
+
+model: weights/face_recognition.facet. embed(image, face) gives the descriptor of a detected face;
+two faces whose descriptors lie less than 0.6 apart (distance) are the same person.)")
+        .def(py::init([](const std::string& path) { return new PyRecognizer(path); }), py::arg("model"))
+        .def(
+            "embed",
+            [](PyRecognizer& self, const py::handle& image, const facet::Face& face, bool bgr) {
+                const ImageArg arg = image_arg(image, bgr);
+                const facet::FaceDescriptor d = self.locked([&](facet::FaceRecognizer& r) { return r.embed(arg.image(), face); });
+                return owning_array(std::vector<float>(d.begin(), d.end()), {facet::kDescriptorSize});
+            },
+            py::arg("image"), py::arg("face"), py::kw_only(), py::arg("bgr") = false,
+            "embed(image, face, *, bgr=False) -> numpy.ndarray\n\nfloat32 (128,): the descriptor of a face a detector "
+            "found in image.")
+        .def_static(
+            "distance",
+            [](const py::array_t<float, py::array::forcecast>& a, const py::array_t<float, py::array::forcecast>& b) {
+                const auto descriptor = [](const py::array_t<float, py::array::forcecast>& x, const char* name) {
+                    if (x.ndim() != 1 || x.shape(0) != facet::kDescriptorSize) {
+                        std::string shape = "(";
+                        for (py::ssize_t i = 0; i < x.ndim(); ++i) shape += (i ? ", " : "") + std::to_string(x.shape(i));
+                        throw py::value_error(std::string(name) + " must be a descriptor of shape (128,), got " + shape +
+                                              (x.ndim() == 1 ? ",)" : ")"));
+                    }
+                    facet::FaceDescriptor d;
+                    std::copy_n(x.data(), facet::kDescriptorSize, d.begin());
+                    return d;
+                };
+                return facet::FaceRecognizer::distance(descriptor(a, "a"), descriptor(b, "b"));
+            },
+            py::arg("a"), py::arg("b"),
+            "distance(a, b) -> float\n\nThe Euclidean distance between two descriptors; below 0.6, the same person.");
 
     m.def(
         "align_face",

@@ -76,23 +76,32 @@ convert mtcnn mtcnn mtcnn/pnet.pt mtcnn/rnet.pt mtcnn/onet.pt
 # PFLD-GhostOne, 98 landmarks (MODELS.md section 6): RGB, (x / 255 - 0.5) / 0.5.
 convert_onnx pfld_ghostone pfld/PFLD_GhostOne_112_1_opt_sim.onnx --color rgb --mean 127.5,127.5,127.5 \
   --scale 0.00784313725490196,0.00784313725490196,0.00784313725490196
-# face-api's 68-point landmark network (TF.js weights in the npm package; tests/faceapi has its
-# reference outputs). Around RetinaFace's boxes it agrees best with PFLD-GhostOne with a crop 2% of
-# the box larger on each side (README, "Dense landmarks"; FORMAT.md, "landmarks.crop_margin").
-convert_faceapi() {
-  local out=weights/face_landmark_68.facet tarball package=weights/.cache/face-api/package
-  tarball="$(fetch face-api/vladmandic-face-api-1.7.15.tgz)"
-  if [ ! -d "$package" ] || [ "$tarball" -nt "$package" ]; then
-    rm -rf "$package" && mkdir -p "$(dirname "$package")"
-    tar -xzf "$tarball" -C "$(dirname "$package")" && touch "$package"
-  fi
+# face-api's networks (TF.js weights in the npm package), converted by tfjs2facet:
+# convert_faceapi_model PACKAGE NAME MANIFEST_STEM [tfjs2facet options] writes weights/NAME.facet
+# from PACKAGE/model/MANIFEST_STEM-weights_manifest.json.
+convert_faceapi_model() {
+  local package="$1" out="weights/$2.facet" manifest="$1/model/$3-weights_manifest.json"; shift 3
   if [ -f "$out" ]; then
     for dependency in "$package" converters/tfjs2facet.py converters/facetgraph.py converters/facetfile.py converters/cli.py; do
       [ "$out" -nt "$dependency" ] || { rm -f "$out"; break; }
     done
   fi
-  [ -f "$out" ] || "$python" converters/tfjs2facet.py --out "$out" --crop-margin 0.02 \
-    "$package/model/face_landmark_68_model-weights_manifest.json"
+  [ -f "$out" ] || "$python" converters/tfjs2facet.py --out "$out" "$@" "$manifest"
+}
+convert_faceapi() {
+  local tarball package=weights/.cache/face-api/package
+  tarball="$(fetch face-api/vladmandic-face-api-1.7.15.tgz)"
+  if [ ! -d "$package" ] || [ "$tarball" -nt "$package" ]; then
+    rm -rf "$package" && mkdir -p "$(dirname "$package")"
+    tar -xzf "$tarball" -C "$(dirname "$package")" && touch "$package"
+  fi
+  # The 68-point landmark network (tests/faceapi has its reference outputs). Around RetinaFace's
+  # boxes it agrees best with PFLD-GhostOne with a crop 2% of the box larger on each side (README,
+  # "Dense landmarks"; FORMAT.md, "landmarks.crop_margin").
+  convert_faceapi_model "$package" face_landmark_68 face_landmark_68_model --crop-margin 0.02
+  # The face recognition network: 128-d descriptors (tests/faceapi/recognition has its reference
+  # outputs; README, "Face verification").
+  convert_faceapi_model "$package" face_recognition face_recognition_model
 }
 convert_faceapi
 # The demo and test images.

@@ -174,21 +174,32 @@ TEST_CASE("graph loader: a file whose graph does not hold together is refused, n
     std::string shifted = conv;
     shifted.replace(shifted.find("\"stride\": [1, 1], \"pads\": [1, 1, 1, 1]"), 38, "\"stride\": [2, 2], \"pads\": [0, 0, 1, 1]");
     refused(R"({"x": [1, 4, 3], "c": [1, 2, 2], "y": [1, 2, 2]})", "[" + shifted + ", " + relu + "]", "need an input of at least 2x2");
+    const std::string pad = R"({"op": "pad", "name": "pad", "input": "c", "output": "y"})";
+    refused(R"({"x": [4, 4, 3], "c": [4, 4, 2], "y": [3, 5, 2]})", "[" + conv + ", " + pad + "]", "op 'pad' (pad): a pad makes no axis smaller");
+    // A 3x3 conv without pads runs on the input's interior: a 2-pixel input has none.
+    std::string valid = conv;
+    valid.replace(valid.find("\"pads\": [1, 1, 1, 1]"), 20, "\"pads\": [0, 0, 0, 0]");
+    refused(R"({"x": [2, 4, 3], "c": [1, 1, 2], "y": [1, 1, 2]})", "[" + valid + ", " + relu + "]", "needs an input of at least 3x3");
 }
 
-TEST_CASE("graph executor: TensorFlow's \"same\" 3x3 stride-2 conv (pads 0 before, 1 after) runs shifted on the fast kernels, "
-          "as the reference conv computes it, every instruction set") {
-    // x (h x w x 3) -> 1x1 conv to cin channels -> the conv under test, pads [0, 0, 1, 1]: dense and
-    // depthwise, even and odd sizes.
+TEST_CASE("graph executor: TensorFlow's \"same\" 3x3 stride-2 conv (pads 0 before, 1 after) and \"valid\" 3x3 convs (no "
+          "pads, stride 1 and 2) run inset on the fast kernels, as the reference conv computes them, every instruction set") {
+    // x (h x w x 3) -> 1x1 conv to cin channels -> the conv under test, pads [0, 0, 1, 1] at stride 2
+    // (inset 1) or none (inset 2): dense and depthwise, even and odd sizes.
     struct Case {
         int h, w, cin, cout, groups;
     };
+    struct Padding {
+        int stride, pad_end, inset;
+    };
+    for (const Padding padding : {Padding{2, 1, 1}, Padding{2, 0, 2}, Padding{1, 0, 2}})
     for (const Case c : {Case{8, 6, 3, 7, 1}, Case{7, 9, 5, 16, 1}, Case{2, 2, 3, 4, 1}, Case{10, 12, 20, 20, 20}, Case{5, 4, 33, 33, 33}}) {
-        CAPTURE(c.h); CAPTURE(c.w); CAPTURE(c.cin); CAPTURE(c.groups);
+        if (std::min(c.h, c.w) <= padding.inset) continue; // refused (the next test case)
+        CAPTURE(c.h); CAPTURE(c.w); CAPTURE(c.cin); CAPTURE(c.groups); CAPTURE(padding.stride); CAPTURE(padding.inset);
         ConvGeometry g;
         g.kernel_h = g.kernel_w = 3;
-        g.stride_h = g.stride_w = 2;
-        g.pad_bottom = g.pad_right = 1;
+        g.stride_h = g.stride_w = padding.stride;
+        g.pad_bottom = g.pad_right = padding.pad_end;
         g.groups = c.groups;
         const int oh = g.out_h(c.h), ow = g.out_w(c.w);
         const std::vector<float> widen = test::random_floats(static_cast<std::size_t>(c.cin) * 3, 10);
@@ -205,13 +216,14 @@ TEST_CASE("graph executor: TensorFlow's \"same\" 3x3 stride-2 conv (pads 0 befor
                           "ops": [{"op": "conv", "name": "widen", "input": "x", "output": "m", "weight": "v", "groups": 1, "kernel": [1, 1],
                                    "stride": [1, 1], "pads": [0, 0, 0, 0], "dilation": [1, 1], "activation": {"kind": "none"}},
                                   {"op": "conv", "name": "conv", "input": "m", "output": "y", "weight": "w", "bias": "b",
-                                   "groups": )" + str(c.groups) + R"(, "kernel": [3, 3], "stride": [2, 2],
-                                   "pads": [0, 0, 1, 1], "dilation": [1, 1], "activation": {"kind": "relu"}}]}})";
+                                   "groups": )" + str(c.groups) + R"(, "kernel": [3, 3], "stride": [)" + str(padding.stride) + ", " +
+            str(padding.stride) + R"(], "pads": [0, 0, )" + str(padding.pad_end) + ", " + str(padding.pad_end) +
+            R"(], "dilation": [1, 1], "activation": {"kind": "relu"}}]}})";
         const auto u = [](int v) { return static_cast<std::uint32_t>(v); };
         const auto model = std::make_shared<const GraphModel>(test::parse(test::write_facet(
             metadata, {{"v", {u(c.cin), 3, 1, 1}, widen}, {"w", {u(c.cout), u(c.cin / c.groups), 3, 3}, weights}, {"b", {u(c.cout)}, bias}})));
         REQUIRE(model->ops().size() == 2);
-        CHECK(model->ops()[1].shifted);
+        CHECK(model->ops()[1].view_inset == padding.inset);
         CHECK(model->ops()[1].kind == (c.groups == 1 ? GraphOp::Kind::conv : GraphOp::Kind::depthwise));
         FeatureBuffer input(c.h, c.w, 3), widened(c.h, c.w, c.cin), expected(oh, ow, c.cout);
         test::fill_random(input.map(), 13);

@@ -1,7 +1,8 @@
 // The kernels imported graphs add (grouped conv, pooling, standalone activations, add / mul,
-// channel softmax, nearest resize), on every instruction set this CPU runs, against the scalar
+// channel softmax, nearest resize; zero padding at the end, a plain copy with one build), on every instruction set this CPU runs, against the scalar
 // references, over odd channel counts and sizes with borders on every side.
 #include <doctest/doctest.h>
+#include <facet/kernels/map_copy.hpp>
 #include <facet/kernels/reference.hpp>
 #include <facet/kernels/reference_pool_elementwise.hpp>
 
@@ -238,5 +239,24 @@ TEST_CASE("nearest resize: SIMD matches reference, up and down, non-integer rati
                 CHECK(test::max_rel_error(out.map(), expected.map()) == 0.0);
                 CHECK(test::padding_is_zero(out.map()));
             }
+        }
+}
+
+TEST_CASE("zero padding at the end (pad_end): matches reference in rows, columns and channels, overwrites what was there") {
+    unsigned seed = 8000;
+    for (int c : {1, 3, 7, 17})
+        for (auto [extra_rows, extra_columns, extra_channels] : std::vector<std::array<int, 3>>{{0, 0, 0}, {1, 1, 0}, {0, 0, c}, {1, 2, 16}}) {
+            const int h = 5, w = 3;
+            FeatureBuffer in(h, w, c), expected(h + extra_rows, w + extra_columns, c + extra_channels);
+            FeatureBuffer out(h + extra_rows, w + extra_columns, c + extra_channels);
+            test::fill_random(in.map(), seed++);
+            const FeatureMap& o = out.map();
+            for (int y = 0; y < o.h; ++y) // stale values everywhere, padding lanes too: pad_end must replace them
+                for (int x = 0; x < o.w; ++x) std::fill_n(o.at(y, x), o.cstride, 7.0f);
+            ref::pad_end(in.map(), expected.map());
+            pad_end(in.map(), o);
+            CAPTURE(c); CAPTURE(extra_rows); CAPTURE(extra_columns); CAPTURE(extra_channels);
+            CHECK(test::max_rel_error(o, expected.map()) == 0.0);
+            CHECK(test::padding_is_zero(o));
         }
 }

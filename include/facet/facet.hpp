@@ -13,6 +13,7 @@
 #include "models/landmarks.hpp"
 #include "models/mesh_decoder.hpp"
 #include "models/mtcnn.hpp"
+#include "models/recognizer.hpp"
 #include "models/retinaface.hpp"
 #include "post/align.hpp"
 #include "post/face.hpp"

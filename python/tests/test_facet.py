@@ -20,6 +20,7 @@ WEIGHTS = SOURCE / "weights"
 RETINAFACE = str(WEIGHTS / "retinaface_mnet025_official.facet")
 MTCNN = str(WEIGHTS / "mtcnn.facet")
 PFLD = str(WEIGHTS / "pfld_ghostone.facet")
+RECOGNITION = str(WEIGHTS / "face_recognition.facet")
 
 
 def facet_detect(*args):
@@ -62,6 +63,28 @@ def test_landmarks_and_head_pose_match_the_command_line():
         pose = facet.estimate_head_pose(points, image.shape[1], image.shape[0])
         np.testing.assert_allclose([pose.yaw, pose.pitch, pose.roll],
                                    [want["head_pose"][k] for k in ("yaw", "pitch", "roll")], atol=0.01)
+
+
+def test_descriptors_match_the_command_line_and_tell_people_apart():
+    kate, paul = (IMAGES / f"portrait_{name}.jpg" for name in ("kate_siegel", "paul_rudd"))
+    expected = facet_detect("--embed", kate)
+    recognizer = facet.FaceRecognizer(RECOGNITION)
+    detector = facet.RetinaFace(RETINAFACE)
+    image = facet.load_image(str(kate))
+    descriptors = [recognizer.embed(image, face) for face in detector.detect(image)]
+    for descriptor, want in zip(descriptors, expected, strict=True):
+        assert descriptor.shape == (128,) and descriptor.dtype == np.float32
+        np.testing.assert_allclose(descriptor, want["embedding"], atol=1e-6)
+    mirrored = np.ascontiguousarray(image[:, ::-1])
+    same = recognizer.embed(mirrored, detector.detect(mirrored)[0])
+    other_image = facet.load_image(str(paul))
+    other = recognizer.embed(other_image, detector.detect(other_image)[0])
+    assert facet.FaceRecognizer.distance(descriptors[0], same) < 0.6 < facet.FaceRecognizer.distance(descriptors[0], other)
+    assert facet.FaceRecognizer.distance(same, same) == 0
+    with pytest.raises(ValueError, match=r"b must be a descriptor of shape \(128,\), got \(127,\)"):
+        facet.FaceRecognizer.distance(same, same[:127])
+    with pytest.raises(facet.Error, match="one output of 128 values"):
+        facet.FaceRecognizer(PFLD)
 
 
 def test_alignment_matches_the_command_line(tmp_path):

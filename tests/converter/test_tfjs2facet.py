@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tfjs2facet: face-api's TF.js landmark weights into a facet graph. What the graph and tensors are
+"""tfjs2facet: face-api's TF.js landmark and face recognition weights into a facet graph. What the graph and tensors are
 (TF.js layouts transposed, uint8 dequantised as TF.js does), and every broken manifest refused by
 name. The models are written here, with random bytes in face_landmark_68's shapes; the real one
 (weights/.cache/face-api, made by scripts/fetch-weights.sh) is converted too when present."""
@@ -17,7 +17,7 @@ import numpy as np
 
 from support import CONVERTERS, REPO_ROOT
 from facetfile import read_facet
-from tfjs2facet import ConversionError, convert, expected_shapes
+from tfjs2facet import ConversionError, convert, expected_shapes, recognition_expected_shapes
 
 TFJS2FACET = CONVERTERS / "tfjs2facet.py"
 PACKAGE = REPO_ROOT / "weights" / ".cache" / "face-api" / "package" / "model"
@@ -28,11 +28,12 @@ def run_tfjs2facet(*arguments):
                           check=False)
 
 
-def synthetic_manifest(seed=0):
-    """A manifest entry per face_landmark_68 tensor, uint8-quantised, and the shard's bytes."""
+def synthetic_manifest(seed=0, shapes=None):
+    """A manifest entry per tensor of `shapes` (face_landmark_68's by default), uint8-quantised, and the
+    shard's bytes."""
     rng = np.random.default_rng(seed)
     entries, chunks = [], []
-    for name, shape in expected_shapes().items():
+    for name, shape in (expected_shapes() if shapes is None else shapes).items():
         entries.append({"name": name, "shape": shape, "dtype": "float32",
                         "quantization": {"dtype": "uint8", "scale": float(rng.uniform(0.001, 0.01)),
                                          "min": float(rng.uniform(-1, 0))}})
@@ -40,11 +41,15 @@ def synthetic_manifest(seed=0):
     return [{"paths": ["model.bin"], "weights": entries}], b"".join(chunks)
 
 
-class Tfjs2FacetTest(unittest.TestCase):
+class ManifestTestCase(unittest.TestCase):
+    """A synthetic model of the network `shapes` describes (None: face_landmark_68) in a temporary
+    folder, converted or refused."""
+    shapes = None
+
     def setUp(self):
         self.directory = tempfile.TemporaryDirectory()
         self.root = Path(self.directory.name)
-        self.manifest, self.data = synthetic_manifest()
+        self.manifest, self.data = synthetic_manifest(shapes=self.shapes)
 
     def tearDown(self):
         self.directory.cleanup()
@@ -66,6 +71,9 @@ class Tfjs2FacetTest(unittest.TestCase):
 
     def entry(self, manifest, name):
         return next(e for e in manifest[0]["weights"] if e["name"] == name)
+
+
+class Tfjs2FacetTest(ManifestTestCase):
 
     def test_graph_and_tensors(self):
         metadata, tensors = self.convert(crop_margin=0.25)
@@ -191,6 +199,75 @@ class Tfjs2FacetTest(unittest.TestCase):
         # The tiny model (three blocks of three convs) is another architecture: refused, not misread.
         with self.assertRaisesRegex(ConversionError, "is missing .* is this face-api's face_landmark_68 model"):
             convert(PACKAGE / "face_landmark_68_tiny_model-weights_manifest.json", out)
+
+
+class RecognitionTest(ManifestTestCase):
+    """face_recognition: the ResNet's graph, its scale layers folded into the convs, and its own
+    architecture checked by name."""
+    shapes = recognition_expected_shapes()
+
+    def dequantised(self, name):
+        entry, offset = self.entry(self.manifest, name), 0
+        for e in self.manifest[0]["weights"]:
+            if e["name"] == name:
+                break
+            offset += math.prod(e["shape"])
+        q = np.frombuffer(self.data[offset:offset + math.prod(entry["shape"])], dtype=np.uint8)
+        return (q * entry["quantization"]["scale"] + entry["quantization"]["min"]).astype(np.float32).reshape(entry["shape"])
+
+    def test_graph_and_folded_scale_layers(self):
+        metadata, tensors = self.convert()
+        self.assertEqual(metadata["input"], {"color": "rgb", "mean": [122.782, 117.001, 104.298], "scale": [1 / 255] * 3})
+        self.assertNotIn("landmarks", metadata)
+        graph = metadata["graph"]
+        self.assertEqual(graph["input"], {"name": "input", "onnx_shape": [1, 3, 150, 150]})
+        self.assertEqual(graph["outputs"], [{"name": "descriptor", "value": "descriptor", "onnx_shape": [1, 128], "order": "hwc"}])
+        values = graph["values"]
+        # 150 -> 7x7/2 valid 72 -> pool 3x3/2 35 -> 17 -> 8 -> 4 (the 3x3 branch is 3, padded) -> 2 -> the mean.
+        self.assertEqual(values["conv32_down.pool"], [35, 35, 32])
+        self.assertEqual(values["conv64_down.relu"], [17, 17, 64])
+        self.assertEqual(values["conv256_down.conv2"], [3, 3, 256])
+        self.assertEqual(values["conv256_down.conv2_rows"], [4, 4, 256])
+        self.assertEqual(values["conv256_down_out.relu"], [2, 2, 256])
+        self.assertEqual(values["mean"], [1, 1, 256])
+        ops = {op["name"]: op for op in graph["ops"]}
+        self.assertEqual(ops["conv64_down.pool_channels"]["op"], "pad")
+        self.assertEqual(values["conv64_down.pool_channels"], [17, 17, 64])
+        self.assertEqual((ops["conv64_down.conv1"]["stride"], ops["conv64_down.conv1"]["pads"]), ([2, 2], [0, 0, 0, 0]))
+        self.assertEqual(ops["conv32_1.conv1"]["pads"], [1, 1, 1, 1])
+        self.assertEqual(ops["mean"]["kernel"], [2, 2])
+        self.assertNotIn("bias", ops["descriptor"])
+        # conv + bias, then x * weights + biases: one conv of weight w * s and bias b * s + biases.
+        scale = self.dequantised("conv32_down/scale/weights")
+        np.testing.assert_allclose(tensors[ops["conv32_down"]["weight"]],
+                                   self.dequantised("conv32_down/conv/filters").transpose(3, 2, 0, 1) * scale[:, None, None, None],
+                                   rtol=1e-6)
+        np.testing.assert_allclose(tensors[ops["conv32_down"]["bias"]],
+                                   self.dequantised("conv32_down/conv/bias") * scale + self.dequantised("conv32_down/scale/biases"),
+                                   rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(tensors[ops["descriptor"]["weight"]], self.dequantised("fc").T)
+
+    def test_broken_manifests_are_refused_by_name(self):
+        def changed(edit):
+            manifest = copy.deepcopy(self.manifest)
+            edit(manifest)
+            return manifest
+        self.refused("tensor fc is missing .* of face_recognition's",
+                     changed(lambda m: m[0]["weights"].pop()), self.data[:-256 * 128])
+        self.refused(r"tensor conv32_1/conv1/conv/filters has shape \[3, 3, 32, 16\], face_recognition has \[3, 3, 32, 32\]",
+                     changed(lambda m: self.entry(m, "conv32_1/conv1/conv/filters").update(shape=[3, 3, 32, 16])),
+                     self.data[:-3 * 3 * 32 * 16])
+        extra = changed(lambda m: m[0]["weights"].append({"name": "fc/bias", "shape": [128], "dtype": "float32"}))
+        self.refused("tensor fc/bias is not one of face_recognition's", extra, self.data + bytes(512))
+        with self.assertRaisesRegex(ConversionError, "--crop-margin is for face_landmark_68"):
+            self.convert(crop_margin=0.1)
+
+    @unittest.skipUnless(PACKAGE.is_dir(), "face-api's npm package is not in weights/.cache (scripts/fetch-weights.sh)")
+    def test_real_recognition_model(self):
+        out = self.root / "face_recognition.facet"
+        self.assertEqual(convert(PACKAGE / "face_recognition_model-weights_manifest.json", out), (69, 59))
+        metadata, _ = read_facet(out)
+        self.assertEqual(metadata["source"][1]["file"], "face_recognition_model.bin")
 
 
 if __name__ == "__main__":

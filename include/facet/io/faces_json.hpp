@@ -1,7 +1,8 @@
 // facet: detections as JSON, in the schema of the golden files:
 // {"image", "width", "height", "faces": [{"box": [x1, y1, x2, y2], "score", "landmarks": [[x, y] x 5]}]}
 // and, when a landmark model ran, each face's dense landmarks as "landmarks98" or "landmarks68"
-// and its "head_pose": {"yaw", "pitch", "roll"} in degrees (post/head_pose.hpp).
+// and its "head_pose": {"yaw", "pitch", "roll"} in degrees (post/head_pose.hpp); when a face
+// recognition model ran, its "embedding": the 128-d descriptor (models/recognizer.hpp).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -44,10 +45,11 @@ inline bool face_is_finite(const Face& f, const LandmarkPoints* dense, const Hea
 } // namespace detail
 
 // `newline` separates the faces ("\n" for a readable file, "" for one JSON object per line);
-// `dense` and `poses`, when not empty, hold each face's dense landmarks and head pose.
+// `dense`, `poses` and `embeddings`, when not empty, hold each face's dense landmarks, head pose and
+// descriptor.
 inline std::string faces_to_json(const std::string& image, int width, int height, const std::vector<Face>& faces,
                                  const std::string& newline = "\n", const std::vector<LandmarkPoints>& dense = {},
-                                 const std::vector<HeadPose>& poses = {}) {
+                                 const std::vector<HeadPose>& poses = {}, const std::vector<FaceDescriptor>& embeddings = {}) {
     std::string out = "{\"image\": ";
     json::write_string(out, image);
     out += ", \"width\": " + std::to_string(width) + ", \"height\": " + std::to_string(height) + ", \"faces\": [";
@@ -79,6 +81,17 @@ inline std::string faces_to_json(const std::string& image, int width, int height
             out += ", \"roll\": ";
             json::write_number(out, poses[i].roll, 2);
             out += "}";
+        }
+        if (i < embeddings.size()) {
+            if (!std::all_of(embeddings[i].begin(), embeddings[i].end(), [](float v) { return std::isfinite(v); }))
+                throw Error(image + ": the recognition model gave face " + std::to_string(i) +
+                            " a descriptor that is not finite: is the weight file corrupt?");
+            out += ", \"embedding\": [";
+            for (int k = 0; k < kDescriptorSize; ++k) {
+                if (k) out += ", ";
+                json::write_number(out, embeddings[i][k], 6);
+            }
+            out += "]";
         }
         out += "}";
     }

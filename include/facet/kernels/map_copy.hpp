@@ -29,6 +29,20 @@ inline void copy_rows(const FeatureMap& src, const FeatureMap& dst, int first) {
         for (int x = 0; x < src.w; ++x) std::memcpy(dst.at(first + y, x), src.at(y, x), static_cast<std::size_t>(src.c) * sizeof(float));
 }
 
+// dst = src at its top-left, zeros after it: rows [src.h, dst.h), columns [src.w, dst.w) and channels
+// [src.c, dst.c) (dst is at least src's size on every axis). face-api's ResNet appends zeros so to
+// make a residual block's two branches the same shape.
+inline void pad_end(const FeatureMap& src, const FeatureMap& dst) {
+    const std::size_t lanes = static_cast<std::size_t>(round_up(dst.c, kChannelAlign));
+    for (int y = 0; y < dst.h; ++y)
+        for (int x = 0; x < dst.w; ++x) {
+            float* out = dst.at(y, x);
+            const std::size_t copied = y < src.h && x < src.w ? static_cast<std::size_t>(src.c) : 0;
+            if (copied > 0) std::memcpy(out, src.at(y, x), copied * sizeof(float));
+            std::memset(out + copied, 0, (lanes - copied) * sizeof(float));
+        }
+}
+
 // dst (1 x 1 x h*w*c) = src flattened in channel-major order (c, y, x) when channel_major, as
 // ONNX flattens a [1, C, H, W] tensor, else in storage order (y, x, c).
 inline void flatten_map(const FeatureMap& src, const FeatureMap& dst, bool channel_major) {

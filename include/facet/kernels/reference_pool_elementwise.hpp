@@ -50,6 +50,13 @@ inline void add_or_mul(const FeatureMap& a, const FeatureMap& b, bool mul, const
             }
 }
 
+// out(y, x, c) = in(y, x, c) where in has that pixel and channel, else 0 (map_copy.hpp's pad_end).
+inline void pad_end(const FeatureMap& in, const FeatureMap& out) {
+    for (int y = 0; y < out.h; ++y)
+        for (int x = 0; x < out.w; ++x)
+            for (int c = 0; c < out.c; ++c) out.at(y, x)[c] = y < in.h && x < in.w && c < in.c ? in.at(y, x)[c] : 0.0f;
+}
+
 inline void softmax_channels(const FeatureMap& in, const FeatureMap& out) {
     for (int y = 0; y < out.h; ++y)
         for (int x = 0; x < out.w; ++x) {

@@ -57,6 +57,7 @@ struct GraphOp {
         softmax,
         flatten,        // a map into one vector, in ONNX's (channel-major) or storage order
         rows,           // an NHWC map regrouped into rows (map_copy.hpp)
+        pad,            // zeros appended in rows, columns and channels (map_copy.hpp's pad_end)
     };
     Kind kind = Kind::conv;
     std::string name;
@@ -72,7 +73,8 @@ struct GraphOp {
     bool channel_major = false;      // flatten
     std::vector<bool> in_place;      // concat_channels: per input, written in place by its op (no copy)
     bool zero_padding = true;        // concat_channels: zero the padding lanes (no in-place input did)
-    bool shifted = false;            // conv, depthwise: reads the input from pixel (1, 1) on (see load_op)
+    int view_inset = 0;              // conv, depthwise: 1 or 2 reads the input from pixel (1, 1) on, that
+                                     // many pixels fewer a side (see load_op)
 };
 
 struct GraphOutput {
@@ -168,7 +170,7 @@ inline bool writes_channel_slices(GraphOp::Kind kind) {
     switch (kind) {
     case K::conv: case K::depthwise: case K::grouped_conv: case K::dense: case K::activation: case K::add: case K::mul:
     case K::avg_pool: case K::max_pool: case K::resize_nearest: case K::softmax: return true;
-    case K::concat_channels: case K::concat_rows: case K::flatten: case K::rows: break;
+    case K::concat_channels: case K::concat_rows: case K::flatten: case K::rows: case K::pad: break;
     }
     return false;
 }
@@ -313,10 +315,17 @@ inline void GraphModel::load_op(const WeightFile& f, const json::Value& spec) {
                 // TensorFlow's "same" padding at stride 2 pads a 3x3 conv by 0 before and 1 after on an
                 // even size. Its output pixel y reads input rows 2y .. 2y + 2: the rows the symmetric
                 // pad-1 kernel reads (2y - 1 .. 2y + 1) of the map seen from pixel (1, 1) on, whose
-                // zero ring below and right is the input's own. So it runs on that view ("shifted").
-                op.shifted = d[0] == 1 && d[1] == 1 && k[0] == 3 && k[1] == 3 && s[0] == 2 && s[1] == 2 &&
-                             p == std::vector<int>{0, 0, 1, 1};
-                const bool plain = op.shifted || (d[0] == 1 && d[1] == 1 && k[0] == k[1] && s[0] == s[1] &&
+                // zero ring below and right is the input's own. So it runs on that view (inset 1).
+                // A "valid" 3x3 conv (no pads, any stride up to 2) reads rows s y .. s y + 2: the rows
+                // the pad-1 kernel reads of the map's interior, from pixel (1, 1) on and one pixel in
+                // from each edge, its taps on the outermost pixels instead of the ring (inset 2, as
+                // mtcnn.hpp's conv_valid).
+                const bool three_by_three = d[0] == 1 && d[1] == 1 && k[0] == 3 && k[1] == 3 && s[0] == s[1] && s[0] <= 2;
+                op.view_inset = !three_by_three                                    ? 0
+                                : s[0] == 2 && p == std::vector<int>{0, 0, 1, 1} ? 1
+                                : p == std::vector<int>{0, 0, 0, 0}              ? 2
+                                                                                   : 0;
+                const bool plain = op.view_inset > 0 || (d[0] == 1 && d[1] == 1 && k[0] == k[1] && s[0] == s[1] &&
                                                   std::all_of(p.begin(), p.end(), [&](int v) { return v == (k[0] - 1) / 2; }));
                 const int stride = s[0], size = k[0];
                 if (plain && groups == 1 && ((size <= 2 && stride == 1) || (size == 3 && stride <= 2))) {
@@ -326,7 +335,7 @@ inline void GraphModel::load_op(const WeightFile& f, const json::Value& spec) {
                     op.kind = GraphOp::Kind::depthwise;
                     op.depthwise = pack_depthwise(w.data, bias, out.c, stride, epilogue);
                 } else {
-                    op.shifted = false;
+                    op.view_inset = 0;
                     ConvGeometry g;
                     g.kernel_h = k[0]; g.kernel_w = k[1];
                     g.stride_h = s[0]; g.stride_w = s[1];
@@ -385,6 +394,8 @@ inline void GraphModel::load_op(const WeightFile& f, const json::Value& spec) {
             op.channel_major = spec["order"].string() == "chw";
         } else if (kind == "rows") {
             op.kind = GraphOp::Kind::rows;
+        } else if (kind == "pad") {
+            op.kind = GraphOp::Kind::pad;
         } else {
             throw Error("unknown op kind '" + kind + "'");
         }
@@ -410,19 +421,20 @@ inline void GraphModel::check_op_shape(const GraphOp& op) const {
     expect(two ? inputs == 2 : many ? inputs >= 1 : inputs == 1, "wrong number of inputs");
     if (op.kind != K::add && op.kind != K::mul)
         for (int v : op.inputs) expect(values_[v].constant < 0, "only add and mul read constants");
-    // A shifted conv's view must hold a pixel, or its taps would read past the zero ring.
-    expect(!op.shifted || (in.h >= 2 && in.w >= 2), "pads 0 before and 1 after need an input of at least 2x2");
+    // An inset conv's view must hold a pixel, or its taps would read past the zero ring.
+    expect(std::min(in.h, in.w) > op.view_inset, op.view_inset == 1 ? "pads 0 before and 1 after need an input of at least 2x2"
+                                                                    : "a 3x3 conv without pads needs an input of at least 3x3");
     switch (op.kind) {
     case K::conv: {
         const PackedConv& w = op.conv;
-        expect(in.c == w.cin && out.h == conv_out_size(in.h - op.shifted, w.k, w.stride) &&
-                   out.w == conv_out_size(in.w - op.shifted, w.k, w.stride),
+        expect(in.c == w.cin && out.h == conv_out_size(in.h - op.view_inset, w.k, w.stride) &&
+                   out.w == conv_out_size(in.w - op.view_inset, w.k, w.stride),
                "output shape does not follow from the conv");
         break;
     }
     case K::depthwise:
-        expect(in.c == out.c && out.h == conv_out_size(in.h - op.shifted, 3, op.depthwise.stride) &&
-                   out.w == conv_out_size(in.w - op.shifted, 3, op.depthwise.stride),
+        expect(in.c == out.c && out.h == conv_out_size(in.h - op.view_inset, 3, op.depthwise.stride) &&
+                   out.w == conv_out_size(in.w - op.view_inset, 3, op.depthwise.stride),
                "output shape does not follow from the depthwise conv");
         break;
     case K::grouped_conv:
@@ -473,6 +485,9 @@ inline void GraphModel::check_op_shape(const GraphOp& op) const {
     case K::flatten:
         expect(out.h == 1 && out.w == 1 && static_cast<long long>(out.c) == static_cast<long long>(in.h) * in.w * in.c,
                "a flatten keeps the element count and outputs a vector");
+        break;
+    case K::pad:
+        expect(out.h >= in.h && out.w >= in.w && out.c >= in.c, "a pad makes no axis smaller");
         break;
     case K::rows:
         expect(out.w == 1 && in.c % out.c == 0 && static_cast<long long>(out.h) == static_cast<long long>(in.h) * in.w * (in.c / out.c),
@@ -666,10 +681,12 @@ private:
     void run_op(const GraphOp& op) {
         using K = GraphOp::Kind;
         const FeatureMap& out = shape(op.output);
-        // A shifted op reads the map from pixel (1, 1) on: its ring above and left is the map's
-        // first row and column, below and right the map's zero ring.
+        // An inset op reads the map from pixel (1, 1) on: its ring above and left is the map's
+        // first row and column, below and right the map's zero ring (inset 1) or its last row
+        // and column (inset 2).
         const FeatureMap& first = maps_[op.inputs[0]];
-        const FeatureMap in = op.shifted ? first.pixels(1, 1, first.h - 1, first.w - 1) : first;
+        const int inset = op.view_inset;
+        const FeatureMap in = inset > 0 ? first.pixels(1, 1, first.h - inset, first.w - inset) : first;
         const KernelSet& k = *kernels_;
         switch (op.kind) {
         case K::conv: k.conv_for(op.conv)(in, op.conv, out, threads_); break;
@@ -704,6 +721,7 @@ private:
         }
         case K::flatten: flatten_map(in, out, op.channel_major); break;
         case K::rows: regroup_rows(in, out); break;
+        case K::pad: pad_end(in, out); break;
         }
     }
 

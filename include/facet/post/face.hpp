@@ -16,4 +16,8 @@ struct Face {
 // Dense landmarks of one face (98 WFLW or 68 points, models/landmarks.hpp), x and y in image pixels.
 using LandmarkPoints = std::vector<std::array<float, 2>>;
 
+// A face's 128-d descriptor from a face recognition network (models/recognizer.hpp).
+constexpr int kDescriptorSize = 128;
+using FaceDescriptor = std::array<float, kDescriptorSize>;
+
 } // namespace facet
