@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tfjs2facet: face-api's TF.js landmark weights into a facet graph. What the graph and tensors are
+"""tfjs2facet: face-api's TF.js weights (landmarks, expression, age / gender) into a facet graph. What the graph and tensors are
 (TF.js layouts transposed, uint8 dequantised as TF.js does), and every broken manifest refused by
 name. The models are written here, with random bytes in face_landmark_68's shapes; the real one
 (weights/.cache/face-api, made by scripts/fetch-weights.sh) is converted too when present."""
@@ -28,11 +28,11 @@ def run_tfjs2facet(*arguments):
                           check=False)
 
 
-def synthetic_manifest(seed=0):
-    """A manifest entry per face_landmark_68 tensor, uint8-quantised, and the shard's bytes."""
+def synthetic_manifest(seed=0, net="face_landmark_68"):
+    """A manifest entry per tensor of `net`, uint8-quantised, and the shard's bytes."""
     rng = np.random.default_rng(seed)
     entries, chunks = [], []
-    for name, shape in expected_shapes().items():
+    for name, shape in expected_shapes(net).items():
         entries.append({"name": name, "shape": shape, "dtype": "float32",
                         "quantization": {"dtype": "uint8", "scale": float(rng.uniform(0.001, 0.01)),
                                          "min": float(rng.uniform(-1, 0))}})
@@ -191,6 +191,95 @@ class Tfjs2FacetTest(unittest.TestCase):
         # The tiny model (three blocks of three convs) is another architecture: refused, not misread.
         with self.assertRaisesRegex(ConversionError, "is missing .* is this face-api's face_landmark_68 model"):
             convert(PACKAGE / "face_landmark_68_tiny_model-weights_manifest.json", out)
+
+
+class AttributeNetsTest(unittest.TestCase):
+    """--net face_expression and age_gender: the graphs face-api's FaceExpressionNet and AgeGenderNet
+    compute, their labels in face-api's order, and a manifest of another net refused by name."""
+
+    def setUp(self):
+        self.directory = tempfile.TemporaryDirectory()
+        self.root = Path(self.directory.name)
+
+    def tearDown(self):
+        self.directory.cleanup()
+
+    def convert(self, net, manifest_net=None):
+        manifest, data = synthetic_manifest(1, manifest_net or net)
+        path = self.root / "model-weights_manifest.json"
+        path.write_text(json.dumps(manifest))
+        (self.root / "model.bin").write_bytes(data)
+        convert(path, self.root / "out.facet", net=net)
+        return read_facet(self.root / "out.facet")
+
+    def test_expression_graph(self):
+        metadata, tensors = self.convert("face_expression")
+        self.assertEqual(metadata["input"], {"color": "rgb", "mean": [122.782, 117.001, 104.298], "scale": [1 / 255] * 3})
+        self.assertEqual(metadata["attributes"], {"crop_margin": 0.0, "expression": {
+            "labels": ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]}})
+        self.assertNotIn("landmarks", metadata)
+        graph = metadata["graph"]
+        self.assertEqual(graph["outputs"], [{"name": "expression", "value": "expression", "onnx_shape": [1, 7], "order": "hwc"}])
+        ops = {op["name"]: op for op in graph["ops"]}
+        # The landmark net's backbone, then fc and a softmax over the seven.
+        self.assertEqual(graph["values"]["dense3.relu4"], [7, 7, 256])
+        self.assertEqual(ops["fc"]["input"], "pool")
+        self.assertEqual(ops["expression"], {"op": "softmax", "name": "expression", "output": "expression", "input": "fc"})
+        self.assertEqual(tensors["fc.weight"].shape, (7, 256))
+
+    def test_age_gender_graph(self):
+        metadata, tensors = self.convert("age_gender")
+        self.assertEqual(metadata["attributes"], {"crop_margin": 0.0, "age": {"unit": "years"},
+                                                  "gender": {"labels": ["male", "female"]}})
+        graph = metadata["graph"]
+        self.assertEqual([o["name"] for o in graph["outputs"]], ["age", "gender"])
+        self.assertEqual([o["onnx_shape"] for o in graph["outputs"]], [[1, 1], [1, 2]])
+        values, ops = graph["values"], {op["name"]: op for op in graph["ops"]}
+        # 112 -> 56 (conv_in) -> 28, 14 (entry reductions) -> 14, 14 (main blocks) -> 7 (exit) -> 1 (pool).
+        self.assertEqual(values["entry_flow.conv_in"], [56, 56, 32])
+        self.assertEqual(values["entry_flow.reduction_block_0.sum"], [28, 28, 64])
+        self.assertEqual(values["entry_flow.reduction_block_1.sum"], [14, 14, 128])
+        self.assertEqual(values["middle_flow.main_block_1.sum"], [14, 14, 128])
+        self.assertEqual(values["exit_flow.reduction_block.sum"], [7, 7, 256])
+        self.assertEqual(values["exit_flow.separable_conv.pointwise"], [7, 7, 512])
+        self.assertEqual(values["pool"], [1, 1, 512])
+        # The first reduction block reads conv_in's (already activated) output; the others relu first,
+        # while the expansion conv reads the block's input as it is.
+        self.assertEqual(ops["entry_flow.reduction_block_0.separable_conv0.depthwise"]["input"], "entry_flow.conv_in")
+        self.assertEqual(ops["entry_flow.reduction_block_1.separable_conv0.depthwise"]["input"],
+                         "entry_flow.reduction_block_1.relu0")
+        self.assertEqual(ops["entry_flow.reduction_block_1.expansion_conv"]["input"], "entry_flow.reduction_block_0.sum")
+        self.assertEqual(ops["entry_flow.reduction_block_1.expansion_conv"]["stride"], [2, 2])
+        # tf.maxPool 3x3 / 2 "same" on an even map: 0 before, 1 after.
+        pool = ops["entry_flow.reduction_block_1.pool"]
+        self.assertEqual((pool["op"], pool["kernel"], pool["stride"], pool["pads"]), ("max_pool", [3, 3], [2, 2], [0, 0, 1, 1]))
+        self.assertEqual(ops["middle_flow.main_block_0.sum"]["inputs"],
+                         ["middle_flow.main_block_0.separable_conv2.pointwise", "entry_flow.reduction_block_1.sum"])
+        self.assertEqual(ops["middle_flow.main_block_0.separable_conv1.pointwise"]["activation"], {"kind": "relu"})
+        self.assertEqual(ops["middle_flow.main_block_0.separable_conv2.pointwise"]["activation"], {"kind": "none"})
+        self.assertEqual(ops["exit_flow.separable_conv.pointwise"]["activation"], {"kind": "relu"})
+        self.assertEqual((ops["age"]["op"], ops["age"]["input"]), ("dense", "pool"))
+        self.assertEqual(ops["gender"], {"op": "softmax", "name": "gender", "output": "gender", "input": "fc.gender"})
+        self.assertEqual(tensors["fc.gender.weight"].shape, (2, 512))
+
+    def test_another_nets_manifest_is_refused_by_name(self):
+        with self.assertRaisesRegex(ConversionError, "tensor fc/weights has shape \\[256, 136\\], face_expression has \\[256, 7\\]"):
+            self.convert("face_expression", "face_landmark_68")
+        with self.assertRaisesRegex(ConversionError, "tensor entry_flow/conv_in/filters is missing .* is this face-api's "
+                                                     "age_gender model"):
+            self.convert("age_gender", "face_expression")
+        with self.assertRaisesRegex(ConversionError, "tensor dense0/conv0/filters is missing .* face_landmark_68 model"):
+            self.convert("face_landmark_68", "age_gender")
+        result = run_tfjs2facet("--net", "recognition", "--out", self.root / "out.facet", self.root / "absent.json")
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("argument --net: invalid choice: 'recognition'", result.stderr)
+
+    @unittest.skipUnless(PACKAGE.is_dir(), "face-api's npm package is not in weights/.cache (scripts/fetch-weights.sh)")
+    def test_real_models(self):
+        out = self.root / "out.facet"
+        self.assertEqual(convert(PACKAGE / "face_expression_model-weights_manifest.json", out, net="face_expression"), (58, 49))
+        self.assertEqual(convert(PACKAGE / "age_gender_model-weights_manifest.json", out, net="age_gender"), (46, 51))
+        self.assertEqual(read_facet(out)[0]["source"][1]["file"], "age_gender_model.bin")
 
 
 if __name__ == "__main__":

@@ -91,9 +91,9 @@ class FaceAttributeNet {
 public:
     // `outputs`: the graph outputs the kind needs, each with its label count (0: a single value).
     FaceAttributeNet(const std::string& path, const std::string& kind, const std::vector<std::pair<std::string, int>>& outputs,
-                     const KernelSet& kernels) {
+                     const KernelSet& kernels, int threads) {
         const WeightFile file = WeightFile::load(path);
-        auto model = std::make_shared<const GraphModel>(file);
+        const auto model = std::make_shared<const GraphModel>(file);
         file.read_metadata("attributes", [&](const json::Value& m) {
             if (!m.has("attributes"))
                 throw Error("no 'attributes': not a face attribute model (tfjs2facet.py --net " + kind + " writes one)");
@@ -126,8 +126,15 @@ public:
                             std::to_string(std::max(label_count, 1)));
             output_index_.push_back(static_cast<std::size_t>(it - o.begin()));
         }
-        net_ = std::make_unique<GraphExecutor>(std::move(model), kernels);
+        net_ = std::make_unique<GraphExecutor>(model, kernels, threads);
+        model_ = model;
+        threads_ = threads;
     }
+    // Another network on the same (shared, immutable) model, with buffers of its own.
+    FaceAttributeNet(const FaceAttributeNet& other)
+        : net_(std::make_unique<GraphExecutor>(other.model_, other.net_->kernels(), other.threads_)), model_(other.model_),
+          threads_(other.threads_), output_index_(other.output_index_), labels_(other.labels_), crop_margin_(other.crop_margin_) {}
+    FaceAttributeNet& operator=(const FaceAttributeNet&) = delete;
 
     // Runs the network on face-api's crop of `box` ([x1, y1, x2, y2], image pixels).
     void run(const Image& image, const std::array<float, 4>& box) {
@@ -150,6 +157,8 @@ public:
 
 private:
     std::unique_ptr<GraphExecutor> net_;
+    std::shared_ptr<const GraphModel> model_;
+    int threads_ = 1;
     std::vector<std::size_t> output_index_;
     std::vector<std::vector<std::string>> labels_;
     float crop_margin_ = 0.0f;
@@ -162,8 +171,10 @@ private:
 // sad, angry, fearful, disgusted, surprised), summing to 1.
 class FaceExpression {
 public:
-    explicit FaceExpression(const std::string& path, const KernelSet& kernels = default_kernel_set())
-        : net_(path, "face_expression", {{"expression", kExpressions}}, kernels) {}
+    explicit FaceExpression(const std::string& path, const KernelSet& kernels = default_kernel_set(), int threads = 1)
+        : net_(path, "face_expression", {{"expression", kExpressions}}, kernels, threads) {}
+    // Another on the same weights, with its own buffers (one per thread).
+    FaceExpression clone() const { return *this; }
 
     const std::vector<std::string>& labels() const { return net_.labels(0); }
 
@@ -196,8 +207,10 @@ struct AgeGenderEstimate {
 // predictAgeAndGender: male when its probability is above 0.5).
 class AgeGender {
 public:
-    explicit AgeGender(const std::string& path, const KernelSet& kernels = default_kernel_set())
-        : net_(path, "age_gender", {{"age", 0}, {"gender", 2}}, kernels) {}
+    explicit AgeGender(const std::string& path, const KernelSet& kernels = default_kernel_set(), int threads = 1)
+        : net_(path, "age_gender", {{"age", 0}, {"gender", 2}}, kernels, threads) {}
+    // Another on the same weights, with its own buffers (one per thread).
+    AgeGender clone() const { return *this; }
 
     AgeGenderEstimate estimate(const Image& image, const Face& face) { return estimate(image, face.box); }
     AgeGenderEstimate estimate(const Image& image, const std::array<float, 4>& box) {
