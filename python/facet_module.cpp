@@ -137,6 +137,13 @@ struct Locked {
 using PyRetinaFace = Locked<facet::RetinaFace>;
 using PyMtcnn = Locked<facet::Mtcnn>;
 using PyLandmarker = Locked<facet::FaceLandmarker>;
+
+// face-api's attribute nets (models/attributes.hpp), together: what facet-detect --attributes runs.
+struct FaceAttributeNets {
+    facet::AgeGender age_gender;
+    facet::FaceExpression expression;
+};
+using PyFaceAttributes = Locked<FaceAttributeNets>;
 using PyMeshDecoder = Locked<facet::MeshDecoder>;
 using PyGraphExecutor = Locked<facet::GraphExecutor>;
 
@@ -326,6 +333,43 @@ landmarks(image, box) gives the points of the face in box (x1, y1, x2, y2) in im
             py::arg("image"), py::arg("box"), py::kw_only(), py::arg("bgr") = false,
             "landmarks(image, box, *, bgr=False) -> numpy.ndarray\n\nfloat32 (points, 2): the landmarks of the face in "
             "box (x1, y1, x2, y2, e.g. Face.box), in image pixels.");
+
+    py::class_<PyFaceAttributes>(m, "FaceAttributes", R"(face-api's age / gender and expression nets on a detected face.
+
+FaceAttributes(age_gender_model, expression_model)
+
+age_gender_model, expression_model: weights/age_gender.facet, weights/face_expression.facet. Each face
+is cropped as face-api crops its detector's box (README, "Face attributes"). One object per thread;
+calls on one object are serialised.)")
+        .def(py::init([](const std::string& age_gender, const std::string& expression) {
+                 return new PyFaceAttributes(FaceAttributeNets{facet::AgeGender(age_gender), facet::FaceExpression(expression)});
+             }),
+             py::arg("age_gender_model"), py::arg("expression_model"))
+        .def(
+            "expression",
+            [](PyFaceAttributes& self, const py::handle& image, const facet::Face& face, bool bgr) {
+                const ImageArg arg = image_arg(image, bgr);
+                const std::vector<float> probabilities =
+                    self.locked([&](FaceAttributeNets& n) { return n.expression.probabilities(arg.image(), face); });
+                py::dict out;
+                for (std::size_t k = 0; k < probabilities.size(); ++k)
+                    out[py::str(self.detector.expression.labels()[k])] = probabilities[k];
+                return out;
+            },
+            py::arg("image"), py::arg("face"), py::kw_only(), py::arg("bgr") = false,
+            "expression(image, face, *, bgr=False) -> dict[str, float]\n\nThe probability of each expression (neutral, "
+            "happy, sad, angry, fearful, disgusted, surprised), summing to 1.")
+        .def(
+            "age_gender",
+            [](PyFaceAttributes& self, const py::handle& image, const facet::Face& face, bool bgr) {
+                const ImageArg arg = image_arg(image, bgr);
+                const facet::AgeGenderEstimate e =
+                    self.locked([&](FaceAttributeNets& n) { return n.age_gender.estimate(arg.image(), face); });
+                return py::make_tuple(e.age, e.gender, e.gender_probability);
+            },
+            py::arg("image"), py::arg("face"), py::kw_only(), py::arg("bgr") = false,
+            "age_gender(image, face, *, bgr=False) -> tuple[float, str, float]\n\nThe age in years, the more probable "
+            "gender ('male' or 'female') and its probability (>= 0.5).");
 
     m.def(
         "align_face",

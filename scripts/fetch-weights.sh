@@ -93,6 +93,21 @@ convert_faceapi() {
   fi
   [ -f "$out" ] || "$python" converters/tfjs2facet.py --out "$out" --crop-margin 0.02 \
     "$package/model/face_landmark_68_model-weights_manifest.json"
+  convert_faceapi_attributes "$package"
+}
+# face-api's attribute nets from the same package (tests/faceapi has their reference outputs):
+# FaceExpressionNet and AgeGenderNet, cropped as face-api crops its detector's box.
+convert_faceapi_attributes() {
+  local package="$1" net out
+  for net in face_expression age_gender; do
+    out="weights/$net.facet"
+    if [ -f "$out" ]; then
+      for dependency in "$package" converters/tfjs2facet.py converters/facetgraph.py converters/facetfile.py converters/cli.py; do
+        [ "$out" -nt "$dependency" ] || { rm -f "$out"; break; }
+      done
+    fi
+    [ -f "$out" ] || "$python" converters/tfjs2facet.py --net "$net" --out "$out" "$package/model/${net}_model-weights_manifest.json"
+  done
 }
 convert_faceapi
 # The demo and test images.
