@@ -11,10 +11,10 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "faceapi_reference.hpp"
 #include "test_util.hpp"
 
 using namespace facet;
@@ -31,13 +31,6 @@ std::string model_path(const std::string& name) {
     return path;
 }
 
-json::Value load_reference() {
-    std::ifstream f(test::source_path("tests/faceapi/reference.json"));
-    REQUIRE(f);
-    std::stringstream text;
-    text << f.rdbuf();
-    return json::parse(text.str());
-}
 
 // The largest differences from face-api over a case list: expression and gender probabilities
 // (absolute), age (relative); and whether every gender label agreed.
@@ -69,7 +62,7 @@ struct Differences {
 TEST_CASE("face-api attributes: expression, age and gender within 1e-4 of face-api, on every instruction set") {
     const std::string expression_path = model_path("face_expression.facet"), age_gender_path = model_path("age_gender.facet");
     if (expression_path.empty() || age_gender_path.empty()) return;
-    const json::Value reference = load_reference();
+    const json::Value reference = test::load_faceapi_reference();
     REQUIRE(reference["crops"].array().size() >= 5);
     REQUIRE(reference["face_crops"].array().size() >= 3);
     for (const KernelSet* ks : test::all_kernel_sets()) {

@@ -10,10 +10,10 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "faceapi_reference.hpp"
 #include "test_util.hpp"
 
 using namespace facet;
@@ -32,20 +32,12 @@ std::shared_ptr<const GraphModel> load_face_landmark_68() {
     return GraphModel::from_file(path);
 }
 
-json::Value load_reference() {
-    std::ifstream f(test::source_path("tests/faceapi/reference.json"));
-    REQUIRE(f);
-    std::stringstream text;
-    text << f.rdbuf();
-    return json::parse(text.str());
-}
-
 } // namespace
 
 TEST_CASE("face_landmark_68: face-api's 68 landmarks within 0.01 px of the 112 px crop, on every instruction set") {
     const auto model = load_face_landmark_68();
     if (!model) return;
-    const json::Value reference = load_reference();
+    const json::Value reference = test::load_faceapi_reference();
     REQUIRE(reference["crops"].array().size() >= 3);
     for (const KernelSet* ks : test::all_kernel_sets()) {
         GraphExecutor net(model, *ks);
