@@ -8,8 +8,8 @@ For each image (default: the three portraits, multiface and selfie_group of ../s
 it and writes it as PNG for node; face-api runs its whole pipeline on that PNG
 (attribute_pipeline.mjs: SSD MobileNet v1, its crop of each box, both nets). Each face-api face is
 matched to the default RetinaFace's face of largest IoU (at least 0.4), and facet's nets run on the
-crop of several boxes: face-api's own (the crop rule alone), and RetinaFace's grown by a margin of
-its longer side on each side. Printed per box: the mean total variation distance of the expression
+crop of several boxes: face-api's own (the crop rule alone), RetinaFace's grown by a margin of its
+longer side on each side, and RetinaFace's with its top raised by a fraction of its height. Printed per box: the mean total variation distance of the expression
 probabilities from face-api's, how often the top expression agrees, the mean age difference, and how
 often the gender agrees.
 """
@@ -33,6 +33,7 @@ IMAGES = SOURCE.parent / "shared" / "upstream" / "images"
 DEFAULT_IMAGES = ["portrait_angelina_jolie.jpg", "portrait_kate_siegel.jpg", "portrait_paul_rudd.jpg", "multiface.jpg",
                   "selfie_group.jpg"]
 MARGINS = [-0.05, 0.0, 0.02, 0.05, 0.1, 0.15, 0.2]
+TOP_EXTENSIONS = [0.05, 0.1, 0.2]  # face-api's SSD boxes reach higher on the forehead
 
 
 def write_png(path, rgb):
@@ -67,7 +68,7 @@ def main():
             write_png(f"{tmp}/{path.stem}.png", decoded[f"{tmp}/{path.stem}.png"])
         records = json.loads(subprocess.run(["node", str(HERE / "attribute_pipeline.mjs"), str(args.package), *decoded],
                                             check=True, capture_output=True, text=True).stdout)
-    boxes = ["face-api's"] + [f"margin {m:+.2f}" for m in MARGINS]
+    boxes = ["face-api's"] + [f"margin {m:+.2f}" for m in MARGINS] + [f"top {t:+.2f}" for t in TOP_EXTENSIONS]
     totals = {box: np.zeros(4) for box in boxes}
     faces = {}
     matched = 0
@@ -82,11 +83,14 @@ def main():
         matched += 1
         x1, y1, x2, y2 = best.box
         for box in boxes:
-            if box == "face-api's":
-                crop_box = record["box"]
-            else:
-                grow = float(box.split()[1]) * max(x2 - x1, y2 - y1)
+            kind, _, amount = box.partition(" ")
+            if kind == "margin":
+                grow = float(amount) * max(x2 - x1, y2 - y1)
                 crop_box = [x1 - grow, y1 - grow, x2 + grow, y2 + grow]
+            elif kind == "top":
+                crop_box = [x1, y1 - float(amount) * (y2 - y1), x2, y2]
+            else:
+                crop_box = record["box"]
             face = facet.Face(crop_box, best.score, best.landmarks.tolist())
             expression = np.array(list(attributes.expression(image, face).values()))
             age, gender, _ = attributes.age_gender(image, face)
