@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -45,6 +46,32 @@ inline FaceApiBox faceapi_clip_box(double x, double y, double width, double heig
             static_cast<int>(std::floor(h))};
 }
 
+namespace detail {
+
+// One axis of TF.js's bilinear resize of the padded square to `size`: output i reads the square's
+// pixels first and second (as offsets into the box along the axis, -1 in the padding), `frac` of the
+// way from the first to the second.
+struct BilinearTap {
+    int first = -1, second = -1;
+    double frac = 0;
+};
+
+// tf.image.resizeBilinear's sampling (align_corners and half_pixel_centers false, as TF.js's CPU
+// backend computes it): output i reads square coordinate i x side / size, its floor and ceiling.
+inline std::vector<BilinearTap> faceapi_taps(int size, int side, int pad_before, int extent) {
+    std::vector<BilinearTap> taps(static_cast<std::size_t>(size));
+    const double ratio = static_cast<double>(side) / size;
+    const auto in_box = [&](int s) { return s - pad_before >= 0 && s - pad_before < extent ? s - pad_before : -1; };
+    for (int i = 0; i < size; ++i) {
+        const double f = ratio * i;
+        const int s0 = static_cast<int>(std::floor(f)), s1 = std::min(side - 1, static_cast<int>(std::ceil(f)));
+        taps[static_cast<std::size_t>(i)] = {in_box(s0), in_box(s1), f - s0};
+    }
+    return taps;
+}
+
+} // namespace detail
+
 // Fills `net`'s input with face-api's crop of `box` (see the top of this file); `net`'s input must
 // be square.
 inline void set_faceapi_input(GraphExecutor& net, const Image& image, const FaceApiBox& box) {
@@ -55,29 +82,24 @@ inline void set_faceapi_input(GraphExecutor& net, const Image& image, const Face
     const int side = std::max(box.width, box.height), diff = side - std::min(box.width, box.height);
     const int before = diff - static_cast<int>(std::floor(diff * 0.5 + 0.5));
     const int left = box.width < box.height ? before : 0, top = box.height < box.width ? before : 0;
-    // The padded square's pixel (sx, sy), channel c: 0 in the padding.
-    const auto square = [&](int sx, int sy, int c) -> double {
-        const int ix = sx - left, iy = sy - top;
-        if (ix < 0 || iy < 0 || ix >= box.width || iy >= box.height) return 0.0;
-        return image.pixel(box.x + ix, box.y + iy)[c];
-    };
-    // tf.image.resizeBilinear as TF.js's CPU backend computes it (in double, stored as float32); a
-    // square already of the input's size is taken as it is.
-    const double ratio = static_cast<double>(side) / size;
+    const std::vector<detail::BilinearTap> xs = detail::faceapi_taps(size, side, left, box.width);
+    const std::vector<detail::BilinearTap> ys = detail::faceapi_taps(size, side, top, box.height);
+    // A row of the box (null in the padding) and its pixel x, channel c (0 in the padding).
+    const auto row = [&](int y) { return y >= 0 ? image.pixel(box.x, box.y + y) : nullptr; };
+    const auto value = [](const std::uint8_t* pixels, int x, int c) { return pixels && x >= 0 ? double(pixels[3 * x + c]) : 0.0; };
     for (int oy = 0; oy < size; ++oy) {
-        const double fy = ratio * oy;
-        const int y0 = static_cast<int>(std::floor(fy)), y1 = std::min(side - 1, static_cast<int>(std::ceil(fy)));
-        const double dy = fy - y0;
+        const detail::BilinearTap& ty = ys[static_cast<std::size_t>(oy)];
+        const std::uint8_t *upper = row(ty.first), *lower = row(ty.second);
         for (int ox = 0; ox < size; ++ox) {
-            const double fx = ratio * ox;
-            const int x0 = static_cast<int>(std::floor(fx)), x1 = std::min(side - 1, static_cast<int>(std::ceil(fx)));
-            const double dx = fx - x0;
+            const detail::BilinearTap& tx = xs[static_cast<std::size_t>(ox)];
             float* out = in.at(oy, ox);
             for (int c = 0; c < 3; ++c) {
                 const int source = m.source_channel[c];
-                const double top_value = square(x0, y0, source) + (square(x1, y0, source) - square(x0, y0, source)) * dx;
-                const double bottom_value = square(x0, y1, source) + (square(x1, y1, source) - square(x0, y1, source)) * dx;
-                const float pixel = static_cast<float>(top_value + (bottom_value - top_value) * dy);
+                // In double, in TF.js's order of operations, then stored as float32.
+                const double a = value(upper, tx.first, source), b = value(upper, tx.second, source);
+                const double d = value(lower, tx.first, source), e = value(lower, tx.second, source);
+                const double top_value = a + (b - a) * tx.frac, bottom_value = d + (e - d) * tx.frac;
+                const float pixel = static_cast<float>(top_value + (bottom_value - top_value) * ty.frac);
                 out[c] = (pixel - m.mean[c]) * m.scale[c];
             }
         }
