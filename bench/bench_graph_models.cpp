@@ -16,6 +16,9 @@
 //                                    the 128-d descriptor (what facet-detect --embed pays per face;
 //                                    bench/peers/recognition.py times face-api on the same crop)
 //   BM_FaceRecognizer_Network/<isa>  GraphExecutor::run of the ResNet alone
+//   BM_FaceExpression/<isa>          face-api's expression net (face_expression.facet) and age / gender
+//   BM_AgeGender/<isa>               net (age_gender.facet) on the same face: face-api's crop of its box
+//                                    (clip, pad to a square, bilinear to 112) and the network, one thread
 //   BM_Faces_Landmarks68/<isa>       the whole pipeline on multiface.jpg (1200 x 630, six faces):
 //                                    RetinaFace at its default 640 px (a VGA-sized frame), then every
 //                                    face's 68 landmarks and head pose (facet-detect --landmarks 68)
@@ -31,16 +34,17 @@
 //   pad_end/<h>x<w>x<c>-><c'>        zeros appended to a map (face_recognition's residualDown shortcuts;
 //                                    one build for every instruction set, a copy)
 //
-// Inputs: weights/pfld_ghostone.facet and weights/face_landmark_68.facet (FACET_WEIGHTS_DIR overrides
-// the directory; ./setup.sh makes them) and ../shared/upstream/images/portrait_kate_siegel.jpg
-// (FACET_SHARED overrides ../shared); when one is missing the cases needing it report an error
-// saying so and the others still run.
+// Inputs: weights/pfld_ghostone.facet, face_landmark_68.facet, face_recognition.facet,
+// face_expression.facet and age_gender.facet (FACET_WEIGHTS_DIR overrides the directory; ./setup.sh makes them) and
+// ../shared/upstream/images/portrait_kate_siegel.jpg (FACET_SHARED overrides ../shared); when one
+// is missing the cases needing it report an error saying so and the others still run.
 // Counters: FLOPS is 2 x the multiply-accumulates of the convolutions and dense layers (padded
 // lanes not counted), bytes the input, output and packed weights a kernel must move; both are rates.
 // bench/peers/run.py times ONNX Runtime on the same model in the same run (bench/README.md).
 #include <benchmark/benchmark.h>
 #include <facet/io/image.hpp>
 #include <facet/kernels/map_copy.hpp>
+#include <facet/models/attributes.hpp>
 #include <facet/models/landmarks.hpp>
 #include <facet/models/recognizer.hpp>
 #include <facet/models/retinaface.hpp>
@@ -56,6 +60,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -65,6 +70,8 @@ using namespace facet;
 constexpr const char* kPfldFile = "pfld_ghostone.facet";
 constexpr const char* kFaceLandmark68File = "face_landmark_68.facet";
 constexpr const char* kFaceRecognitionFile = "face_recognition.facet";
+constexpr const char* kFaceExpressionFile = "face_expression.facet";
+constexpr const char* kAgeGenderFile = "age_gender.facet";
 constexpr const char* kImageFile = "upstream/images/portrait_kate_siegel.jpg";
 // The golden face's box (../shared/golden/pfld_ghostone_kate_siegel.json): a 307-pixel crop.
 constexpr std::array<float, 4> kFaceBox{542.745f, 113.519f, 763.93f, 420.059f};
@@ -176,6 +183,21 @@ void bm_face_recognizer_network(benchmark::State& state, const KernelSet* kernel
     net.set_input(image);
     net.run();
     for (auto _ : state) net.run();
+    state.counters["FLOPS"] = per_second(in.flops);
+}
+
+// One face's attributes: face-api's crop of the face and the network (`Net`: FaceExpression or AgeGender).
+template <class Net>
+void bm_attribute(benchmark::State& state, const KernelSet* kernels, const char* file) {
+    const LandmarkInputs& in = landmark_inputs(file);
+    if (!in.error.empty()) return state.SkipWithError(in.error.c_str());
+    Net net(env_or("FACET_WEIGHTS_DIR", FACET_SOURCE_DIR "/weights") + "/" + file, *kernels);
+    const auto estimate = [&] {
+        if constexpr (std::is_same_v<Net, FaceExpression>) return net.probabilities(in.image, kFaceBox);
+        else return net.estimate(in.image, kFaceBox);
+    };
+    benchmark::DoNotOptimize(estimate());
+    for (auto _ : state) benchmark::DoNotOptimize(estimate());
     state.counters["FLOPS"] = per_second(in.flops);
 }
 
@@ -295,6 +317,12 @@ const bool kRegistered = [] {
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
         benchmark::RegisterBenchmark(("BM_FaceRecognizer_Network/" + name).c_str(), bm_face_recognizer_network, ks)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark(("BM_FaceExpression/" + name).c_str(), bm_attribute<FaceExpression>, ks, kFaceExpressionFile)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark(("BM_AgeGender/" + name).c_str(), bm_attribute<AgeGender>, ks, kAgeGenderFile)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
         benchmark::RegisterBenchmark(("BM_Faces_Landmarks68/" + name).c_str(), bm_faces_landmarks68, ks)

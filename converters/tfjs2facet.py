@@ -1,10 +1,9 @@
 #!/usr/bin/env python3
-"""Convert face-api's 68-point landmark network or its face recognition network (TensorFlow.js
-weights) into a facet graph file (weights/FORMAT.md, model "graph"), NumPy only. The recognition
-network is described where its graph is built ("face_recognition" below); which network a manifest
-holds, its tensor names say.
+"""Convert face-api's nets (TensorFlow.js weights) into a facet graph file (weights/FORMAT.md, model
+"graph"), NumPy only: the 68-point landmark network (described here), the expression, age / gender
+and face recognition networks (each described where its graph is built; NETWORKS lists them).
 
-    tfjs2facet.py --out OUT.facet [--crop-margin M] face_landmark_68_model-weights_manifest.json
+    tfjs2facet.py --out OUT.facet [--net NET] [--crop-margin M] NET_model-weights_manifest.json
 
 The network is face-api's FaceLandmark68Net (MIT, @vladmandic/face-api, src/faceFeatureExtractor and
 src/faceLandmarkNet): four densely connected blocks of 3x3 convolutions on a 112x112 RGB crop, an
@@ -50,11 +49,20 @@ from facetgraph import GraphBuilder, GraphError, same_pads, window_count, write_
 PROGRAM = "tfjs2facet"
 
 INPUT_SIZE = 112
-MEAN_RGB = [122.782, 117.001, 104.298]
+MEAN_RGB = [122.782, 117.001, 104.298]  # every face-api net here: (pixel - mean) / 255, RGB
 BLOCK_CHANNELS = [32, 64, 128, 256]
 SEPARABLE_CONVS = ("conv1", "conv2", "conv3")  # and conv0 of every block but the first
 POOL_KERNEL, POOL_STRIDE = 7, 2
 POINTS = 68
+# face-api's label orders (src/faceExpressionNet/FaceExpressions.ts, src/ageGenderNet/types.ts and
+# AgeGenderNet.predictAgeAndGender, whose first gender probability is the male one).
+EXPRESSION_LABELS = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]
+GENDER_LABELS = ["male", "female"]
+# TinyXception (src/xception/TinyXception.ts) as AgeGenderNet builds it: two main blocks.
+XCEPTION_STEM_CHANNELS = 32
+XCEPTION_REDUCTION_CHANNELS = [64, 128]  # the entry flow's two reduction blocks
+XCEPTION_MAIN_BLOCKS, XCEPTION_MAIN_CHANNELS = 2, 128
+XCEPTION_EXIT_CHANNELS = [256, 512]  # the exit flow's reduction block, then its separable conv
 
 MANIFEST_GROUP_KEYS = {"paths", "weights"}
 MANIFEST_ENTRY_KEYS = {"name", "shape", "dtype", "quantization"}
@@ -68,9 +76,18 @@ class ConversionError(GraphError):
     """Anything wrong with the model read: reported to the user, never a traceback."""
 
 
-def expected_shapes():
-    """Every tensor face_landmark_68 has, in TF.js layout: conv filters [kh, kw, cin, cout],
-    depthwise [kh, kw, c, 1], pointwise [1, 1, cin, cout], fc weights [in, out]."""
+def _separable_shapes(prefix, cin, cout):
+    return {f"{prefix}/depthwise_filter": [3, 3, cin, 1], f"{prefix}/pointwise_filter": [1, 1, cin, cout],
+            f"{prefix}/bias": [cout]}
+
+
+def _fc_shapes(prefix, cin, cout):
+    return {f"{prefix}/weights": [cin, cout], f"{prefix}/bias": [cout]}
+
+
+def feature_extractor_shapes():
+    """face-api's FaceFeatureExtractor (the four dense blocks), in TF.js layout: conv filters
+    [kh, kw, cin, cout], depthwise [kh, kw, c, 1], pointwise [1, 1, cin, cout]."""
     shapes = {}
     channels_in = 3
     for block, channels in enumerate(BLOCK_CHANNELS):
@@ -82,13 +99,30 @@ def expected_shapes():
         else:
             convs = ("conv0",) + SEPARABLE_CONVS
         for conv in convs:
-            cin = channels_in if conv == "conv0" else channels
-            shapes[f"{prefix}/{conv}/depthwise_filter"] = [3, 3, cin, 1]
-            shapes[f"{prefix}/{conv}/pointwise_filter"] = [1, 1, cin, channels]
-            shapes[f"{prefix}/{conv}/bias"] = [channels]
+            shapes.update(_separable_shapes(f"{prefix}/{conv}", channels_in if conv == "conv0" else channels, channels))
         channels_in = channels
-    shapes["fc/weights"] = [channels_in, 2 * POINTS]
-    shapes["fc/bias"] = [2 * POINTS]
+    return shapes
+
+
+def tiny_xception_shapes():
+    """face-api's TinyXception with AgeGenderNet's two main blocks, in TF.js layout."""
+    shapes = {"entry_flow/conv_in/filters": [3, 3, 3, XCEPTION_STEM_CHANNELS],
+              "entry_flow/conv_in/bias": [XCEPTION_STEM_CHANNELS]}
+
+    def reduction(prefix, cin, cout):
+        shapes.update(_separable_shapes(f"{prefix}/separable_conv0", cin, cout))
+        shapes.update(_separable_shapes(f"{prefix}/separable_conv1", cout, cout))
+        shapes.update({f"{prefix}/expansion_conv/filters": [1, 1, cin, cout], f"{prefix}/expansion_conv/bias": [cout]})
+
+    channels = XCEPTION_STEM_CHANNELS
+    for block, cout in enumerate(XCEPTION_REDUCTION_CHANNELS):
+        reduction(f"entry_flow/reduction_block_{block}", channels, cout)
+        channels = cout
+    for block in range(XCEPTION_MAIN_BLOCKS):
+        for conv in range(3):
+            shapes.update(_separable_shapes(f"middle_flow/main_block_{block}/separable_conv{conv}", channels, channels))
+    reduction("exit_flow/reduction_block", channels, XCEPTION_EXIT_CHANNELS[0])
+    shapes.update(_separable_shapes("exit_flow/separable_conv", *XCEPTION_EXIT_CHANNELS))
     return shapes
 
 
@@ -225,10 +259,9 @@ def _source(name, data):
     return {"file": name, "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def check_architecture(tensors, shapes=None, net="face_landmark_68"):
-    """The manifest must hold exactly the tensors of `net` (face-api's network name), in the shapes
-    `shapes` ({name: shape}; face_landmark_68's by default)."""
-    shapes = expected_shapes() if shapes is None else shapes
+def check_architecture(tensors, net="face_landmark_68"):
+    """The manifest must hold exactly the tensors of `net` (a NETWORKS key), in its shapes."""
+    shapes = expected_shapes(net)
     missing = [name for name in shapes if name not in tensors]
     if missing:
         raise ConversionError(f"tensor {missing[0]} is missing ({len(missing)} of {net}'s "
@@ -245,7 +278,7 @@ def check_architecture(tensors, shapes=None, net="face_landmark_68"):
 
 
 class TfjsGraph(GraphBuilder):
-    """The graph op by op, as face_landmark_68's layers come; every value is an NHWC map [h, w, c]."""
+    """The graph op by op, as face-api's layers come; every value is an NHWC map [h, w, c]."""
 
     def __init__(self, input_name, input_shape):
         super().__init__()
@@ -298,6 +331,13 @@ class TfjsGraph(GraphBuilder):
         channels (face-api's residualDown concatenates zeros so to make its two branches match)."""
         return self._add("pad", name, [source], list(shape))
 
+    def max_pool_same(self, name, source, kernel, stride):
+        """tf.maxPool with "same" padding: the padding never wins (facet's max_pool, as ONNX's, skips it)."""
+        h, w, c = self.values[source]
+        pads = same_pads([h, w], [kernel, kernel], [stride, stride])
+        shape = [window_count(h, kernel, stride, pads[0], pads[2]), window_count(w, kernel, stride, pads[1], pads[3]), c]
+        return self._add("max_pool", name, [source], shape, kernel=[kernel, kernel], stride=[stride, stride], pads=pads)
+
     def dense(self, name, source, weight, bias):
         """Fully connected on a 1 x 1 map; `weight` is [out, in], `bias` may be None."""
         fields = {"weight": self.tensor(name, "weight", weight), "activation": {"kind": "none"}}
@@ -305,10 +345,15 @@ class TfjsGraph(GraphBuilder):
             fields["bias"] = self.tensor(name, "bias", bias)
         return self._add("dense", name, [source], [1, 1, weight.shape[0]], **fields)
 
-    def metadata(self, output, onnx_shape):
+    def softmax(self, name, source):
+        return self._add("softmax", name, [source], self.values[source])
+
+    def metadata(self, outputs):
+        """The graph object with `outputs`, the names of 1 x 1 values, in this order."""
         h, w, c = self.values[self.input_name]
-        return self.graph_metadata(self.input_name, [1, c, h, w],
-                                   [{"name": output, "value": output, "onnx_shape": onnx_shape, "order": "hwc"}])
+        return self.graph_metadata(self.input_name, [1, c, h, w], [
+            {"name": output, "value": output, "onnx_shape": [1, self.values[output][2]], "order": "hwc"}
+            for output in outputs])
 
 
 def _conv_weight(filters):
@@ -330,10 +375,23 @@ def _separable(graph, tensors, prefix, source, stride, relu):
                       tensors[f"{prefix}/bias"], 1, relu=relu)
 
 
-def build_graph(tensors):
-    """The facet graph of face_landmark_68 (see the module's docstring for what it computes)."""
-    graph = TfjsGraph("input", [INPUT_SIZE, INPUT_SIZE, 3])
-    x = "input"
+def _fc(graph, tensors, prefix, source):
+    """face-api's fullyConnectedLayer: x . weights + bias, weights [in, out]."""
+    return graph.dense(prefix.replace("/", "."), source, tensors[f"{prefix}/weights"].T, tensors[f"{prefix}/bias"])
+
+
+def _pool_to_vector(graph, source):
+    """tf.avgPool 7x7, stride 2, valid: on the 7x7 map both backbones end with, one pixel."""
+    pooled = graph.avg_pool("pool", source, POOL_KERNEL, POOL_STRIDE)
+    if graph.values[pooled][:2] != [1, 1]:
+        raise ConversionError(f"the pool gives a {graph.values[pooled][0]}x{graph.values[pooled][1]} map, not a vector")
+    return pooled
+
+
+def feature_extractor(graph, tensors):
+    """face-api's FaceFeatureExtractor (src/faceFeatureExtractor): the four dense blocks and the pool
+    (see the module's docstring); the pooled 1 x 1 x 256 value."""
+    x = graph.input_name
     for block in range(len(BLOCK_CHANNELS)):
         prefix = f"dense{block}"
         if block == 0:
@@ -348,11 +406,58 @@ def build_graph(tensors):
             total = graph.add(f"{prefix}.sum{k}", total, out)
             reader = graph.relu(f"{prefix}.relu{k}", total)
         x = reader
-    pooled = graph.avg_pool("pool", x, POOL_KERNEL, POOL_STRIDE)
-    if graph.values[pooled][:2] != [1, 1]:
-        raise ConversionError(f"the pool gives a {graph.values[pooled][0]}x{graph.values[pooled][1]} map, not a vector")
-    graph.dense("landmarks", pooled, tensors["fc/weights"].T, tensors["fc/bias"])
-    return graph.metadata("landmarks", [1, 2 * POINTS]), graph.tensors
+    return _pool_to_vector(graph, x)
+
+
+def tiny_xception(graph, tensors):
+    """face-api's TinyXception (src/xception/TinyXception.ts), every conv "same" with a bias:
+        x = relu(conv_in(input))                                   3x3, stride 2
+        reduction block (the first without its input's relu):
+            y = sep1(relu(sep0(relu(x))));  x = maxpool3x3/2(y) + expansion_conv(x)   1x1, stride 2
+        main block: x = sep2(relu(sep1(relu(sep0(relu(x)))))) + x
+    two reduction blocks, two main blocks, a reduction block, relu(sep(x)), then the pool."""
+    def reduction(prefix, x, activate_input):
+        name = prefix.replace("/", ".")
+        y = graph.relu(f"{name}.relu0", x) if activate_input else x
+        y = _separable(graph, tensors, f"{prefix}/separable_conv0", y, 1, relu=True)
+        y = _separable(graph, tensors, f"{prefix}/separable_conv1", y, 1, relu=False)
+        y = graph.max_pool_same(f"{name}.pool", y, 3, 2)
+        expansion = graph.conv(f"{name}.expansion_conv", x, _conv_weight(tensors[f"{prefix}/expansion_conv/filters"]),
+                               tensors[f"{prefix}/expansion_conv/bias"], 2)
+        return graph.add(f"{name}.sum", y, expansion)
+
+    x = graph.conv("entry_flow.conv_in", graph.input_name, _conv_weight(tensors["entry_flow/conv_in/filters"]),
+                   tensors["entry_flow/conv_in/bias"], 2, relu=True)
+    for block in range(len(XCEPTION_REDUCTION_CHANNELS)):
+        x = reduction(f"entry_flow/reduction_block_{block}", x, activate_input=block > 0)
+    for block in range(XCEPTION_MAIN_BLOCKS):
+        prefix = f"middle_flow/main_block_{block}"
+        y = graph.relu(f"{prefix.replace('/', '.')}.relu0", x)
+        for conv in range(3):
+            y = _separable(graph, tensors, f"{prefix}/separable_conv{conv}", y, 1, relu=conv < 2)
+        x = graph.add(f"{prefix.replace('/', '.')}.sum", y, x)
+    x = reduction("exit_flow/reduction_block", x, activate_input=True)
+    x = _separable(graph, tensors, "exit_flow/separable_conv", x, 1, relu=True)
+    return _pool_to_vector(graph, x)
+
+
+def _landmarks_head(graph, tensors):
+    graph.dense("landmarks", feature_extractor(graph, tensors), tensors["fc/weights"].T, tensors["fc/bias"])
+    return ["landmarks"]
+
+
+def _expression_head(graph, tensors):
+    """FaceExpressionNet: softmax(fc(features)) over face-api's seven expressions."""
+    graph.softmax("expression", _fc(graph, tensors, "fc", feature_extractor(graph, tensors)))
+    return ["expression"]
+
+
+def _age_gender_heads(graph, tensors):
+    """AgeGenderNet: the age as fc/age gives it (years), the gender as softmax(fc/gender)."""
+    pooled = tiny_xception(graph, tensors)
+    graph.dense("age", pooled, tensors["fc/age/weights"].T, tensors["fc/age/bias"])
+    graph.softmax("gender", _fc(graph, tensors, "fc/gender", pooled))
+    return ["age", "gender"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,10 +531,9 @@ def _residual(graph, tensors, block, x, down):
     return graph.relu(f"{block}.relu", total)
 
 
-def build_recognition_graph(tensors):
-    """The facet graph of face_recognition (see the comment above)."""
-    graph = TfjsGraph("input", [RECOGNITION_INPUT_SIZE, RECOGNITION_INPUT_SIZE, 3])
-    x = _scaled_conv(graph, tensors, "conv32_down", "input", 2, relu=True, padding="valid")
+def _descriptor_head(graph, tensors):
+    """face_recognition's whole graph (see the comment above): the input to the 128-d descriptor."""
+    x = _scaled_conv(graph, tensors, "conv32_down", graph.input_name, 2, relu=True, padding="valid")
     x = graph.max_pool("conv32_down.pool", x, 3, 2)
     for block, _, down in RECOGNITION_STAGES:
         x = _residual(graph, tensors, block, x, down)
@@ -438,36 +542,62 @@ def build_recognition_graph(tensors):
         raise ConversionError(f"the last map is {h}x{w}, not square")
     mean = graph.avg_pool("mean", x, h, 1)  # the whole map's mean
     graph.dense("descriptor", mean, tensors["fc"].T, None)
-    return graph.metadata("descriptor", [1, DESCRIPTOR_SIZE]), graph.tensors
+    return ["descriptor"]
+
+
+class Network:
+    """One face-api net: its tensors (TF.js layout), its input side, its graph, and the metadata section
+    that says what its outputs mean and how faces are cropped for it (FORMAT.md; None: the net has
+    none, its crop is fixed by its class, as FaceRecognizer's)."""
+
+    def __init__(self, shapes, heads, section, outputs, input_size=INPUT_SIZE):
+        self.shapes, self.heads, self.section, self.outputs, self.input_size = shapes, heads, section, outputs, input_size
+
+    def metadata(self, crop_margin):
+        return {self.section: {"crop_margin": crop_margin, **self.outputs}} if self.section else {}
+
+
+NETWORKS = {
+    "face_landmark_68": Network(lambda: {**feature_extractor_shapes(), **_fc_shapes("fc", BLOCK_CHANNELS[-1], 2 * POINTS)},
+                                _landmarks_head, "landmarks", {}),
+    "face_expression": Network(lambda: {**feature_extractor_shapes(),
+                                        **_fc_shapes("fc", BLOCK_CHANNELS[-1], len(EXPRESSION_LABELS))},
+                               _expression_head, "attributes", {"expression": {"labels": EXPRESSION_LABELS}}),
+    "age_gender": Network(lambda: {**tiny_xception_shapes(), **_fc_shapes("fc/age", XCEPTION_EXIT_CHANNELS[-1], 1),
+                                   **_fc_shapes("fc/gender", XCEPTION_EXIT_CHANNELS[-1], len(GENDER_LABELS))},
+                          _age_gender_heads, "attributes", {"age": {"unit": "years"}, "gender": {"labels": GENDER_LABELS}}),
+    "face_recognition": Network(recognition_expected_shapes, _descriptor_head, None, {}, RECOGNITION_INPUT_SIZE),
+}
+
+
+def expected_shapes(net="face_landmark_68"):
+    """Every tensor `net` has, in TF.js layout: conv filters [kh, kw, cin, cout], depthwise
+    [kh, kw, c, 1], pointwise [1, 1, cin, cout], fc weights [in, out]."""
+    return NETWORKS[net].shapes()
+
+
+def build_graph(tensors, net="face_landmark_68"):
+    """The facet graph of `net` (see the module's docstring and the builders above)."""
+    size = NETWORKS[net].input_size
+    graph = TfjsGraph("input", [size, size, 3])
+    outputs = NETWORKS[net].heads(graph, tensors)
+    return graph.metadata(outputs), graph.tensors
 
 
 # ---------------------------------------------------------------------------------------------
 # Command line
 
 
-def convert(manifest_path, out_path, crop_margin=0.0):
-    """Convert the model at `manifest_path` into `out_path`; returns (op count, tensor count). Which
-    of face-api's networks it is, the manifest's tensor names say (each is then checked in full)."""
+def convert(manifest_path, out_path, crop_margin=0.0, net="face_landmark_68"):
+    """Convert the model `net` at `manifest_path` into `out_path`; returns (op count, tensor count)."""
+    if crop_margin and NETWORKS[net].section is None:
+        raise ConversionError(f"--crop-margin is for the landmark and attribute nets, not {net}")
     tensors, source = read_tfjs_weights(manifest_path)
-    if "conv32_down/conv/filters" in tensors:
-        if crop_margin:
-            raise ConversionError("--crop-margin is for face_landmark_68; this manifest is face_recognition's")
-        return convert_recognition(tensors, source, out_path)
-    check_architecture(tensors)
-    graph, facet_tensors = build_graph(tensors)
+    check_architecture(tensors, net)
+    graph, facet_tensors = build_graph(tensors, net)
     input_spec = {"color": "rgb", "mean": MEAN_RGB, "scale": [1 / 255] * 3}
     write_graph_file(out_path, PROGRAM, source, input_spec, graph, facet_tensors,
-                     extra={"landmarks": {"crop_margin": crop_margin}})
-    return len(graph["ops"]), len(facet_tensors)
-
-
-def convert_recognition(tensors, source, out_path):
-    """Write face_recognition's graph; the input is normalised as face-api's FaceRecognitionNet.forwardInput
-    does: (pixel - MEAN_RGB) / 255."""
-    check_architecture(tensors, recognition_expected_shapes(), "face_recognition")
-    graph, facet_tensors = build_recognition_graph(tensors)
-    input_spec = {"color": "rgb", "mean": MEAN_RGB, "scale": [1 / 255] * 3}
-    write_graph_file(out_path, PROGRAM, source, input_spec, graph, facet_tensors)
+                     extra=NETWORKS[net].metadata(crop_margin))
     return len(graph["ops"]), len(facet_tensors)
 
 
@@ -483,15 +613,16 @@ def _margin(text):
 
 def _argument_parser():
     parser = argparse.ArgumentParser(
-        prog=PROGRAM, description="Convert face-api's face_landmark_68 or face_recognition (TF.js weights) to a "
-                                  "facet graph file (weights/FORMAT.md, model \"graph\").")
+        prog=PROGRAM, description="Convert one of face-api's nets (TF.js weights) to a facet graph file "
+                                  "(weights/FORMAT.md, model \"graph\").")
     parser.add_argument("--out", required=True, type=Path, help="the facet file to write")
+    parser.add_argument("--net", choices=sorted(NETWORKS), default="face_landmark_68",
+                        help="which of face-api's nets the manifest holds (face_landmark_68)")
     parser.add_argument("--crop-margin", type=_margin, default=0.0,
-                        help="landmarks.crop_margin: the crop around a detector box grows by this fraction of its "
-                             "longer side on each side (FORMAT.md; 0)")
+                        help="landmarks.crop_margin or attributes.crop_margin: the crop around a detector box grows by "
+                             "this fraction of its longer side on each side (FORMAT.md; 0)")
     parser.add_argument("manifest", type=Path, metavar="MANIFEST.json",
-                        help="face_landmark_68_model-weights_manifest.json or face_recognition_model-weights_manifest"
-                             ".json, its .bin beside it")
+                        help="e.g. face_landmark_68_model-weights_manifest.json, its .bin beside it")
     return parser
 
 
@@ -499,7 +630,7 @@ def main(argv=None):
     args = _argument_parser().parse_args(argv)
 
     def convert_call():
-        op_count, tensor_count = convert(args.manifest, args.out, args.crop_margin)
+        op_count, tensor_count = convert(args.manifest, args.out, args.crop_margin, args.net)
         return f"{op_count} ops, {tensor_count} tensors"
     return run_converter(PROGRAM, [args.manifest], args.out, convert_call)
 

@@ -34,6 +34,9 @@ constexpr const char* kDefaultModel = "retinaface_mnet025_official.facet";
 constexpr const char* kDefaultMtcnnModel = "mtcnn.facet";
 
 constexpr const char* kDefaultRecognitionModel = "face_recognition.facet";
+// The attribute models --attributes loads unless --age-gender-model / --expression-model name others.
+constexpr const char* kDefaultAgeGenderModel = "age_gender.facet";
+constexpr const char* kDefaultExpressionModel = "face_expression.facet";
 
 // The landmark model --landmarks N loads.
 const char* default_landmark_model(int points) { return points == 68 ? "face_landmark_68.facet" : "pfld_ghostone.facet"; }
@@ -66,6 +69,12 @@ options:
                      model); two faces less than 0.6 apart are the same person (facet-compare)
   --recognition-model FILE
                      the same with another face recognition model (a graph file)
+  --attributes       face-api's attribute nets on each face: "age" (years), "gender":
+                     {"label": "male" or "female", "probability"} and "expression": {label:
+                     probability} for neutral, happy, sad, angry, fearful, disgusted, surprised
+  --age-gender-model FILE, --expression-model FILE
+                     the attribute models (default age_gender.facet and face_expression.facet,
+                     looked up as the default model); with --attributes only
   -h, --help         this help
 
 retinaface only:
@@ -111,6 +120,8 @@ struct Args {
     std::string landmark_model;
     bool embed = false; // --embed or --recognition-model
     std::string recognition_model;
+    bool attributes = false; // --attributes
+    std::string age_gender_model, expression_model;
     std::vector<std::string> images;
 };
 
@@ -147,8 +158,8 @@ Args parse_args(int argc, char** argv) {
             a.images.push_back(arg);
             continue;
         }
-        if (arg == "--embed") {
-            a.embed = true;
+        if (arg == "--embed" || arg == "--attributes") { // the options without a value
+            (arg == "--embed" ? a.embed : a.attributes) = true;
             continue;
         }
         if (i + 1 >= argc) throw UsageError(arg + " needs a value");
@@ -176,6 +187,8 @@ Args parse_args(int argc, char** argv) {
             a.recognition_model = value;
             a.embed = true;
         }
+        else if (arg == "--age-gender-model") a.age_gender_model = value;
+        else if (arg == "--expression-model") a.expression_model = value;
         else if (arg == "--landmarks") {
             a.landmarks = parse_int(arg, value, 68, 98);
             if (a.landmarks != 68 && a.landmarks != 98) throw UsageError("--landmarks wants 68 or 98, got '" + value + "'");
@@ -183,6 +196,9 @@ Args parse_args(int argc, char** argv) {
         else throw UsageError("unknown option " + arg);
     }
     if (a.images.empty()) throw UsageError("no image given");
+    if (!a.attributes && !(a.age_gender_model.empty() && a.expression_model.empty()))
+        throw UsageError(std::string(a.age_gender_model.empty() ? "--expression-model" : "--age-gender-model") +
+                         " applies with --attributes only");
     if (a.detector != "retinaface" && a.detector != "mtcnn")
         throw UsageError("--detector must be retinaface or mtcnn, got '" + a.detector + "'");
     if (a.detector == "mtcnn" && !a.retinaface_only_flag.empty())
@@ -234,6 +250,8 @@ struct Models {
     std::function<std::vector<facet::Face>(const facet::Image&)> detect;
     std::shared_ptr<facet::FaceLandmarker> landmarker;
     std::shared_ptr<facet::FaceRecognizer> recognizer;
+    std::shared_ptr<facet::AgeGender> age_gender;
+    std::shared_ptr<facet::FaceExpression> expression;
 };
 
 // `copies` sets of the models the arguments ask for, each running `threads` threads inside a
@@ -276,6 +294,16 @@ std::vector<Models> load_models(const Args& args, int copies, int threads) {
             args.recognition_model.empty() ? find_default_model(kDefaultRecognitionModel, false) : args.recognition_model);
         for (Models& m : models) m.recognizer = std::make_shared<facet::FaceRecognizer>(model, facet::default_kernel_set(), threads);
     }
+    // Attributes: loaded once, a clone (its own buffers) per copy.
+    if (args.attributes) {
+        const auto path = [](const std::string& given, const char* fallback) { return given.empty() ? find_default_model(fallback, false) : given; };
+        const facet::AgeGender age_gender(path(args.age_gender_model, kDefaultAgeGenderModel), facet::default_kernel_set(), threads);
+        const facet::FaceExpression expression(path(args.expression_model, kDefaultExpressionModel), facet::default_kernel_set(), threads);
+        for (Models& m : models) {
+            m.age_gender = std::make_shared<facet::AgeGender>(age_gender.clone());
+            m.expression = std::make_shared<facet::FaceExpression>(expression.clone());
+        }
+    }
     return models;
 }
 
@@ -290,7 +318,19 @@ std::string process_image(const Args& args, Models& models, const std::string& p
     std::vector<facet::FaceDescriptor> embeddings;
     if (models.recognizer)
         for (const facet::Face& face : faces) embeddings.push_back(models.recognizer->embed(image, face));
-    std::string json = facet::faces_to_json(path, image.width, image.height, faces, "\n", dense, poses, embeddings);
+    std::vector<facet::FaceAttributes> attributes;
+    if (models.age_gender)
+        for (const facet::Face& face : faces) {
+            facet::FaceAttributes& a = attributes.emplace_back();
+            const facet::AgeGenderEstimate estimate = models.age_gender->estimate(image, face);
+            a.has_age_gender = true;
+            a.age = estimate.age;
+            a.gender = estimate.gender;
+            a.gender_probability = estimate.gender_probability;
+            const std::vector<float> probabilities = models.expression->probabilities(image, face);
+            for (std::size_t k = 0; k < probabilities.size(); ++k) a.expression.emplace_back(models.expression->labels()[k], probabilities[k]);
+        }
+    std::string json = facet::faces_to_json(path, image.width, image.height, faces, "\n", dense, poses, embeddings, attributes);
     if (!args.crops.empty())
         for (std::size_t k = 0; k < faces.size(); ++k) {
             // Aligned on the dense landmarks' eyes, nose and mouth when there are some: they

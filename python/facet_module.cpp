@@ -138,6 +138,12 @@ using PyRetinaFace = Locked<facet::RetinaFace>;
 using PyMtcnn = Locked<facet::Mtcnn>;
 using PyLandmarker = Locked<facet::FaceLandmarker>;
 using PyRecognizer = Locked<facet::FaceRecognizer>;
+// face-api's attribute nets (models/attributes.hpp), together: what facet-detect --attributes runs.
+struct FaceAttributeNets {
+    facet::AgeGender age_gender;
+    facet::FaceExpression expression;
+};
+using PyFaceAttributes = Locked<FaceAttributeNets>;
 using PyMeshDecoder = Locked<facet::MeshDecoder>;
 using PyGraphExecutor = Locked<facet::GraphExecutor>;
 
@@ -363,6 +369,43 @@ two faces whose descriptors lie less than 0.6 apart (distance) are the same pers
             },
             py::arg("a"), py::arg("b"),
             "distance(a, b) -> float\n\nThe Euclidean distance between two descriptors; below 0.6, the same person.");
+
+    py::class_<PyFaceAttributes>(m, "FaceAttributes", R"(face-api's age / gender and expression nets on a detected face.
+
+FaceAttributes(age_gender_model, expression_model)
+
+age_gender_model, expression_model: weights/age_gender.facet, weights/face_expression.facet. Each face
+is cropped as face-api crops its detector's box (README, "Face attributes"). One object per thread;
+calls on one object are serialised.)")
+        .def(py::init([](const std::string& age_gender, const std::string& expression) {
+                 return new PyFaceAttributes(FaceAttributeNets{facet::AgeGender(age_gender), facet::FaceExpression(expression)});
+             }),
+             py::arg("age_gender_model"), py::arg("expression_model"))
+        .def(
+            "expression",
+            [](PyFaceAttributes& self, const py::handle& image, const facet::Face& face, bool bgr) {
+                const ImageArg arg = image_arg(image, bgr);
+                const std::vector<float> probabilities =
+                    self.locked([&](FaceAttributeNets& n) { return n.expression.probabilities(arg.image(), face); });
+                py::dict out;
+                for (std::size_t k = 0; k < probabilities.size(); ++k)
+                    out[py::str(self.detector.expression.labels()[k])] = probabilities[k];
+                return out;
+            },
+            py::arg("image"), py::arg("face"), py::kw_only(), py::arg("bgr") = false,
+            "expression(image, face, *, bgr=False) -> dict[str, float]\n\nThe probability of each expression (neutral, "
+            "happy, sad, angry, fearful, disgusted, surprised), summing to 1.")
+        .def(
+            "age_gender",
+            [](PyFaceAttributes& self, const py::handle& image, const facet::Face& face, bool bgr) {
+                const ImageArg arg = image_arg(image, bgr);
+                const facet::AgeGenderEstimate e =
+                    self.locked([&](FaceAttributeNets& n) { return n.age_gender.estimate(arg.image(), face); });
+                return py::make_tuple(e.age, e.gender, e.gender_probability);
+            },
+            py::arg("image"), py::arg("face"), py::kw_only(), py::arg("bgr") = false,
+            "age_gender(image, face, *, bgr=False) -> tuple[float, str, float]\n\nThe age in years, the more probable "
+            "gender ('male' or 'female') and its probability (>= 0.5).");
 
     m.def(
         "align_face",

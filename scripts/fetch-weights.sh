@@ -101,7 +101,11 @@ convert_faceapi() {
   convert_faceapi_model "$package" face_landmark_68 face_landmark_68_model --crop-margin 0.02
   # The face recognition network: 128-d descriptors (tests/faceapi/recognition has its reference
   # outputs; README, "Face verification").
-  convert_faceapi_model "$package" face_recognition face_recognition_model
+  convert_faceapi_model "$package" face_recognition face_recognition_model --net face_recognition
+  # The attribute nets, FaceExpressionNet and AgeGenderNet, cropped as face-api crops its detector's
+  # box (tests/faceapi has their reference outputs; README, "Face attributes").
+  convert_faceapi_model "$package" face_expression face_expression_model --net face_expression
+  convert_faceapi_model "$package" age_gender age_gender_model --net age_gender
 }
 convert_faceapi
 # The demo and test images.

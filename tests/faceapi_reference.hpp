@@ -13,14 +13,18 @@
 
 namespace facet::test {
 
-// weights/`file`, or null (with a message) when setup has not made it.
-inline std::shared_ptr<const GraphModel> load_faceapi_model(const std::string& file) {
+// The path of weights/`file`, or "" (with a message) when setup has not made it.
+inline std::string faceapi_model_path(const std::string& file) {
     const std::string path = weights_path(file);
-    if (!std::ifstream(path).good()) {
-        MESSAGE("skipped: " << path << " is missing (scripts/fetch-weights.sh converts it)");
-        return nullptr;
-    }
-    return GraphModel::from_file(path);
+    if (std::ifstream(path).good()) return path;
+    MESSAGE("skipped: " << path << " is missing (scripts/fetch-weights.sh converts it)");
+    return "";
+}
+
+// weights/`file` loaded, or null (with a message) when setup has not made it.
+inline std::shared_ptr<const GraphModel> load_faceapi_model(const std::string& file) {
+    const std::string path = faceapi_model_path(file);
+    return path.empty() ? nullptr : GraphModel::from_file(path);
 }
 
 // The JSON file at `rel` in the source tree.

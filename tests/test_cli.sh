@@ -156,6 +156,30 @@ expect 1 "is a 'retinaface' model, expected a 'graph' model" -- --landmark-model
 expect 1 "/nonexistent.facet: cannot open weight file" -- --landmark-model /nonexistent.facet "$img"
 expect 2 "--landmark-model needs a value" -- "$img" --landmark-model
 
+# Attributes (face-api's age / gender and expression nets): every face of a group photo gets an age,
+# a gender label with its probability and the seven expression probabilities summing to 1.
+expect 0 "" -- --attributes --threads 2 "$img" "$portrait" --json "$tmp/attributes.json"
+/usr/bin/python3 - "$tmp" <<'PY' || failures=$((failures + 1))
+import json, sys
+labels = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]
+records = json.load(open(f"{sys.argv[1]}/attributes.json"))
+assert len(records) == 2 and all(record["faces"] for record in records), records
+for face in (face for record in records for face in record["faces"]):
+    assert 1 < face["age"] < 90, face["age"]
+    assert face["gender"]["label"] in ("male", "female") and 0.5 <= face["gender"]["probability"] <= 1, face["gender"]
+    assert list(face["expression"]) == labels, face["expression"]
+    assert abs(sum(face["expression"].values()) - 1) < 1e-3, face["expression"]
+assert records[1]["faces"][0]["gender"]["label"] == "female", records[1]["faces"][0]
+PY
+expect 2 "--expression-model applies with --attributes only" -- --expression-model weights/face_expression.facet "$img"
+expect 2 "--age-gender-model needs a value" -- "$img" --attributes --age-gender-model
+expect 1 "face_landmark_68.facet: bad metadata (attributes): no 'attributes': not a face attribute model" -- \
+  --attributes --age-gender-model weights/face_landmark_68.facet "$img"
+expect 1 "age_gender.facet: bad metadata (attributes): no 'attributes.expression'" -- \
+  --attributes --expression-model weights/age_gender.facet "$img"
+expect 1 "is a 'retinaface' model, expected a 'graph' model" -- --attributes --expression-model weights/retinaface_mnet025.facet "$img"
+expect 1 "/nonexistent.facet: cannot open weight file" -- --attributes --age-gender-model /nonexistent.facet "$img"
+
 # Hostile or careless inputs (issue 21): each a message and exit 1, never a crash or a silent loss.
 expect 1 "makes more than 100 pyramid levels" -- --detector mtcnn --factor 0.999999 "$img"
 expect 1 "weights: is a directory, not a weight file" -- --model weights "$img"

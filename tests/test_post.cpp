@@ -131,6 +131,31 @@ TEST_CASE("faces JSON follows the golden schema and parses back") {
     CHECK(json::parse(faces_to_json("x", 1, 1, {}))["faces"].array().empty());
 }
 
+TEST_CASE("faces JSON: attributes as age, gender {label, probability} and expression {label: probability}") {
+    FaceAttributes both;
+    both.has_age_gender = true;
+    both.age = 31.456f;
+    both.gender = "female";
+    both.gender_probability = 0.876543f;
+    both.expression = {{"neutral", 0.25f}, {"happy", 0.75f}};
+    FaceAttributes expression_only;
+    expression_only.expression = {{"sad", 1.0f}};
+    const json::Value v =
+        json::parse(faces_to_json("a.jpg", 8, 8, {face(1, 2, 3, 4, 0.9f), face(1, 2, 3, 4, 0.8f)}, "\n", {}, {}, {}, {both, expression_only}));
+    const json::Value& first = v["faces"][0];
+    CHECK(first["age"].number() == doctest::Approx(31.46));
+    CHECK(first["gender"]["label"].string() == "female");
+    CHECK(first["gender"]["probability"].number() == doctest::Approx(0.87654));
+    CHECK(first["expression"]["neutral"].number() == doctest::Approx(0.25));
+    CHECK(first["expression"]["happy"].number() == doctest::Approx(0.75));
+    CHECK_FALSE(v["faces"][1].has("age"));
+    CHECK_FALSE(v["faces"][1].has("gender"));
+    CHECK(v["faces"][1]["expression"]["sad"].number() == 1);
+    both.expression[1].second = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_WITH_AS(faces_to_json("nan.jpg", 8, 8, {face(1, 2, 3, 4, 0.9f)}, "\n", {}, {}, {}, {both}),
+                         doctest::Contains("nan.jpg: the attribute models gave face 0 numbers that are not finite"), Error);
+}
+
 TEST_CASE("faces JSON: names that are not UTF-8 are escaped, non-finite numbers refused") {
     // Well-formed UTF-8 (2, 3 and 4 bytes) passes as it is; a stray byte, an overlong form, a
     // UTF-16 surrogate and a sequence cut short each become \udcXX (Python's surrogateescape).

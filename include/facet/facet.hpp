@@ -8,6 +8,7 @@
 #include "io/image.hpp"
 #include "io/weights.hpp"
 #include "kernels/kernel_set.hpp"
+#include "models/attributes.hpp"
 #include "models/batch.hpp"
 #include "models/graph.hpp"
 #include "models/landmarks.hpp"

@@ -11,8 +11,10 @@ without a copy. Inference releases the GIL: use one detector per thread (``clone
 
 Errors from facet (a missing model, a corrupt image) raise ``facet.Error``, a RuntimeError.
 """
-from ._facet import (Error, Face, FaceLandmarker, FaceRecognizer, GraphExecutor, GraphModel, HeadPose, MeshDecoder, Mtcnn,
-                     RetinaFace, Y4mReader, __version__, align_face, estimate_head_pose, faces_array, isa, load_image)
+from ._facet import (Error, Face, FaceAttributes, FaceLandmarker, FaceRecognizer, GraphExecutor, GraphModel, HeadPose,
+                     MeshDecoder, Mtcnn, RetinaFace, Y4mReader, __version__, align_face, estimate_head_pose, faces_array,
+                     isa, load_image)
 
-__all__ = ["Error", "Face", "FaceLandmarker", "FaceRecognizer", "GraphExecutor", "GraphModel", "HeadPose", "MeshDecoder", "Mtcnn",
-           "RetinaFace", "Y4mReader", "__version__", "align_face", "estimate_head_pose", "faces_array", "isa", "load_image"]
+__all__ = ["Error", "Face", "FaceAttributes", "FaceLandmarker", "FaceRecognizer", "GraphExecutor", "GraphModel", "HeadPose",
+           "MeshDecoder", "Mtcnn", "RetinaFace", "Y4mReader", "__version__", "align_face", "estimate_head_pose", "faces_array",
+           "isa", "load_image"]

@@ -87,6 +87,23 @@ def test_descriptors_match_the_command_line_and_tell_people_apart():
         facet.FaceRecognizer(PFLD)
 
 
+def test_attributes_match_the_command_line():
+    path = IMAGES / "multiface.jpg"
+    expected = facet_detect("--attributes", path)
+    image = facet.load_image(str(path))
+    faces = facet.RetinaFace(RETINAFACE).detect(image)
+    attributes = facet.FaceAttributes(str(WEIGHTS / "age_gender.facet"), str(WEIGHTS / "face_expression.facet"))
+    for face, want in zip(faces, expected, strict=True):
+        age, label, probability = attributes.age_gender(image, face)
+        assert age == pytest.approx(want["age"], abs=0.006)
+        assert (label, probability) == (want["gender"]["label"], pytest.approx(want["gender"]["probability"], abs=6e-6))
+        expression = attributes.expression(image, face)
+        assert list(expression) == list(want["expression"])
+        np.testing.assert_allclose(list(expression.values()), list(want["expression"].values()), atol=6e-6)
+    with pytest.raises(facet.Error, match="not a face attribute model"):
+        facet.FaceAttributes(PFLD, str(WEIGHTS / "face_expression.facet"))
+
+
 def test_alignment_matches_the_command_line(tmp_path):
     path = IMAGES / "multiface.jpg"
     facet_detect("--crops", tmp_path, path)

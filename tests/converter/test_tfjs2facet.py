@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tfjs2facet: face-api's TF.js landmark and face recognition weights into a facet graph. What the graph and tensors are
+"""tfjs2facet: face-api's TF.js weights (landmarks, expression, age / gender, recognition) into a facet graph. What the graph and tensors are
 (TF.js layouts transposed, uint8 dequantised as TF.js does), and every broken manifest refused by
 name. The models are written here, with random bytes in face_landmark_68's shapes; the real one
 (weights/.cache/face-api, made by scripts/fetch-weights.sh) is converted too when present."""
@@ -17,7 +17,7 @@ import numpy as np
 
 from support import CONVERTERS, REPO_ROOT
 from facetfile import read_facet
-from tfjs2facet import ConversionError, convert, expected_shapes, recognition_expected_shapes
+from tfjs2facet import ConversionError, convert, expected_shapes
 
 TFJS2FACET = CONVERTERS / "tfjs2facet.py"
 PACKAGE = REPO_ROOT / "weights" / ".cache" / "face-api" / "package" / "model"
@@ -28,12 +28,11 @@ def run_tfjs2facet(*arguments):
                           check=False)
 
 
-def synthetic_manifest(seed=0, shapes=None):
-    """A manifest entry per tensor of `shapes` (face_landmark_68's by default), uint8-quantised, and the
-    shard's bytes."""
+def synthetic_manifest(seed=0, net="face_landmark_68"):
+    """A manifest entry per tensor of `net`, uint8-quantised, and the shard's bytes."""
     rng = np.random.default_rng(seed)
     entries, chunks = [], []
-    for name, shape in (expected_shapes() if shapes is None else shapes).items():
+    for name, shape in expected_shapes(net).items():
         entries.append({"name": name, "shape": shape, "dtype": "float32",
                         "quantization": {"dtype": "uint8", "scale": float(rng.uniform(0.001, 0.01)),
                                          "min": float(rng.uniform(-1, 0))}})
@@ -42,14 +41,13 @@ def synthetic_manifest(seed=0, shapes=None):
 
 
 class ManifestTestCase(unittest.TestCase):
-    """A synthetic model of the network `shapes` describes (None: face_landmark_68) in a temporary
-    folder, converted or refused."""
-    shapes = None
+    """A synthetic model of the network `net` in a temporary folder, converted or refused."""
+    net = "face_landmark_68"
 
     def setUp(self):
         self.directory = tempfile.TemporaryDirectory()
         self.root = Path(self.directory.name)
-        self.manifest, self.data = synthetic_manifest(shapes=self.shapes)
+        self.manifest, self.data = synthetic_manifest(net=self.net)
 
     def tearDown(self):
         self.directory.cleanup()
@@ -62,7 +60,7 @@ class ManifestTestCase(unittest.TestCase):
 
     def convert(self, manifest=None, data=None, **options):
         out = self.root / "out.facet"
-        convert(self.write(manifest, data), out, **options)
+        convert(self.write(manifest, data), out, net=self.net, **options)
         return read_facet(out)
 
     def refused(self, message, manifest=None, data=None):
@@ -204,7 +202,7 @@ class Tfjs2FacetTest(ManifestTestCase):
 class RecognitionTest(ManifestTestCase):
     """face_recognition: the ResNet's graph, its scale layers folded into the convs, and its own
     architecture checked by name."""
-    shapes = recognition_expected_shapes()
+    net = "face_recognition"
 
     def dequantised(self, name):
         entry, offset = self.entry(self.manifest, name), 0
@@ -259,15 +257,104 @@ class RecognitionTest(ManifestTestCase):
                      self.data[:-3 * 3 * 32 * 16])
         extra = changed(lambda m: m[0]["weights"].append({"name": "fc/bias", "shape": [128], "dtype": "float32"}))
         self.refused("tensor fc/bias is not one of face_recognition's", extra, self.data + bytes(512))
-        with self.assertRaisesRegex(ConversionError, "--crop-margin is for face_landmark_68"):
+        with self.assertRaisesRegex(ConversionError, "--crop-margin is for the landmark and attribute nets, not face_recognition"):
             self.convert(crop_margin=0.1)
 
     @unittest.skipUnless(PACKAGE.is_dir(), "face-api's npm package is not in weights/.cache (scripts/fetch-weights.sh)")
     def test_real_recognition_model(self):
         out = self.root / "face_recognition.facet"
-        self.assertEqual(convert(PACKAGE / "face_recognition_model-weights_manifest.json", out), (69, 59))
+        self.assertEqual(convert(PACKAGE / "face_recognition_model-weights_manifest.json", out, net="face_recognition"), (69, 59))
         metadata, _ = read_facet(out)
         self.assertEqual(metadata["source"][1]["file"], "face_recognition_model.bin")
+
+
+class AttributeNetsTest(unittest.TestCase):
+    """--net face_expression and age_gender: the graphs face-api's FaceExpressionNet and AgeGenderNet
+    compute, their labels in face-api's order, and a manifest of another net refused by name."""
+
+    def setUp(self):
+        self.directory = tempfile.TemporaryDirectory()
+        self.root = Path(self.directory.name)
+
+    def tearDown(self):
+        self.directory.cleanup()
+
+    def convert(self, net, manifest_net=None):
+        manifest, data = synthetic_manifest(1, manifest_net or net)
+        path = self.root / "model-weights_manifest.json"
+        path.write_text(json.dumps(manifest))
+        (self.root / "model.bin").write_bytes(data)
+        convert(path, self.root / "out.facet", net=net)
+        return read_facet(self.root / "out.facet")
+
+    def test_expression_graph(self):
+        metadata, tensors = self.convert("face_expression")
+        self.assertEqual(metadata["input"], {"color": "rgb", "mean": [122.782, 117.001, 104.298], "scale": [1 / 255] * 3})
+        self.assertEqual(metadata["attributes"], {"crop_margin": 0.0, "expression": {
+            "labels": ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]}})
+        self.assertNotIn("landmarks", metadata)
+        graph = metadata["graph"]
+        self.assertEqual(graph["outputs"], [{"name": "expression", "value": "expression", "onnx_shape": [1, 7], "order": "hwc"}])
+        ops = {op["name"]: op for op in graph["ops"]}
+        # The landmark net's backbone, then fc and a softmax over the seven.
+        self.assertEqual(graph["values"]["dense3.relu4"], [7, 7, 256])
+        self.assertEqual(ops["fc"]["input"], "pool")
+        self.assertEqual(ops["expression"], {"op": "softmax", "name": "expression", "output": "expression", "input": "fc"})
+        self.assertEqual(tensors["fc.weight"].shape, (7, 256))
+
+    def test_age_gender_graph(self):
+        metadata, tensors = self.convert("age_gender")
+        self.assertEqual(metadata["attributes"], {"crop_margin": 0.0, "age": {"unit": "years"},
+                                                  "gender": {"labels": ["male", "female"]}})
+        graph = metadata["graph"]
+        self.assertEqual([o["name"] for o in graph["outputs"]], ["age", "gender"])
+        self.assertEqual([o["onnx_shape"] for o in graph["outputs"]], [[1, 1], [1, 2]])
+        values, ops = graph["values"], {op["name"]: op for op in graph["ops"]}
+        # 112 -> 56 (conv_in) -> 28, 14 (entry reductions) -> 14, 14 (main blocks) -> 7 (exit) -> 1 (pool).
+        self.assertEqual(values["entry_flow.conv_in"], [56, 56, 32])
+        self.assertEqual(values["entry_flow.reduction_block_0.sum"], [28, 28, 64])
+        self.assertEqual(values["entry_flow.reduction_block_1.sum"], [14, 14, 128])
+        self.assertEqual(values["middle_flow.main_block_1.sum"], [14, 14, 128])
+        self.assertEqual(values["exit_flow.reduction_block.sum"], [7, 7, 256])
+        self.assertEqual(values["exit_flow.separable_conv.pointwise"], [7, 7, 512])
+        self.assertEqual(values["pool"], [1, 1, 512])
+        # The first reduction block reads conv_in's (already activated) output; the others relu first,
+        # while the expansion conv reads the block's input as it is.
+        self.assertEqual(ops["entry_flow.reduction_block_0.separable_conv0.depthwise"]["input"], "entry_flow.conv_in")
+        self.assertEqual(ops["entry_flow.reduction_block_1.separable_conv0.depthwise"]["input"],
+                         "entry_flow.reduction_block_1.relu0")
+        self.assertEqual(ops["entry_flow.reduction_block_1.expansion_conv"]["input"], "entry_flow.reduction_block_0.sum")
+        self.assertEqual(ops["entry_flow.reduction_block_1.expansion_conv"]["stride"], [2, 2])
+        # tf.maxPool 3x3 / 2 "same" on an even map: 0 before, 1 after.
+        pool = ops["entry_flow.reduction_block_1.pool"]
+        self.assertEqual((pool["op"], pool["kernel"], pool["stride"], pool["pads"]), ("max_pool", [3, 3], [2, 2], [0, 0, 1, 1]))
+        self.assertEqual(ops["middle_flow.main_block_0.sum"]["inputs"],
+                         ["middle_flow.main_block_0.separable_conv2.pointwise", "entry_flow.reduction_block_1.sum"])
+        self.assertEqual(ops["middle_flow.main_block_0.separable_conv1.pointwise"]["activation"], {"kind": "relu"})
+        self.assertEqual(ops["middle_flow.main_block_0.separable_conv2.pointwise"]["activation"], {"kind": "none"})
+        self.assertEqual(ops["exit_flow.separable_conv.pointwise"]["activation"], {"kind": "relu"})
+        self.assertEqual((ops["age"]["op"], ops["age"]["input"]), ("dense", "pool"))
+        self.assertEqual(ops["gender"], {"op": "softmax", "name": "gender", "output": "gender", "input": "fc.gender"})
+        self.assertEqual(tensors["fc.gender.weight"].shape, (2, 512))
+
+    def test_another_nets_manifest_is_refused_by_name(self):
+        with self.assertRaisesRegex(ConversionError, "tensor fc/weights has shape \\[256, 136\\], face_expression has \\[256, 7\\]"):
+            self.convert("face_expression", "face_landmark_68")
+        with self.assertRaisesRegex(ConversionError, "tensor entry_flow/conv_in/filters is missing .* is this face-api's "
+                                                     "age_gender model"):
+            self.convert("age_gender", "face_expression")
+        with self.assertRaisesRegex(ConversionError, "tensor dense0/conv0/filters is missing .* face_landmark_68 model"):
+            self.convert("face_landmark_68", "age_gender")
+        result = run_tfjs2facet("--net", "recognition", "--out", self.root / "out.facet", self.root / "absent.json")
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("argument --net: invalid choice: 'recognition'", result.stderr)
+
+    @unittest.skipUnless(PACKAGE.is_dir(), "face-api's npm package is not in weights/.cache (scripts/fetch-weights.sh)")
+    def test_real_models(self):
+        out = self.root / "out.facet"
+        self.assertEqual(convert(PACKAGE / "face_expression_model-weights_manifest.json", out, net="face_expression"), (58, 49))
+        self.assertEqual(convert(PACKAGE / "age_gender_model-weights_manifest.json", out, net="age_gender"), (46, 51))
+        self.assertEqual(read_facet(out)[0]["source"][1]["file"], "age_gender_model.bin")
 
 
 if __name__ == "__main__":

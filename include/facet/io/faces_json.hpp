@@ -2,11 +2,14 @@
 // {"image", "width", "height", "faces": [{"box": [x1, y1, x2, y2], "score", "landmarks": [[x, y] x 5]}]}
 // and, when a landmark model ran, each face's dense landmarks as "landmarks98" or "landmarks68"
 // and its "head_pose": {"yaw", "pitch", "roll"} in degrees (post/head_pose.hpp); when a face
-// recognition model ran, its "embedding": the 128-d descriptor (models/recognizer.hpp).
+// recognition model ran, its "embedding": the 128-d descriptor (models/recognizer.hpp); when the
+// attribute nets ran (models/attributes.hpp), "age", "gender": {"label", "probability"} and
+// "expression": {label: probability}.
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../post/face.hpp"
@@ -14,6 +17,15 @@
 #include "json.hpp"
 
 namespace facet {
+
+// A face's attributes as the JSON shows them; a part whose net did not run is left out.
+struct FaceAttributes {
+    bool has_age_gender = false;
+    float age = 0;
+    std::string gender;
+    float gender_probability = 0;
+    std::vector<std::pair<std::string, float>> expression; // label, probability; empty: not run
+};
 
 namespace detail {
 
@@ -31,6 +43,34 @@ inline void write_points(std::string& out, const Points& points) {
     out += "]";
 }
 
+// `, "age": .., "gender": {..}, "expression": {..}` for the parts of `a` that ran.
+inline void write_attributes(std::string& out, const FaceAttributes& a) {
+    if (a.has_age_gender) {
+        out += ", \"age\": ";
+        json::write_number(out, a.age, 2);
+        out += ", \"gender\": {\"label\": ";
+        json::write_string(out, a.gender);
+        out += ", \"probability\": ";
+        json::write_number(out, a.gender_probability, 5);
+        out += "}";
+    }
+    if (a.expression.empty()) return;
+    out += ", \"expression\": {";
+    for (std::size_t k = 0; k < a.expression.size(); ++k) {
+        if (k) out += ", ";
+        json::write_string(out, a.expression[k].first);
+        out += ": ";
+        json::write_number(out, a.expression[k].second, 5);
+    }
+    out += "}";
+}
+
+inline bool attributes_are_finite(const FaceAttributes& a) {
+    bool ok = std::isfinite(a.age) && std::isfinite(a.gender_probability);
+    for (const auto& e : a.expression) ok = ok && std::isfinite(e.second);
+    return ok;
+}
+
 // Whether every number of a face (and its dense landmarks and head pose, when given) is finite.
 inline bool face_is_finite(const Face& f, const LandmarkPoints* dense, const HeadPose* pose) {
     const auto finite = [](float v) { return std::isfinite(v); };
@@ -45,11 +85,12 @@ inline bool face_is_finite(const Face& f, const LandmarkPoints* dense, const Hea
 } // namespace detail
 
 // `newline` separates the faces ("\n" for a readable file, "" for one JSON object per line);
-// `dense`, `poses` and `embeddings`, when not empty, hold each face's dense landmarks, head pose and
-// descriptor.
+// `dense`, `poses`, `embeddings` and `attributes`, when not empty, hold each face's dense landmarks,
+// head pose, descriptor and attributes.
 inline std::string faces_to_json(const std::string& image, int width, int height, const std::vector<Face>& faces,
                                  const std::string& newline = "\n", const std::vector<LandmarkPoints>& dense = {},
-                                 const std::vector<HeadPose>& poses = {}, const std::vector<FaceDescriptor>& embeddings = {}) {
+                                 const std::vector<HeadPose>& poses = {}, const std::vector<FaceDescriptor>& embeddings = {},
+                                 const std::vector<FaceAttributes>& attributes = {}) {
     std::string out = "{\"image\": ";
     json::write_string(out, image);
     out += ", \"width\": " + std::to_string(width) + ", \"height\": " + std::to_string(height) + ", \"faces\": [";
@@ -60,6 +101,9 @@ inline std::string faces_to_json(const std::string& image, int width, int height
         if (!detail::face_is_finite(f, i < dense.size() ? &dense[i] : nullptr, i < poses.size() ? &poses[i] : nullptr))
             throw Error(image + ": the model gave face " + std::to_string(i) +
                         " numbers that are not finite (box, score or landmarks): is the weight file corrupt?");
+        if (i < attributes.size() && !detail::attributes_are_finite(attributes[i]))
+            throw Error(image + ": the attribute models gave face " + std::to_string(i) +
+                        " numbers that are not finite (age, gender or expression): is a weight file corrupt?");
         out += (i ? "," : "") + newline + (newline.empty() ? "" : "  ") + "{\"box\": [";
         for (int k = 0; k < 4; ++k) {
             if (k) out += ", ";
@@ -93,6 +137,7 @@ inline std::string faces_to_json(const std::string& image, int width, int height
             }
             out += "]";
         }
+        if (i < attributes.size()) detail::write_attributes(out, attributes[i]);
         out += "}";
     }
     out += faces.empty() ? "]}" : newline + "]}";
