@@ -80,7 +80,8 @@ The default model is $FACET_MODEL if set, else )" "retinaface_mnet025_official.f
 $FACET_WEIGHTS_DIR, then in ../../weights and ../share/facet next to this executable.
 With --detector mtcnn it is )" "mtcnn.facet" R"(, looked up in the same directories ($FACET_MODEL
 names the RetinaFace default only).
-One image gives one JSON object; several give an array of objects. Faces are listed
+One image gives one JSON object; several give an array of objects. Each object says the
+detector's "precision" (fp32, or the weight file's: bf16). Faces are listed
 best first (retinaface) or largest first (mtcnn, as upstream).
 With several images, one that cannot be read or processed does not stop the others: its
 entry in the array is {"image": PATH, "error": MESSAGE}, the message also goes to stderr,
@@ -215,6 +216,7 @@ void check_distinct_output_names(const Args& args) {
 // memory of its calls, so threads working at once need their own).
 struct Models {
     std::function<std::vector<facet::Face>(const facet::Image&)> detect;
+    std::string precision; // the detector's weights: "fp32", or the file's "precision" ("bf16")
     std::shared_ptr<facet::FaceLandmarker> landmarker;
 };
 
@@ -232,6 +234,7 @@ std::vector<Models> load_models(const Args& args, int copies, int threads) {
         for (Models& m : models) {
             auto mtcnn = std::make_shared<facet::Mtcnn>(model, options);
             m.detect = [mtcnn](const facet::Image& image) { return mtcnn->detect(image); };
+            m.precision = "fp32";
         }
     } else {
         facet::RetinaFaceOptions options = args.options;
@@ -240,6 +243,7 @@ std::vector<Models> load_models(const Args& args, int copies, int threads) {
         for (Models& m : models) {
             auto retinaface = std::make_shared<facet::RetinaFace>(model, options);
             m.detect = [retinaface](const facet::Image& image) { return retinaface->detect(image); };
+            m.precision = model->precision;
         }
     }
     // Dense landmarks: each face of an image in turn through the network (a batch of one).
@@ -263,7 +267,10 @@ std::string process_image(const Args& args, Models& models, const std::string& p
         models.landmarker ? models.landmarker->landmarks(image, faces) : std::vector<facet::LandmarkPoints>{};
     std::vector<facet::HeadPose> poses;
     for (const facet::LandmarkPoints& points : dense) poses.push_back(facet::estimate_head_pose(points, image.width, image.height));
-    std::string json = facet::faces_to_json(path, image.width, image.height, faces, "\n", dense, poses);
+    // The detector's precision leads the image's object: {"precision": ..., "image": ...}.
+    std::string json = "{\"precision\": ";
+    facet::json::write_string(json, models.precision);
+    json += ", " + facet::faces_to_json(path, image.width, image.height, faces, "\n", dense, poses).substr(1);
     if (!args.crops.empty())
         for (std::size_t k = 0; k < faces.size(); ++k) {
             // Aligned on the dense landmarks' eyes, nose and mouth when there are some: they

@@ -1,0 +1,60 @@
+// RetinaFace from the bf16 weight file (converters/quantize_bf16.py, made by setup.sh) against the
+// fp32 file on every shared image, on every instruction set: the accuracy gate of issue 19
+// (detection_gate.hpp). AVX-512 runs the bf16 layers on the AVX512-BF16 kernels where the CPU has
+// them; SSE4.1 and AVX2 run them on the fp32 kernels with the weights widened.
+#include <doctest/doctest.h>
+#include <facet/facet.hpp>
+
+#include <fstream>
+#include <string>
+
+#include "detection_gate.hpp"
+#include "test_util.hpp"
+
+using namespace facet;
+
+namespace {
+
+const char* const kImages[] = {"crowd.jpg", "multiface.jpg", "portrait_angelina_jolie.jpg", "portrait_kate_siegel.jpg",
+                               "portrait_paul_rudd.jpg", "sample.jpg", "selfie_group.jpg"};
+
+std::shared_ptr<const RetinaFaceModel> load_model(const std::string& file) {
+    const std::string path = test::weights_path(file);
+    INFO("weight file " << path << " (made by ./setup.sh)");
+    REQUIRE(std::ifstream(path).good());
+    return RetinaFaceModel::from_file(path);
+}
+
+} // namespace
+
+TEST_CASE("RetinaFace bf16 keeps the fp32 detections on every shared image, on every instruction set") {
+    const auto fp32 = load_model("retinaface_mnet025_official.facet");
+    const auto bf16 = load_model("retinaface_mnet025_official_bf16.facet");
+    CHECK(fp32->precision == "fp32");
+    REQUIRE(bf16->precision == "bf16");
+    RetinaFaceOptions before_nms; // the fp32 candidates a tie may match (detection_gate.hpp, Ties)
+    before_nms.nms_iou = 1.0f;
+    bool ran_bf16_kernels = false;
+    for (const KernelSet* ks : test::all_kernel_sets()) {
+        // Not vacuous: the backbone's pointwise convs are bf16, and run on the bf16 kernel where there is one.
+        const PackedConv& pointwise = bf16->blocks.back().pw;
+        REQUIRE(pointwise.bf16);
+        CHECK((ks->conv_for(pointwise) == (ks->conv1x1_bf16 ? ks->conv1x1_bf16 : ks->conv1x1)));
+        ran_bf16_kernels = ran_bf16_kernels || ks->conv1x1_bf16;
+        RetinaFace reference(fp32, {}, *ks), candidates(fp32, before_nms, *ks), detector(bf16, {}, *ks);
+        for (const char* name : kImages) {
+            const Image image = load_image(test::shared_path(std::string("upstream/images/") + name));
+            const test::GateReport r = test::compare_detections(reference.detect(image), candidates.detect(image), detector.detect(image));
+            CAPTURE(std::string(ks->isa));
+            CAPTURE(std::string(name));
+            INFO(r.failures);
+            CHECK(r.reference_faces > 0);
+            CHECK(r.passed());
+            MESSAGE(ks->isa << (ks->conv1x1_bf16 ? " (bf16 kernels) " : " (widened) ") << name << ": " << r.found << "/"
+                            << r.reference_faces << " faces (" << r.tied << " through a tie), worst IoU " << r.worst_iou
+                            << ", score " << r.worst_score << ", landmark " << r.worst_landmark << " of the box, "
+                            << r.extra_faces << " extra");
+        }
+    }
+    if (!ran_bf16_kernels) MESSAGE("no AVX512-BF16 on this CPU: only the widened path was checked");
+}
