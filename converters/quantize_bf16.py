@@ -38,17 +38,6 @@ BF16_LAYERS = [
 ]
 
 
-def bfloat16_bits(array):
-    """float32 -> the bfloat16 bit patterns (uint16), rounded to nearest, ties to even, as facet's
-    bf16_from_float (kernels/bf16.hpp) and vcvtneps2bf16 round. `array` is finite (facetfile refuses
-    anything else); a value that rounds past the largest bfloat16 is refused by name."""
-    bits = np.ascontiguousarray(array, dtype="<f4").view("<u4").astype(np.uint64)
-    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
-    if ((rounded & 0x7F80) == 0x7F80).any():
-        raise ConverterError("a weight rounds to infinity in bfloat16 (its magnitude is above 3.39e38)")
-    return rounded
-
-
 def quantize(source, out, keep_fp32):
     """Writes the bf16 file; returns (layers in bf16, layers kept float32)."""
     try:
@@ -67,7 +56,7 @@ def quantize(source, out, keep_fp32):
         layer, _, kind = name.rpartition(".")
         if kind == "weight" and array.ndim == 4 and array.dtype == np.float32:
             if bf16.fullmatch(layer) and not any(k.search(layer) for k in kept):
-                written[name] = facetfile.BFloat16(bfloat16_bits(array))
+                written[name] = facetfile.BFloat16.from_float32(array)  # to nearest, ties to even
                 in_bf16.append(layer)
                 continue
             in_fp32.append(layer)
