@@ -50,7 +50,8 @@ TEST_CASE("RetinaFace bf16 keeps the fp32 detections on every shared image, on e
             INFO(r.failures);
             CHECK(r.reference_faces > 0);
             CHECK(r.passed());
-            MESSAGE(std::string(ks->isa) + (ks->conv1x1_bf16 ? " (bf16 kernels) " : " (widened) ") + name << ": " << r.found << "/"
+            const std::string where = std::string(ks->isa) + (ks->conv1x1_bf16 ? " (bf16 kernels) " : " (widened) ") + name;
+            MESSAGE(where << ": " << r.found << "/"
                             << r.reference_faces << " faces (" << r.tied << " through a tie), worst IoU " << r.worst_iou
                             << ", score " << r.worst_score << ", landmark " << r.worst_landmark << " of the box, "
                             << r.extra_faces << " extra");
