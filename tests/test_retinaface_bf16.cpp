@@ -59,3 +59,44 @@ TEST_CASE("RetinaFace bf16 keeps the fp32 detections on every shared image, on e
     }
     if (!ran_bf16_kernels) MESSAGE("no AVX512-BF16 on this CPU: only the widened path was checked");
 }
+
+TEST_CASE("detection gate: hand-made faces against each limit, and ties") {
+    // A 100 x 100 face: landmarks may move 1.5 px, the score 0.03, the box keep IoU 0.9.
+    Face ref;
+    ref.box = {0, 0, 100, 100};
+    ref.score = 0.9f;
+    for (int n = 0; n < 5; ++n) ref.landmarks[n] = {20.0f * n, 50.0f};
+    const std::vector<Face> reference{ref};
+    Face same = ref;
+    CHECK(test::compare_detections(reference, reference, {same}).passed());
+    Face moved = ref;
+    moved.box = {6, 0, 106, 100}; // IoU 94 / 106 = 0.887
+    CHECK_FALSE(test::compare_detections(reference, reference, {moved}).passed());
+    Face unsure = ref;
+    unsure.score = 0.86f;
+    CHECK_FALSE(test::compare_detections(reference, reference, {unsure}).passed());
+    Face nose = ref;
+    nose.landmarks[2][1] += 1.6f;
+    const test::GateReport r = test::compare_detections(reference, reference, {nose});
+    CHECK_FALSE(r.passed());
+    CHECK(r.worst_landmark == doctest::Approx(0.016));
+    CHECK(test::compare_detections(reference, reference, {}).found == 0);
+    // A sure face where fp32 has none fails; a 0.55 one does not count.
+    Face ghost = ref;
+    ghost.box = {300, 300, 400, 400};
+    ghost.score = 0.65f;
+    CHECK(test::compare_detections(reference, reference, {same, ghost}).extra_faces == 1);
+    ghost.score = 0.55f;
+    CHECK(test::compare_detections(reference, reference, {same, ghost}).passed());
+    // A tie: fp32's suppressed candidate scored within 0.03 of the kept one, the other detector kept it.
+    Face tied = ref;
+    tied.box = {2, 2, 102, 102};
+    tied.score = 0.89f;
+    tied.landmarks[2][1] += 5.0f;
+    const test::GateReport t = test::compare_detections(reference, {ref, tied}, {tied});
+    CHECK(t.passed());
+    CHECK(t.tied == 1);
+    // Not a tie when it scored 0.05 less.
+    tied.score = 0.85f;
+    CHECK_FALSE(test::compare_detections(reference, {ref, tied}, {tied}).passed());
+}
