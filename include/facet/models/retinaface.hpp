@@ -125,12 +125,9 @@ inline LayerWeights read_layer_weights(const WeightFile& f, const std::string& n
         const WeightTensor& t = f.tensor(name, shape);
         return {std::vector<float>(t.data, t.data + t.count), false};
     }
-    const WeightTensor& t = f.bf16_tensor(name);
-    if (t.shape != shape)
-        throw Error(f.path() + ": tensor '" + name + "' has shape " + t.shape_string() + ", expected " +
-                    WeightTensor{name, t.dtype, shape}.shape_string());
+    const WeightTensor& t = f.tensor_of_type(name, DType::bfloat16, shape);
     LayerWeights w{std::vector<float>(t.count), true};
-    for (std::size_t i = 0; i < t.count; ++i) w.values[i] = float_from_bf16(t.bf16s[i]);
+    for (std::size_t i = 0; i < t.count; ++i) w.values[i] = bfloat16_to_float(t.bf16s[i]);
     return w;
 }
 
