@@ -16,6 +16,7 @@
 // counted. Both are rates in powers of 1000, so the console shows e.g. FLOPS=21.3G/s;
 // --benchmark_format=json gives the raw values. per_frame: see above.
 #include <benchmark/benchmark.h>
+#include <facet/kernels/conv_weights_bf16.hpp>
 #include <facet/kernels/kernel_set.hpp>
 
 #include <iterator>
@@ -47,6 +48,7 @@ struct KernelCall {
     int per_frame;          // how many times one frame makes this exact call
     bool winograd = false;  // 3x3 stride 1: time the Winograd kernel instead of the direct one
     int mid = 0;            // mobilenet_stem: the conv's (and depthwise's) channels
+    bool bf16 = false;      // pointwise and Winograd: time the bf16 kernel (KernelSet's bf16 block)
 
     bool same_shape(const KernelCall& o) const {
         return kind == o.kind && k == o.k && stride == o.stride && cin == o.cin && h == o.h && w == o.w &&
@@ -146,7 +148,9 @@ std::vector<KernelCall> retinaface_mnet025_calls(int h, int w) {
 // The KernelSet entry a call runs, named as in kernel_set.hpp.
 std::string kernel_name(const KernelCall& c) {
     switch (c.kind) {
-    case Kind::dense: return c.k == 1 ? "conv1x1" : "conv3x3_s" + std::to_string(c.stride) + (c.winograd ? "_winograd" : "");
+    case Kind::dense:
+        return (c.k == 1 ? "conv1x1" : "conv3x3_s" + std::to_string(c.stride) + (c.winograd ? "_winograd" : "")) +
+               (c.bf16 ? "_bf16" : "");
     case Kind::depthwise: return "dwconv3x3_s" + std::to_string(c.stride);
     case Kind::upsample_add: return "upsample_nearest_add";
     case Kind::mobilenet_stem: return "mobilenet_stem";
@@ -203,9 +207,11 @@ void run_dense(benchmark::State& state, const KernelSet& ks, const KernelCall& c
     fill_random(in.map(), 1);
     const auto weights = random_floats(static_cast<std::size_t>(c.cout) * c.cin * c.k * c.k, 2);
     const auto bias = random_floats(static_cast<std::size_t>(c.cout), 3);
-    const PackedConv packed = pack_conv(weights.data(), bias.data(), c.cout, c.cin, c.k, c.stride, kEpilogue);
+    PackedConv packed = pack_conv(weights.data(), bias.data(), c.cout, c.cin, c.k, c.stride, kEpilogue);
+    if (c.bf16) add_bf16_weights(packed); // conv_for then picks the bf16 kernel
     const bool three_by_three_s1 = c.k == 3 && c.stride == 1;
-    const ConvKernel kernel = three_by_three_s1 ? (c.winograd ? ks.conv3x3_s1_winograd : ks.conv3x3_s1) : ks.conv_for(packed);
+    const ConvKernel kernel =
+        three_by_three_s1 && !c.bf16 ? (c.winograd ? ks.conv3x3_s1_winograd : ks.conv3x3_s1) : ks.conv_for(packed);
     time_calls(state, [&] { kernel(in.map(), packed, out.map(), kKernelThreads); });
     // Winograd does fewer multiplies; its FLOPS count the direct convolution's, so the two compare.
     const double macs = static_cast<double>(c.oh) * c.ow * c.cout * c.cin * c.k * c.k;
@@ -286,6 +292,12 @@ const bool kRegistered = [] {
             register_call(kernel_set(isa), call);
             if (call.kind == Kind::dense && call.k == 3 && call.stride == 1) {
                 call.winograd = true;
+                register_call(kernel_set(isa), call);
+            }
+            // bf16 (kernels/*_bf16.hpp): the pointwise and Winograd layers, where the set has them.
+            const bool bf16_shape = call.kind == Kind::dense && call.stride == 1 && (call.k == 1 || call.winograd);
+            if (bf16_shape && kernel_set(isa).conv1x1_bf16) {
+                call.bf16 = true;
                 register_call(kernel_set(isa), call);
             }
         }

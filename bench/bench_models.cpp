@@ -1,6 +1,8 @@
 // Whole-model benchmarks: RetinaFace-mnet0.25 on one 640x480 frame, per instruction set.
 //
 //   BM_RetinaFace_VGA/<isa>                    detect(): preprocess + network + decode + NMS
+//   BM_RetinaFace_VGA_Bf16/<isa>               the same with the bf16 weight file (its layers on the
+//                                              bf16 kernels where the set has them, else widened)
 //   BM_RetinaFace_VGA_Network/<isa>            forward_raw(): the network, see bm_network
 //   BM_RetinaFace_VGA/<best isa>/kernel_threads:2   detect() with the kernels on two threads
 //   BM_RetinaFace_720p/<best isa>/kernel_threads:N  detect() on the frame scaled to 1280x720, 1 and 2
@@ -14,8 +16,8 @@
 //                                              its own clone: images/s
 //
 // Inputs: the golden frame shared/golden/crowd_640x480.png (FACET_SHARED overrides the shared
-// directory) and weights/retinaface_mnet025_official.facet (FACET_WEIGHTS_DIR overrides the
-// weights directory). When either is missing every case reports an error saying how to make it.
+// directory) and weights/retinaface_mnet025_official.facet, or its _bf16 twin (FACET_WEIGHTS_DIR
+// overrides the weights directory). When either is missing every case reports an error saying how to make it.
 //
 // Times are wall-clock (UseRealTime): a frame's latency is what a caller waits, and the default
 // CPU time would count only the calling thread of the two-thread case. FLOPS is the network's
@@ -43,6 +45,7 @@ using namespace facet;
 
 constexpr int kFrameWidth = 640, kFrameHeight = 480;
 constexpr const char* kModelFile = "retinaface_mnet025_official.facet";
+constexpr const char* kBf16ModelFile = "retinaface_mnet025_official_bf16.facet"; // converters/quantize_bf16.py
 constexpr const char* kFrameFile = "golden/crowd_640x480.png";
 
 std::string env_or(const char* name, const std::string& fallback) {
@@ -99,9 +102,9 @@ struct VgaInputs {
     std::string error; // non-empty: the cases skip with this message
 };
 
-VgaInputs load_vga_inputs() {
+VgaInputs load_vga_inputs(const char* model_file) {
     VgaInputs in;
-    const std::string model_path = env_or("FACET_WEIGHTS_DIR", FACET_SOURCE_DIR "/weights") + "/" + kModelFile;
+    const std::string model_path = env_or("FACET_WEIGHTS_DIR", FACET_SOURCE_DIR "/weights") + "/" + model_file;
     const std::string frame_path = env_or("FACET_SHARED", FACET_SOURCE_DIR "/../shared") + "/" + kFrameFile;
     if (!file_exists(model_path)) {
         in.error = model_path + " not found: run ./setup.sh to convert the weights (or set FACET_WEIGHTS_DIR)";
@@ -124,14 +127,21 @@ VgaInputs load_vga_inputs() {
     return in;
 }
 
-const VgaInputs& vga_inputs() {
-    static const VgaInputs inputs = load_vga_inputs();
-    return inputs;
+enum class Weights { fp32, bf16 };
+
+const VgaInputs& vga_inputs(Weights weights = Weights::fp32) {
+    if (weights == Weights::bf16) {
+        static const VgaInputs bf16 = load_vga_inputs(kBf16ModelFile);
+        return bf16;
+    }
+    static const VgaInputs fp32 = load_vga_inputs(kModelFile);
+    return fp32;
 }
 
 // A detector for the frame on `kernels`, or nothing after SkipWithError.
-std::optional<RetinaFace> make_detector(benchmark::State& state, const KernelSet& kernels, int threads) {
-    const VgaInputs& in = vga_inputs();
+std::optional<RetinaFace> make_detector(benchmark::State& state, const KernelSet& kernels, int threads,
+                                        Weights weights = Weights::fp32) {
+    const VgaInputs& in = vga_inputs(weights);
     if (!in.error.empty()) {
         state.SkipWithError(in.error.c_str());
         return std::nullopt;
@@ -163,8 +173,9 @@ Image frame_720p(const Image& vga) {
 
 // End to end on the VGA frame, or on it scaled to 720p. The untimed first call sizes the
 // detector's scratch buffers and builds the priors, which later frames of the same size reuse.
-void bm_detect(benchmark::State& state, const KernelSet* kernels, int threads, bool at_720p, bool neighbour) {
-    auto detector = make_detector(state, *kernels, threads);
+void bm_detect(benchmark::State& state, const KernelSet* kernels, int threads, bool at_720p, bool neighbour,
+               Weights weights) {
+    auto detector = make_detector(state, *kernels, threads, weights);
     if (!detector) return;
     std::optional<bench::NoisyNeighbour> busy;
     if (neighbour) busy.emplace();
@@ -226,20 +237,22 @@ const bool kRegistered = [] {
     const auto isas = supported_isas();
     for (Isa isa : isas) {
         const KernelSet* kernels = &kernel_set(isa);
-        register_case(std::string("BM_RetinaFace_VGA/") + kernels->isa, bm_detect, kernels, 1, false, false);
+        register_case(std::string("BM_RetinaFace_VGA/") + kernels->isa, bm_detect, kernels, 1, false, false, Weights::fp32);
+        register_case(std::string("BM_RetinaFace_VGA_Bf16/") + kernels->isa, bm_detect, kernels, 1, false, false, Weights::bf16);
         register_case(std::string("BM_RetinaFace_VGA_Network/") + kernels->isa, bm_network, kernels);
     }
     if (!isas.empty()) {
         const KernelSet* best = &kernel_set(isas.back());
-        register_case(std::string("BM_RetinaFace_VGA/") + best->isa + "/kernel_threads:2", bm_detect, best, 2, false, false);
+        register_case(std::string("BM_RetinaFace_VGA/") + best->isa + "/kernel_threads:2", bm_detect, best, 2, false, false,
+                      Weights::fp32);
         for (int threads : {1, 2})
             register_case(std::string("BM_RetinaFace_720p/") + best->isa + "/kernel_threads:" + std::to_string(threads),
-                          bm_detect, best, threads, true, false);
+                          bm_detect, best, threads, true, false, Weights::fp32);
         for (bool at_720p : {false, true})
             for (int threads : {1, 2})
                 register_case(std::string(at_720p ? "BM_RetinaFace_720p/" : "BM_RetinaFace_VGA/") + best->isa +
                                   "/kernel_threads:" + std::to_string(threads) + "/neighbour",
-                              bm_detect, best, threads, at_720p, true);
+                              bm_detect, best, threads, at_720p, true, Weights::fp32);
         for (bool neighbour : {false, true})
             for (int threads : {1, 2})
                 register_case(std::string("BM_Throughput_Images/") + best->isa + "/threads:" + std::to_string(threads) +

@@ -96,7 +96,8 @@ The default model is $FACET_MODEL if set, else )" "retinaface_mnet025_official.f
 $FACET_WEIGHTS_DIR, then in ../../weights and ../share/facet next to this executable.
 With --detector mtcnn it is )" "mtcnn.facet" R"(, looked up in the same directories ($FACET_MODEL
 names the RetinaFace default only).
-One image gives one JSON object; several give an array of objects. Faces are listed
+One image gives one JSON object; several give an array of objects. Each object says the
+detector's "precision" (fp32, or the weight file's: bf16, int8). Faces are listed
 best first (retinaface) or largest first (mtcnn, as upstream).
 With several images, one that cannot be read or processed does not stop the others: its
 entry in the array is {"image": PATH, "error": MESSAGE}, the message also goes to stderr,
@@ -248,6 +249,7 @@ void check_distinct_output_names(const Args& args) {
 // memory of its calls, so threads working at once need their own).
 struct Models {
     std::function<std::vector<facet::Face>(const facet::Image&)> detect;
+    std::string precision; // the detector's weights: "fp32", or the file's "precision" ("bf16")
     std::shared_ptr<facet::FaceLandmarker> landmarker;
     std::shared_ptr<facet::FaceRecognizer> recognizer;
     std::shared_ptr<facet::AgeGender> age_gender;
@@ -268,6 +270,7 @@ std::vector<Models> load_models(const Args& args, int copies, int threads) {
         for (Models& m : models) {
             auto mtcnn = std::make_shared<facet::Mtcnn>(model, options);
             m.detect = [mtcnn](const facet::Image& image) { return mtcnn->detect(image); };
+            m.precision = "fp32";
         }
     } else {
         facet::RetinaFaceOptions options = args.options;
@@ -276,6 +279,7 @@ std::vector<Models> load_models(const Args& args, int copies, int threads) {
         for (Models& m : models) {
             auto retinaface = std::make_shared<facet::RetinaFace>(model, options);
             m.detect = [retinaface](const facet::Image& image) { return retinaface->detect(image); };
+            m.precision = model->precision;
         }
     }
     // Dense landmarks: each face of an image in turn through the network (a batch of one).
@@ -311,17 +315,16 @@ std::vector<Models> load_models(const Args& args, int copies, int threads) {
 std::string process_image(const Args& args, Models& models, const std::string& path) {
     facet::Image image = facet::load_image(path);
     const std::vector<facet::Face> faces = models.detect(image);
-    const std::vector<facet::LandmarkPoints> dense =
-        models.landmarker ? models.landmarker->landmarks(image, faces) : std::vector<facet::LandmarkPoints>{};
-    std::vector<facet::HeadPose> poses;
-    for (const facet::LandmarkPoints& points : dense) poses.push_back(facet::estimate_head_pose(points, image.width, image.height));
-    std::vector<facet::FaceDescriptor> embeddings;
+    facet::FaceDetails details;
+    details.precision = models.precision;
+    if (models.landmarker) details.dense = models.landmarker->landmarks(image, faces);
+    for (const facet::LandmarkPoints& points : details.dense)
+        details.poses.push_back(facet::estimate_head_pose(points, image.width, image.height));
     if (models.recognizer)
-        for (const facet::Face& face : faces) embeddings.push_back(models.recognizer->embed(image, face));
-    std::vector<facet::FaceAttributes> attributes;
+        for (const facet::Face& face : faces) details.embeddings.push_back(models.recognizer->embed(image, face));
     if (models.age_gender)
         for (const facet::Face& face : faces) {
-            facet::FaceAttributes& a = attributes.emplace_back();
+            facet::FaceAttributes& a = details.attributes.emplace_back();
             const facet::AgeGenderEstimate estimate = models.age_gender->estimate(image, face);
             a.has_age_gender = true;
             a.age = estimate.age;
@@ -330,7 +333,8 @@ std::string process_image(const Args& args, Models& models, const std::string& p
             const std::vector<float> probabilities = models.expression->probabilities(image, face);
             for (std::size_t k = 0; k < probabilities.size(); ++k) a.expression.emplace_back(models.expression->labels()[k], probabilities[k]);
         }
-    std::string json = facet::faces_to_json(path, image.width, image.height, faces, "\n", dense, poses, embeddings, attributes);
+    const std::vector<facet::LandmarkPoints>& dense = details.dense;
+    std::string json = facet::faces_to_json(path, image.width, image.height, faces, "\n", details);
     if (!args.crops.empty())
         for (std::size_t k = 0; k < faces.size(); ++k) {
             // Aligned on the dense landmarks' eyes, nose and mouth when there are some: they

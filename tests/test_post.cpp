@@ -129,6 +129,10 @@ TEST_CASE("faces JSON follows the golden schema and parses back") {
     CHECK(v["faces"][0]["score"].number() == doctest::Approx(0.98765));
     CHECK(v["faces"][0]["landmarks"][4][0].number() == doctest::Approx(7.125));
     CHECK(json::parse(faces_to_json("x", 1, 1, {}))["faces"].array().empty());
+    CHECK_FALSE(v.has("precision"));
+    FaceDetails details;
+    details.precision = "bf16";
+    CHECK(json::parse(faces_to_json("x", 1, 1, {}, "\n", details))["precision"].string() == "bf16");
 }
 
 TEST_CASE("faces JSON: attributes as age, gender {label, probability} and expression {label: probability}") {
@@ -140,8 +144,9 @@ TEST_CASE("faces JSON: attributes as age, gender {label, probability} and expres
     both.expression = {{"neutral", 0.25f}, {"happy", 0.75f}};
     FaceAttributes expression_only;
     expression_only.expression = {{"sad", 1.0f}};
-    const json::Value v =
-        json::parse(faces_to_json("a.jpg", 8, 8, {face(1, 2, 3, 4, 0.9f), face(1, 2, 3, 4, 0.8f)}, "\n", {}, {}, {}, {both, expression_only}));
+    FaceDetails details;
+    details.attributes = {both, expression_only};
+    const json::Value v = json::parse(faces_to_json("a.jpg", 8, 8, {face(1, 2, 3, 4, 0.9f), face(1, 2, 3, 4, 0.8f)}, "\n", details));
     const json::Value& first = v["faces"][0];
     CHECK(first["age"].number() == doctest::Approx(31.46));
     CHECK(first["gender"]["label"].string() == "female");
@@ -151,8 +156,8 @@ TEST_CASE("faces JSON: attributes as age, gender {label, probability} and expres
     CHECK_FALSE(v["faces"][1].has("age"));
     CHECK_FALSE(v["faces"][1].has("gender"));
     CHECK(v["faces"][1]["expression"]["sad"].number() == 1);
-    both.expression[1].second = std::numeric_limits<float>::quiet_NaN();
-    CHECK_THROWS_WITH_AS(faces_to_json("nan.jpg", 8, 8, {face(1, 2, 3, 4, 0.9f)}, "\n", {}, {}, {}, {both}),
+    details.attributes[0].expression[1].second = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_WITH_AS(faces_to_json("nan.jpg", 8, 8, {face(1, 2, 3, 4, 0.9f)}, "\n", details),
                          doctest::Contains("nan.jpg: the attribute models gave face 0 numbers that are not finite"), Error);
 }
 

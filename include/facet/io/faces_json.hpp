@@ -1,5 +1,6 @@
 // facet: detections as JSON, in the schema of the golden files:
 // {"image", "width", "height", "faces": [{"box": [x1, y1, x2, y2], "score", "landmarks": [[x, y] x 5]}]}
+// ("precision": the detector's, after "height", when the caller names it)
 // and, when a landmark model ran, each face's dense landmarks as "landmarks98" or "landmarks68"
 // and its "head_pose": {"yaw", "pitch", "roll"} in degrees (post/head_pose.hpp); when a face
 // recognition model ran, its "embedding": the 128-d descriptor (models/recognizer.hpp); when the
@@ -84,16 +85,28 @@ inline bool face_is_finite(const Face& f, const LandmarkPoints* dense, const Hea
 
 } // namespace detail
 
-// `newline` separates the faces ("\n" for a readable file, "" for one JSON object per line);
-// `dense`, `poses`, `embeddings` and `attributes`, when not empty, hold each face's dense landmarks,
-// head pose, descriptor and attributes.
+// What a run adds to the detections: the detector's precision and, per face, the outputs of the
+// models that ran after it (each vector empty when its model did not run, else one entry a face).
+struct FaceDetails {
+    std::string precision; // the detector's weights ("fp32", "bf16", "int8"); "" leaves the key out
+    std::vector<LandmarkPoints> dense;
+    std::vector<HeadPose> poses;
+    std::vector<FaceDescriptor> embeddings;
+    std::vector<FaceAttributes> attributes;
+};
+
+// `newline` separates the faces ("\n" for a readable file, "" for one JSON object per line).
 inline std::string faces_to_json(const std::string& image, int width, int height, const std::vector<Face>& faces,
-                                 const std::string& newline = "\n", const std::vector<LandmarkPoints>& dense = {},
-                                 const std::vector<HeadPose>& poses = {}, const std::vector<FaceDescriptor>& embeddings = {},
-                                 const std::vector<FaceAttributes>& attributes = {}) {
+                                 const std::string& newline = "\n", const FaceDetails& details = {}) {
+    const auto& [precision, dense, poses, embeddings, attributes] = details;
     std::string out = "{\"image\": ";
     json::write_string(out, image);
-    out += ", \"width\": " + std::to_string(width) + ", \"height\": " + std::to_string(height) + ", \"faces\": [";
+    out += ", \"width\": " + std::to_string(width) + ", \"height\": " + std::to_string(height);
+    if (!precision.empty()) {
+        out += ", \"precision\": ";
+        json::write_string(out, precision);
+    }
+    out += ", \"faces\": [";
     for (std::size_t i = 0; i < faces.size(); ++i) {
         const Face& f = faces[i];
         // JSON has no infinity or NaN. A network gives them only from weights it should not have

@@ -7,6 +7,7 @@
 
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
+#include "bf16.hpp"
 
 namespace facet {
 
@@ -45,10 +46,14 @@ inline Epilogue own_epilogue(Epilogue e, int count, int count_pad, AlignedFloats
 // Lanes cout..cout_pad-1 hold zero weights and bias, so padded output channels come out zero.
 // For 3x3 stride-1 convs, `winograd` also holds the F(4x4, 3x3) transformed weights
 // U = G g G^T as [36][cin][cout_pad] (kernels/winograd_f43.hpp).
+// A bf16 layer (conv_weights_bf16.hpp) also holds its pointwise weights or its U as bf16 pairs of
+// input channels, `bf16`; `weights` and `winograd` then hold the same numbers widened, for CPUs
+// without AVX512_BF16.
 struct PackedConv {
     int cin = 0, cout = 0, cout_pad = 0, k = 0, stride = 1;
     Epilogue epilogue;
     AlignedFloats weights, bias, epilogue_data, winograd;
+    AlignedBf16Pairs bf16;
 };
 
 // U = G g G^T of one 3x3 kernel g (row-major), in double: F(4x4, 3x3)'s weight transform.

@@ -88,8 +88,18 @@ struct KernelSet {
     MapKernel softmax_channels;           // softmax over each pixel's channels (elementwise.hpp)
     MapKernel resize_nearest;             // nearest resampling to the output's size (upsample.hpp)
 
-    // The dense conv kernel for a packed layer's shape.
+    // bf16 (kernels/*_bf16.hpp): AVX512-BF16 kernels for layers with bf16 weights (PackedConv::bf16),
+    // null unless the set is AVX-512's, compiled for AVX512-BF16, and the CPU has it. Without them a
+    // bf16 layer runs on the fp32 kernels with its weights widened.
+    ConvKernel conv1x1_bf16;              // pointwise (conv1x1_bf16.hpp)
+    ConvKernel conv3x3_s1_winograd_bf16;  // Winograd F(4x4, 3x3), bf16 GEMMs (winograd_f43_bf16.hpp)
+
+    // The dense conv kernel for a packed layer's shape (and precision).
     ConvKernel conv_for(const PackedConv& w) const {
+        if (w.bf16) {
+            const ConvKernel bf16 = w.k == 1 ? conv1x1_bf16 : conv3x3_s1_winograd_bf16; // add_bf16_weights: only these shapes
+            if (bf16) return bf16;
+        }
         if (w.k == 1 && w.stride == 1) return conv1x1;
         if (w.k == 2 && w.stride == 1) return conv2x2_s1;
         if (w.k == 3 && w.stride == 1) return w.winograd ? conv3x3_s1_winograd : conv3x3_s1;

@@ -2,6 +2,7 @@
 // Included by include/facet/arch/isa_*.cpp, each compiled with its instruction set's flags, and
 // by kernel_set.hpp for a program built from the headers alone (its own flags' set).
 #pragma once
+#include "conv1x1_bf16.hpp"
 #include "conv_nhwc.hpp"
 #include "deform_conv.hpp"
 #include "dense.hpp"
@@ -15,6 +16,7 @@
 #include "pool.hpp"
 #include "upsample.hpp"
 #include "winograd_f43.hpp"
+#include "winograd_f43_bf16.hpp"
 
 namespace facet::simd {
 namespace { // internal linkage in every translation unit: kernel_set.hpp says why
@@ -25,6 +27,15 @@ template <> struct ArchOf<Isa::sse2> { using type = xsimd::sse2; };
 template <> struct ArchOf<Isa::sse41> { using type = xsimd::sse4_1; };
 template <> struct ArchOf<Isa::avx2> { using type = xsimd::fma3<xsimd::avx2>; };
 template <> struct ArchOf<Isa::avx512> { using type = xsimd::avx512f; };
+
+// bf16 (kernels/*_bf16.hpp): `kernel` where this is the AVX-512 set and the CPU has AVX512_BF16.
+// The object is compiled with -mavx512bf16 (cmake/facetKernels.cmake), which lets only these
+// kernels' intrinsics emit BF16 instructions (facet has no __bf16 arithmetic for the compiler to
+// vectorise), so nothing else in it needs the extension.
+template <Isa I>
+ConvKernel bf16_kernel(ConvKernel kernel) {
+    return I == Isa::avx512 && cpu_has_avx512_bf16() ? kernel : nullptr;
+}
 
 template <Isa I>
 const KernelSet& make_kernel_set() {
@@ -55,6 +66,14 @@ const KernelSet& make_kernel_set() {
         &mul_nhwc<Arch>,
         &softmax_channels_nhwc<Arch>,
         &resize_nearest_nhwc<Arch>,
+        // bf16 (kernels/*_bf16.hpp)
+#if defined(__AVX512BF16__)
+        bf16_kernel<I>(&conv1x1_bf16_nhwc),
+        bf16_kernel<I>(&conv3x3_s1_winograd_bf16_nhwc),
+#else
+        nullptr,
+        nullptr,
+#endif
     };
     return set;
 }

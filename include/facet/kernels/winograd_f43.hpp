@@ -54,9 +54,10 @@ inline void output_transform_1d(const B (&m)[6], B (&o)[4]) {
     o[3] = xsimd::fma(B(8.0f), d, b) + m[5];
 }
 
-// V[pos][tile][c] for one channel vector of the tile whose output corner is (oy, ox).
-template <class Arch>
-inline void transform_input_tile(const FeatureMap& in, int oy, int ox, int channel, float* v, std::ptrdiff_t pos_stride) {
+// V = B^T d B for one channel vector of the tile whose output corner is (oy, ox): calls
+// store(pos, vector) for each of the 36 positions.
+template <class Arch, class Store>
+inline void transform_input_tile(const FeatureMap& in, int oy, int ox, int channel, Store&& store) {
     using B = Batch<Arch>;
     const bool inside = oy + kInputTile - 1 <= in.h + 1 && ox + kInputTile - 1 <= in.w + 1;
     B d[6][6];
@@ -74,7 +75,7 @@ inline void transform_input_tile(const FeatureMap& in, int oy, int ox, int chann
     for (int i = 0; i < 6; ++i) {
         B r[6];
         input_transform_1d(cols[i], r);
-        for (int j = 0; j < 6; ++j) r[j].store_aligned(v + (i * 6 + j) * pos_stride + channel);
+        for (int j = 0; j < 6; ++j) store(i * 6 + j, r[j]);
     }
 }
 
@@ -130,6 +131,49 @@ inline void gemm_position(const float* v, const float* u, float* m, int rows, in
     for (; r < rows; ++r) gemm_tile<Arch, 1, V>(v + r * cin_stride, u + vec0 * N, m + r * cout_pad + vec0 * N, cin, cout_pad, cin_stride);
 }
 
+// The block loop of both GEMM precisions: per block of tiles, the input transform into V
+// (elements of type VElem, `cin_stride` a tile: store_v(dst, vector) writes one channel vector's
+// transformed values), the 36 GEMMs (gemm(v_pos, pos, m_pos, tiles) fills M of one position from
+// V of that position), the output transform. in.cstride must be a whole number of vectors.
+template <class Arch, class VElem, class StoreV, class Gemm>
+void winograd_f43_blocks(const FeatureMap& in, const PackedConv& w, const FeatureMap& out, int threads, StoreV&& store_v,
+                         Gemm&& gemm) {
+    constexpr int N = Batch<Arch>::size;
+    const int tiles_x = (out.w + kTile - 1) / kTile, tiles_y = (out.h + kTile - 1) / kTile;
+    const int tiles = tiles_x * tiles_y, blocks = (tiles + kTilesPerBlock - 1) / kTilesPerBlock;
+    const int cin_stride = in.cstride, cout_pad = w.cout_pad;
+    // Per-thread scratch, kept across calls so a frame allocates nothing once warm; M starts on a
+    // vector boundary.
+    const std::size_t v_elems = static_cast<std::size_t>(kPositions) * kTilesPerBlock * cin_stride;
+    const std::size_t v_floats = static_cast<std::size_t>(round_up(static_cast<int>(v_elems * sizeof(VElem) / sizeof(float)), N));
+    const std::size_t m_floats = static_cast<std::size_t>(kPositions) * kTilesPerBlock * cout_pad;
+    parallel_for<Arch>(0, blocks, threads, [&](int block) {
+        static thread_local AlignedFloats scratch;
+        static thread_local std::size_t capacity = 0;
+        if (capacity < v_floats + m_floats) {
+            scratch = make_aligned_floats(v_floats + m_floats);
+            capacity = v_floats + m_floats;
+        }
+        VElem* v = reinterpret_cast<VElem*>(scratch.get());
+        float* m = scratch.get() + v_floats;
+        const int first = block * kTilesPerBlock, count = std::min(kTilesPerBlock, tiles - first);
+        const std::ptrdiff_t v_pos_stride = static_cast<std::ptrdiff_t>(kTilesPerBlock) * cin_stride;
+        const std::ptrdiff_t m_pos_stride = static_cast<std::ptrdiff_t>(kTilesPerBlock) * cout_pad;
+        for (int t = 0; t < count; ++t) {
+            const int tile = first + t, oy = tile / tiles_x * kTile, ox = tile % tiles_x * kTile;
+            for (int c = 0; c < in.c; c += N)
+                transform_input_tile<Arch>(in, oy, ox, c, [&](int pos, const Batch<Arch>& r) {
+                    store_v(v + pos * v_pos_stride + t * cin_stride + c, r);
+                });
+        }
+        for (int pos = 0; pos < kPositions; ++pos) gemm(v + pos * v_pos_stride, pos, m + pos * m_pos_stride, count);
+        for (int t = 0; t < count; ++t) {
+            const int tile = first + t, oy = tile / tiles_x * kTile, ox = tile % tiles_x * kTile;
+            for (int c = 0; c < cout_pad; c += N) transform_output_tile<Arch>(m + t * cout_pad, m_pos_stride, w, c, oy, ox, out);
+        }
+    });
+}
+
 } // namespace winograd
 
 // out = epilogue(conv3x3_stride1_pad1(in) + bias) with w.winograd (see pack_conv).
@@ -140,41 +184,15 @@ void conv3x3_s1_winograd_nhwc(const FeatureMap& in, const PackedConv& w, const F
     // V rows are vector-stored per input channel vector: an input whose channel stride is not a
     // whole number of vectors (an image with 3 interleaved channels) goes to the direct kernel.
     if (in.cstride % N != 0) return conv_nhwc<Arch, 3, 1>(in, w, out, threads);
-    const int tiles_x = (out.w + kTile - 1) / kTile, tiles_y = (out.h + kTile - 1) / kTile;
-    const int tiles = tiles_x * tiles_y, blocks = (tiles + kTilesPerBlock - 1) / kTilesPerBlock;
     const int cin_stride = in.cstride, cout_pad = w.cout_pad, vectors = cout_pad / N;
-    // Per-thread scratch, kept across calls so a frame allocates nothing once warm.
-    const std::size_t v_floats = static_cast<std::size_t>(kPositions) * kTilesPerBlock * cin_stride;
-    const std::size_t m_floats = static_cast<std::size_t>(kPositions) * kTilesPerBlock * cout_pad;
-    parallel_for<Arch>(0, blocks, threads, [&](int block) {
-        static thread_local AlignedFloats scratch;
-        static thread_local std::size_t capacity = 0;
-        if (capacity < v_floats + m_floats) {
-            scratch = make_aligned_floats(v_floats + m_floats);
-            capacity = v_floats + m_floats;
-        }
-        float* v = scratch.get();
-        float* m = v + v_floats;
-        const int first = block * kTilesPerBlock, count = std::min(kTilesPerBlock, tiles - first);
-        const std::ptrdiff_t v_pos_stride = static_cast<std::ptrdiff_t>(kTilesPerBlock) * cin_stride;
-        const std::ptrdiff_t m_pos_stride = static_cast<std::ptrdiff_t>(kTilesPerBlock) * cout_pad;
-        for (int t = 0; t < count; ++t) {
-            const int tile = first + t, oy = tile / tiles_x * kTile, ox = tile % tiles_x * kTile;
-            for (int c = 0; c < in.c; c += N) transform_input_tile<Arch>(in, oy, ox, c, v + t * cin_stride, v_pos_stride);
-        }
-        for (int pos = 0; pos < kPositions; ++pos) {
+    winograd_f43_blocks<Arch, float>(
+        in, w, out, threads, [](float* dst, const Batch<Arch>& r) { r.store_aligned(dst); },
+        [&](const float* vp, int pos, float* mp, int count) {
             const float* u = w.winograd.get() + static_cast<std::ptrdiff_t>(pos) * w.cin * cout_pad;
-            const float* vp = v + pos * v_pos_stride;
-            float* mp = m + pos * m_pos_stride;
             for_each_vector_block<Arch>(vectors, [&](auto width, int vec) {
                 gemm_position<Arch, width>(vp, u, mp, count, w.cin, cin_stride, cout_pad, vec);
             });
-        }
-        for (int t = 0; t < count; ++t) {
-            const int tile = first + t, oy = tile / tiles_x * kTile, ox = tile % tiles_x * kTile;
-            for (int c = 0; c < cout_pad; c += N) transform_output_tile<Arch>(m + t * cout_pad, m_pos_stride, w, c, oy, ox, out);
-        }
-    });
+        });
 }
 
 } // namespace

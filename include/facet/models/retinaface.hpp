@@ -16,6 +16,7 @@
 #include "../core/tensor.hpp"
 #include "../io/image.hpp"
 #include "../io/weights.hpp"
+#include "../kernels/conv_weights_bf16.hpp"
 #include "../kernels/kernel_set.hpp"
 #include "../post/nms.hpp"
 #include "../post/priors.hpp"
@@ -82,6 +83,10 @@ public:
     std::array<PackedConv, kLevels> heads;       // class | box | landmark heads fused into one 1x1
     // retinaface.context = "deformable": the paper's full model, deformable context modules.
     bool deformable_context = false;
+    // The file's "precision" ("fp32" when absent; "bf16": converters/quantize_bf16.py). Each layer
+    // is loaded by its weights' dtype: bf16 weights run on the bf16 kernels where the CPU has
+    // AVX512-BF16, widened to float32 elsewhere.
+    std::string precision = "fp32";
 
 private:
     void load(const WeightFile& f);
@@ -109,12 +114,32 @@ inline Epilogue read_activation(const WeightFile& f, const std::string& layer) {
     });
 }
 
-// A conv stored as `<name>.weight` [cout][cin/groups][k][k] and `<name>.bias` [cout].
+// A layer's weights as floats, and whether the file stores them in bf16 (then widened, exactly).
+struct LayerWeights {
+    std::vector<float> values;
+    bool bf16 = false;
+};
+
+inline LayerWeights read_layer_weights(const WeightFile& f, const std::string& name, const std::vector<int>& shape) {
+    if (f.dtype_of(name) != DType::bfloat16) {
+        const WeightTensor& t = f.tensor(name, shape);
+        return {std::vector<float>(t.data, t.data + t.count), false};
+    }
+    const WeightTensor& t = f.tensor_of_type(name, DType::bfloat16, shape);
+    LayerWeights w{std::vector<float>(t.count), true};
+    for (std::size_t i = 0; i < t.count; ++i) w.values[i] = bfloat16_to_float(t.bf16s[i]);
+    return w;
+}
+
+// A conv stored as `<name>.weight` [cout][cin/groups][k][k] (float32 or bf16) and `<name>.bias`
+// [cout] (float32). A bf16 conv of a shape with a bf16 kernel also gets its bf16 pairs.
 inline PackedConv load_conv(const WeightFile& f, const std::string& name, int cin, int cout, int k, int stride,
                             Epilogue epilogue) {
-    const WeightTensor& w = f.tensor(name + ".weight", {cout, cin, k, k});
+    const LayerWeights w = read_layer_weights(f, name + ".weight", {cout, cin, k, k});
     const WeightTensor& b = f.tensor(name + ".bias", {cout});
-    return pack_conv(w.data, b.data, cout, cin, k, stride, epilogue);
+    PackedConv p = pack_conv(w.values.data(), b.data, cout, cin, k, stride, epilogue);
+    if (w.bf16) add_bf16_weights(p);
+    return p;
 }
 
 inline PackedConv load_conv(const WeightFile& f, const std::string& name, int cin, int cout, int k, int stride) {
@@ -136,14 +161,14 @@ struct InputNormalisation {
 inline PackedConv load_stem(const WeightFile& f, const InputNormalisation& in, std::array<float, 3>& padding_pixel) {
     const std::string name = "body.stage1.0.0";
     constexpr int kCout = 8, kCin = 3, kTaps = 9;
-    const WeightTensor& w = f.tensor(name + ".weight", {kCout, kCin, 3, 3});
+    const LayerWeights w = read_layer_weights(f, name + ".weight", {kCout, kCin, 3, 3});
     const WeightTensor& b = f.tensor(name + ".bias", {kCout});
     std::vector<float> weight(static_cast<std::size_t>(kCout) * kCin * kTaps), bias(kCout);
     for (int o = 0; o < kCout; ++o) {
         double shift = 0;
         for (int c = 0; c < kCin; ++c)
             for (int t = 0; t < kTaps; ++t) {
-                const double v = w.data[(o * kCin + c) * kTaps + t];
+                const double v = w.values[(o * kCin + c) * kTaps + t];
                 weight[(o * kCin + in.source_channel[c]) * kTaps + t] = static_cast<float>(v * in.scale[c]);
                 shift += v * in.scale[c] * in.mean[c];
             }
@@ -156,6 +181,7 @@ inline PackedConv load_stem(const WeightFile& f, const InputNormalisation& in, s
 } // namespace detail
 
 inline void RetinaFaceModel::load(const WeightFile& f) {
+    using detail::LayerWeights;
     using detail::load_conv;
     using detail::read_activation;
     f.expect_model("retinaface");
@@ -182,6 +208,9 @@ inline void RetinaFaceModel::load(const WeightFile& f) {
         if (context != "plain" && context != "deformable") throw Error("context must be 'plain' or 'deformable'");
         deformable_context = context == "deformable";
 
+        if (m.has("precision")) precision = m["precision"].string();
+        if (precision != "fp32" && precision != "bf16") throw Error("precision '" + precision + "' is not supported (fp32 or bf16 are)");
+
         const json::Value& in = m["input"];
         const std::string& color = in["color"].string();
         if (color != "bgr" && color != "rgb") throw Error("input color must be 'bgr' or 'rgb'");
@@ -205,9 +234,9 @@ inline void RetinaFaceModel::load(const WeightFile& f) {
     };
     for (const BlockShape& s : shapes) {
         const std::string prefix = std::string("body.") + s.stage + "." + std::to_string(s.index);
-        const WeightTensor& dw_w = f.tensor(prefix + ".0.weight", {s.cin, 1, 3, 3});
+        const LayerWeights dw_w = detail::read_layer_weights(f, prefix + ".0.weight", {s.cin, 1, 3, 3});
         const WeightTensor& dw_b = f.tensor(prefix + ".0.bias", {s.cin});
-        blocks.push_back({pack_depthwise(dw_w.data, dw_b.data, s.cin, s.stride, read_activation(f, prefix + ".0")),
+        blocks.push_back({pack_depthwise(dw_w.values.data(), dw_b.data, s.cin, s.stride, read_activation(f, prefix + ".0")),
                           load_conv(f, prefix + ".3", s.cin, s.cout, 1, 1)});
     }
     stage_end = {4, 10, 12};
@@ -246,18 +275,22 @@ inline void RetinaFaceModel::load(const WeightFile& f) {
 
         // Heads: stack the three 1x1 convs' output channels (2 x 2 + 2 x 4 + 2 x 10 = 32) so one
         // pointwise pass computes them all.
+        // In bf16 when all three are (a mix runs in float32).
         std::vector<float> w(static_cast<std::size_t>(kHeadChannels) * 64), b(kHeadChannels);
         int row = 0;
+        bool bf16 = true;
         for (auto [head, per_anchor] : {std::pair<const char*, int>{"ClassHead", 2}, {"BboxHead", 4}, {"LandmarkHead", 10}}) {
             const std::string name = std::string(head) + "." + std::to_string(k) + ".conv1x1";
             const int cout = per_anchor * anchors_per_cell_;
-            const WeightTensor& hw = f.tensor(name + ".weight", {cout, 64, 1, 1});
+            const LayerWeights hw = detail::read_layer_weights(f, name + ".weight", {cout, 64, 1, 1});
             const WeightTensor& hb = f.tensor(name + ".bias", {cout});
-            std::copy(hw.data, hw.data + hw.count, w.begin() + static_cast<std::ptrdiff_t>(row) * 64);
+            std::copy(hw.values.begin(), hw.values.end(), w.begin() + static_cast<std::ptrdiff_t>(row) * 64);
             std::copy(hb.data, hb.data + hb.count, b.begin() + row);
             row += cout;
+            bf16 = bf16 && hw.bf16;
         }
         heads[k] = pack_conv(w.data(), b.data(), kHeadChannels, 64, 1, 1, Epilogue{});
+        if (bf16) add_bf16_weights(heads[k]);
     }
 }
 

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""quantize_bf16: which layers become bfloat16 (rounded to nearest even, biases and the other layers
+kept float32, "precision": "bf16" in the metadata), and every refusal as one line with exit status 2."""
+
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+import numpy as np
+
+import support
+import facetfile
+
+QUANTIZE = support.CONVERTERS / "quantize_bf16.py"
+
+
+def run_quantize(*arguments):
+    return subprocess.run([sys.executable, str(QUANTIZE), *map(str, arguments)], capture_output=True, text=True,
+                          check=False)
+
+
+def tiny_retinaface(path, metadata=None):
+    """A file with three of RetinaFace's layer names (not a whole network: the tool only renames dtypes)."""
+    # 1 + 2^-8 is a tie between bfloat16 neighbours 1 and 1 + 2^-7: it rounds to the even one, 1;
+    # 1 + 3 x 2^-8 rounds up to 1 + 2^-6.
+    pointwise = np.array([1.0, 1.0 + 2.0 ** -8, 1.0 + 3 * 2.0 ** -8, -2.0], dtype=np.float32).reshape(4, 1, 1, 1)
+    tensors = {
+        "body.stage2.1.3.weight": pointwise,
+        "body.stage2.1.3.bias": np.array([0.1, 0.2, 0.3, 0.4], dtype=np.float32),
+        "ssh1.conv3X3.0.weight": np.full((2, 1, 3, 3), 0.3, dtype=np.float32),
+        "ssh1.conv3X3.0.bias": np.zeros(2, dtype=np.float32),
+        "fpn.merge1.0.weight": np.full((2, 1, 3, 3), 0.3, dtype=np.float32),
+        "fpn.merge1.0.bias": np.zeros(2, dtype=np.float32),
+    }
+    facetfile.write_facet(path, metadata or {"model": "retinaface", "format": 1}, tensors)
+
+
+class QuantizeBf16Test(unittest.TestCase):
+    def setUp(self):
+        temporary = tempfile.TemporaryDirectory()
+        self.addCleanup(temporary.cleanup)
+        self.dir = Path(temporary.name)
+        self.source, self.out = self.dir / "fp32.facet", self.dir / "bf16.facet"
+        tiny_retinaface(self.source)
+
+    def test_layers_in_bf16_rounded_to_nearest_even(self):
+        result = run_quantize("--out", self.out, self.source)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("2 layers in bf16, 1 in float32", result.stdout)
+        metadata, tensors = facetfile.read_facet(self.out)
+        self.assertEqual(metadata["precision"], "bf16")
+        pointwise = tensors["body.stage2.1.3.weight"]
+        self.assertIsInstance(pointwise, facetfile.BFloat16)
+        self.assertEqual(pointwise.bits.ravel().tolist(), [0x3F80, 0x3F80, 0x3F82, 0xC000])
+        self.assertIsInstance(tensors["fpn.merge1.0.weight"], facetfile.BFloat16)
+        # Biases, and the context modules (measured to lose faces in bf16), stay float32.
+        self.assertEqual(tensors["body.stage2.1.3.bias"].dtype, np.float32)
+        self.assertEqual(tensors["ssh1.conv3X3.0.weight"].dtype, np.float32)
+
+    def test_keep_fp32(self):
+        result = run_quantize("--keep-fp32", r"fpn\.", "--out", self.out, self.source)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        _, tensors = facetfile.read_facet(self.out)
+        self.assertEqual(tensors["fpn.merge1.0.weight"].dtype, np.float32)
+        self.assertIsInstance(tensors["body.stage2.1.3.weight"], facetfile.BFloat16)
+
+    def test_refusals_are_one_line_with_status_2(self):
+        other = self.dir / "graph.facet"
+        tiny_retinaface(other, {"model": "graph"})
+        run_quantize("--out", self.out, self.source)
+        cases = [
+            ((other,), "model is 'graph'"),
+            ((self.out,), "precision is 'bf16'; give the float32 file"),
+            ((self.dir / "missing.facet",), "No such file or directory"),
+            (("--keep-fp32", ".", self.source), "no layer is left in bf16"),
+            (("--keep-fp32", "(", self.source), "is no regular expression"),
+        ]
+        for arguments, message in cases:
+            with self.subTest(arguments=arguments):
+                result = run_quantize("--out", self.dir / "x.facet", *arguments)
+                self.assertEqual(result.returncode, 2)
+                self.assertIn(message, result.stderr)
+                self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
+                self.assertNotIn("Traceback", result.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
