@@ -2,6 +2,7 @@
 // Included by include/facet/arch/isa_*.cpp, each compiled with its instruction set's flags, and
 // by kernel_set.hpp for a program built from the headers alone (its own flags' set).
 #pragma once
+#include "conv_int8.hpp"
 #include "conv_nhwc.hpp"
 #include "deform_conv.hpp"
 #include "dense.hpp"
@@ -29,6 +30,8 @@ template <> struct ArchOf<Isa::avx512> { using type = xsimd::avx512f; };
 template <Isa I>
 const KernelSet& make_kernel_set() {
     using Arch = typename ArchOf<I>::type;
+    // int8 (kernels/*_int8.hpp)
+    static const Int8KernelTable int8 = int8_kernel_table<Arch>();
     static const KernelSet set{
         isa_name(I),
         static_cast<int>(Batch<Arch>::size),
@@ -55,6 +58,14 @@ const KernelSet& make_kernel_set() {
         &mul_nhwc<Arch>,
         &softmax_channels_nhwc<Arch>,
         &resize_nearest_nhwc<Arch>,
+        // int8 (kernels/*_int8.hpp)
+        int8.path,
+        int8.conv1x1,
+        int8.conv3x3_s1,
+        int8.conv3x3_s2,
+        int8.dwconv3x3_s1,
+        int8.dwconv3x3_s2,
+        int8.quantize,
     };
     return set;
 }
