@@ -1,0 +1,243 @@
+// facet-quantize: turns a float32 RetinaFace file into an int8 one (weights/FORMAT.md, "int8"),
+// calibrated by running the float network on images.
+//
+// Exit status: 0 on success, 1 when an input (model, image, output path) is bad, 2 on a usage error.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <facet/facet.hpp>
+#include <facet/io/files.hpp>
+#include <facet/io/weights_writer.hpp>
+
+#include "cli_common.hpp"
+
+namespace {
+
+using facet::cli::parse_number;
+using facet::cli::UsageError;
+
+constexpr std::uint32_t kInt8FormatVersion = 2; // weights/FORMAT.md: files holding int8 tensors
+
+const char* const kUsage = R"(usage: facet-quantize IN.facet OUT.facet --calibrate IMAGE... [options]
+
+Writes OUT.facet, the RetinaFace of IN.facet (float32) with its convs in int8: weights symmetric
+per output channel, activations uint8 with a scale and zero point per conv input, measured by
+running the float network on the calibration images (at the detector's default size, longer
+side 640). The fused stem (first conv, first block, second depthwise) and the heads stay float32.
+
+options:
+  --calibrate IMAGE...  calibration images (at least one; every argument after it up to the next option)
+  --method M            how an activation range is chosen from its values: 'percentile' (default:
+                        the --percentile and 100 - --percentile quantiles, so that a few outliers
+                        do not spread the 256 levels) or 'minmax' (the extremes)
+  --percentile P        for 'percentile', in [90, 100] (default 99.99)
+  --keep-fp32 LAYER     keep this conv float32 (its module name, e.g. fpn.merge1.0); repeatable
+  -h, --help            this help
+)";
+
+struct Args {
+    std::string in, out, method = "percentile";
+    std::vector<std::string> images;
+    std::set<std::string> keep_fp32;
+    double percentile = 99.99;
+};
+
+Args parse_args(int argc, char** argv) {
+    Args a;
+    std::vector<std::string> positional;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        const auto value = [&]() -> std::string {
+            if (i + 1 >= argc) throw UsageError(arg + " wants a value");
+            return argv[++i];
+        };
+        if (arg == "-h" || arg == "--help") {
+            std::cout << kUsage;
+            std::exit(0);
+        } else if (arg == "--calibrate") {
+            while (i + 1 < argc && argv[i + 1][0] != '-') a.images.push_back(argv[++i]);
+        } else if (arg == "--method") {
+            a.method = value();
+            if (a.method != "percentile" && a.method != "minmax") throw UsageError("--method must be 'percentile' or 'minmax', got '" + a.method + "'");
+        } else if (arg == "--percentile") {
+            a.percentile = parse_number(arg, value(), 90.0, 100.0);
+        } else if (arg == "--keep-fp32") {
+            a.keep_fp32.insert(value());
+        } else if (!arg.empty() && arg[0] == '-') {
+            throw UsageError("unknown option '" + arg + "'");
+        } else {
+            positional.push_back(arg);
+        }
+    }
+    if (positional.size() != 2) throw UsageError("wants IN.facet and OUT.facet");
+    if (a.images.empty()) throw UsageError("wants --calibrate with at least one image");
+    a.in = positional[0];
+    a.out = positional[1];
+    return a;
+}
+
+// The values one conv's input took over the calibration images: their extremes (first pass) and
+// a histogram between them (second pass, for the percentiles).
+struct InputRange {
+    static constexpr int kBins = 8192;
+    float lo = std::numeric_limits<float>::infinity(), hi = -std::numeric_limits<float>::infinity();
+    std::vector<double> histogram;
+
+    template <class Fn>
+    static void for_each_value(const facet::FeatureMap& m, Fn&& fn) {
+        for (int y = 0; y < m.h; ++y)
+            for (int x = 0; x < m.w; ++x)
+                for (int c = 0; c < m.c; ++c) fn(m.at(y, x)[c]);
+    }
+    void see_extremes(const facet::FeatureMap& m) {
+        for_each_value(m, [&](float v) {
+            lo = std::min(lo, v);
+            hi = std::max(hi, v);
+        });
+    }
+    void see_histogram(const facet::FeatureMap& m) {
+        histogram.resize(kBins);
+        const double width = (static_cast<double>(hi) - lo) / kBins;
+        for_each_value(m, [&](float v) {
+            const int bin = width > 0 ? static_cast<int>((v - lo) / width) : 0;
+            histogram[static_cast<std::size_t>(std::clamp(bin, 0, kBins - 1))] += 1;
+        });
+    }
+    // The values below which `fraction` and above which 1 - `fraction` of the samples lie, to a bin.
+    std::pair<float, float> quantiles(double fraction) const {
+        double total = 0;
+        for (double n : histogram) total += n;
+        const double width = (static_cast<double>(hi) - lo) / kBins;
+        double below = 0;
+        int first = 0, last = kBins - 1;
+        for (; first < kBins - 1 && below + histogram[first] <= fraction * total; ++first) below += histogram[first];
+        double above = 0;
+        for (; last > 0 && above + histogram[last] <= fraction * total; --last) above += histogram[last];
+        return {static_cast<float>(lo + first * width), static_cast<float>(lo + (last + 1) * width)};
+    }
+};
+
+// uint8 quantisation covering [lo, hi] and zero (the padding must be exact).
+facet::QuantParams activation_params(float lo, float hi) {
+    lo = std::min(lo, 0.0f);
+    hi = std::max(hi, 0.0f);
+    const float scale = std::max(hi - lo, 1e-6f) / 255.0f;
+    return {scale, std::clamp(static_cast<int>(std::nearbyint(-lo / scale)), 0, 255)};
+}
+
+// Runs the float network on every image; `see` gets each conv's input map.
+void run_calibration(facet::RetinaFace& detector, const std::vector<facet::Image>& images,
+                     const std::function<void(const std::string&, const facet::FeatureMap&)>& see) {
+    detector.set_calibration_observer(see);
+    for (const facet::Image& image : images) detector.detect(image);
+    detector.set_calibration_observer(nullptr);
+}
+
+std::string json_string(const std::string& s) {
+    std::string out;
+    facet::json::write_string(out, s);
+    return out;
+}
+
+std::string json_list(const std::vector<std::string>& items) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + json_string(items[i]);
+    return out + "]";
+}
+
+std::string base_name(const std::string& path) { return path.substr(path.find_last_of('/') + 1); }
+
+// IN's metadata JSON text as stored (header: meta_offset at 24, meta_size at 32).
+std::string metadata_text(const std::string& path) {
+    const std::vector<std::uint8_t> bytes = facet::read_file(path, facet::WeightFile::kMaxFileSize, "weight file");
+    std::uint64_t offset = 0, size = 0;
+    std::memcpy(&offset, bytes.data() + 24, 8);
+    std::memcpy(&size, bytes.data() + 32, 8);
+    return std::string(reinterpret_cast<const char*>(bytes.data() + offset), size);
+}
+
+int run(const Args& a) {
+    const facet::WeightFile file = facet::WeightFile::load(a.in);
+    auto model = std::make_shared<const facet::RetinaFaceModel>(file);
+    if (model->precision != "fp32") throw facet::Error(a.in + ": is already " + model->precision + " (facet-quantize wants a float32 file)");
+    if (model->deformable_context) throw facet::Error(a.in + ": deformable context modules have no int8 form");
+    std::vector<facet::Image> images;
+    for (const std::string& path : a.images) images.push_back(facet::load_image(path));
+
+    facet::RetinaFace detector(model);
+    std::map<std::string, InputRange> ranges;
+    run_calibration(detector, images, [&](const std::string& layer, const facet::FeatureMap& m) { ranges[layer].see_extremes(m); });
+    if (a.method == "percentile")
+        run_calibration(detector, images, [&](const std::string& layer, const facet::FeatureMap& m) { ranges[layer].see_histogram(m); });
+    for (const std::string& layer : a.keep_fp32)
+        if (!ranges.count(layer)) throw facet::Error("--keep-fp32 " + layer + ": no such conv among those facet-quantize converts");
+
+    std::vector<facet::TensorRecord> tensors;
+    std::vector<std::string> int8_layers, fp32_layers;
+    for (const facet::WeightTensor& t : file.tensors()) {
+        const std::vector<std::uint32_t> shape(t.shape.begin(), t.shape.end());
+        const std::string suffix = ".weight";
+        const std::string layer = t.name.size() > suffix.size() && t.name.compare(t.name.size() - suffix.size(), suffix.size(), suffix) == 0
+                                      ? t.name.substr(0, t.name.size() - suffix.size())
+                                      : std::string();
+        const auto range = ranges.find(layer);
+        if (range == ranges.end() || a.keep_fp32.count(layer)) {
+            if (range != ranges.end()) fp32_layers.push_back(layer);
+            if (t.dtype == facet::DType::int32) tensors.push_back(facet::TensorRecord::of(t.name, t.dtype, shape, t.ints, t.count));
+            else tensors.push_back(facet::TensorRecord::of(t.name, t.dtype, shape, t.data, t.count));
+            continue;
+        }
+        // Weights: symmetric per output channel, max |w| at 127.
+        const std::size_t cout = shape[0], per_channel = t.count / cout;
+        std::vector<std::int8_t> q(t.count);
+        std::vector<float> weight_scale(cout);
+        for (std::size_t o = 0; o < cout; ++o) {
+            float amax = 0;
+            for (std::size_t i = 0; i < per_channel; ++i) amax = std::max(amax, std::fabs(t.data[o * per_channel + i]));
+            weight_scale[o] = amax > 0 ? amax / 127.0f : 1.0f;
+            for (std::size_t i = 0; i < per_channel; ++i)
+                q[o * per_channel + i] = static_cast<std::int8_t>(std::clamp(std::nearbyint(t.data[o * per_channel + i] / weight_scale[o]), -127.0f, 127.0f));
+        }
+        const InputRange& r = range->second;
+        const auto [lo, hi] = a.method == "percentile" ? r.quantiles(1.0 - a.percentile / 100.0) : std::pair<float, float>{r.lo, r.hi};
+        const facet::QuantParams input = activation_params(lo, hi);
+        if (std::getenv("FQ_DEBUG")) std::cerr << layer << " min " << r.lo << " max " << r.hi << " chosen " << lo << " " << hi << " scale " << input.scale << " zp " << input.zero_point << "\n";
+        const std::int32_t zero_point = input.zero_point;
+        tensors.push_back(facet::TensorRecord::of(t.name, facet::DType::int8, shape, q.data(), q.size()));
+        tensors.push_back(facet::TensorRecord::of(layer + ".weight_scale", facet::DType::float32, {static_cast<std::uint32_t>(cout)},
+                                                  weight_scale.data(), cout));
+        tensors.push_back(facet::TensorRecord::of(layer + ".input_scale", facet::DType::float32, {1}, &input.scale, 1));
+        tensors.push_back(facet::TensorRecord::of(layer + ".input_zero_point", facet::DType::int32, {1}, &zero_point, 1));
+        int8_layers.push_back(layer);
+    }
+
+    std::vector<std::string> image_names;
+    for (const std::string& path : a.images) image_names.push_back(base_name(path));
+    std::string quantization = "\"precision\": \"int8\", \"quantization\": {\"method\": " + json_string(a.method);
+    if (a.method == "percentile") quantization += ", \"percentile\": " + facet::cli::format_number(a.percentile);
+    quantization += ", \"calibration_images\": " + json_list(image_names) + ", \"weights\": \"int8 symmetric per output channel\"" +
+                    ", \"activations\": \"uint8 asymmetric per tensor\", \"int8_layers\": " + json_list(int8_layers) +
+                    ", \"float32_layers\": " + json_list(fp32_layers) + "}, ";
+    std::string metadata = metadata_text(a.in);
+    const std::size_t brace = metadata.find('{');
+    if (brace == std::string::npos) throw facet::Error(a.in + ": metadata is not a JSON object");
+    metadata.insert(brace + 1, quantization);
+    const std::vector<std::uint8_t> bytes = facet::write_weight_bytes(metadata, tensors, kInt8FormatVersion);
+    // Check what was written loads as the model it is meant to be before saving it.
+    facet::RetinaFaceModel(facet::WeightFile::from_bytes(bytes.data(), bytes.size(), a.out));
+    facet::save_weight_file(a.out, bytes);
+    std::cerr << "facet-quantize: " << a.out << ": " << int8_layers.size() << " convs int8, " << fp32_layers.size()
+              << " kept float32 (and the stem and heads), calibrated on " << images.size() << " images\n";
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) { return facet::cli::tool_main("facet-quantize", argc, argv, parse_args, run); }
