@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write and read facet weight files, version 1 (the layout is specified in weights/FORMAT.md).
+"""Write and read facet weight files, versions 1 and 2 (the layout is specified in weights/FORMAT.md).
 
 `write_facet` refuses (FacetFileError) what the C++ loader would refuse, so a converter never writes
 a file facet then rejects: NaN or infinite weights, a dimension over 2^30, a file over 2 GiB.
@@ -22,7 +22,9 @@ import numpy as np
 from cli import ConverterError
 
 MAGIC = b"FACETWGT"
-VERSION = 1
+# Version 2 added the int8 and bfloat16 dtypes. A file holding neither is written as version 1, so
+# that an older facet still reads every fp32 model.
+VERSION = 2
 HEADER_SIZE = 64
 METADATA_OFFSET = HEADER_SIZE  # the metadata directly follows the header
 MAX_METADATA_SIZE = 1 << 20
@@ -37,12 +39,16 @@ TABLE_ALIGNMENT = 8
 TENSOR_ALIGNMENT = 64
 
 DTYPE_FLOAT32 = 1
+DTYPE_INT8 = 3  # quantised weights (version 2)
 DTYPE_INT32 = 4  # indices of sparse matrices (FORMAT.md, "Sparse matrices")
-ELEMENT_SIZE = 4  # bytes, of both
-# dtype code -> NumPy type, little-endian.
-DTYPES = {DTYPE_FLOAT32: np.dtype("<f4"), DTYPE_INT32: np.dtype("<i4")}
-# Codes a later version will use; a version-1 reader names them when it refuses them.
-RESERVED_DTYPES = {2: "float16", 3: "int8"}
+DTYPE_BFLOAT16 = 5  # bf16 weights (version 2)
+# dtype code -> NumPy type of the stored elements, little-endian (bfloat16: its 16 bits).
+DTYPES = {DTYPE_FLOAT32: np.dtype("<f4"), DTYPE_INT8: np.dtype("i1"), DTYPE_INT32: np.dtype("<i4"),
+          DTYPE_BFLOAT16: np.dtype("<u2")}
+DTYPE_NAMES = {DTYPE_FLOAT32: "float32", DTYPE_INT8: "int8", DTYPE_INT32: "int32", DTYPE_BFLOAT16: "bfloat16"}
+VERSION_2_DTYPES = {DTYPE_INT8, DTYPE_BFLOAT16}
+# Codes a later version will use; a reader names them when it refuses them.
+RESERVED_DTYPES = {2: "float16"}
 
 # magic, version, header_size, file_size, meta_offset, meta_size, table_offset,
 # tensor_count, crc32, reserved: 64 bytes, little-endian, no padding.
@@ -58,6 +64,7 @@ _OFFSET_NBYTES = struct.Struct("<QQ")
 
 @dataclass(frozen=True)
 class _Header:
+    version: int
     file_size: int
     meta_offset: int
     meta_size: int
@@ -78,6 +85,41 @@ class FacetFileError(ConverterError):
     """Something the C++ loader would refuse, so the file is not written."""
 
 
+class BFloat16:
+    """A bfloat16 tensor. NumPy has no bfloat16, so `bits` (uint16) holds each element's 16 bits:
+    the upper half of the float32 with the same sign, exponent and leading 7 mantissa bits."""
+
+    def __init__(self, bits):
+        if not isinstance(bits, np.ndarray) or bits.dtype != np.uint16:
+            raise FacetFileError(f"BFloat16 wants a uint16 array of bits, got {getattr(bits, 'dtype', type(bits).__name__)}")
+        self.bits = bits
+
+    @classmethod
+    def from_float32(cls, array):
+        """Rounded to nearest, ties to even (as the hardware's conversions round)."""
+        array = np.asarray(array, dtype=np.float32)
+        if not np.isfinite(array).all():
+            raise FacetFileError("cannot round NaN or infinity to bfloat16")
+        wide = array.view(np.uint32).astype(np.uint64)
+        rounded = (wide + 0x7FFF + ((wide >> 16) & 1)) >> 16
+        return cls(rounded.astype(np.uint16))
+
+    def to_float32(self):
+        return (self.bits.astype(np.uint32) << 16).view(np.float32)
+
+    @property
+    def shape(self):
+        return self.bits.shape
+
+    @property
+    def ndim(self):
+        return self.bits.ndim
+
+    @property
+    def nbytes(self):
+        return self.bits.nbytes
+
+
 def _align(value, alignment):
     return -(-value // alignment) * alignment
 
@@ -87,8 +129,9 @@ def _align(value, alignment):
 
 
 def write_facet(path, metadata, tensors):
-    """Write `metadata` (a JSON-able dict) and `tensors` (name -> float32 or int32 array, written
-    in the dict's order) to `path` as a facet file. The same input always gives the same bytes."""
+    """Write `metadata` (a JSON-able dict) and `tensors` (name -> float32, int32 or int8 array, or
+    BFloat16, written in the dict's order) to `path` as a facet file: version 2 if it holds int8 or
+    bfloat16, else version 1. The same input always gives the same bytes."""
     meta_bytes = _encode_metadata(metadata)
     named_arrays = [(_encode_name(name), _checked_tensor(name, array)) for name, array in tensors.items()]
     if len(named_arrays) > MAX_TENSOR_COUNT:
@@ -107,10 +150,12 @@ def write_facet(path, metadata, tensors):
         _encode_record(name, array, offset) for (name, array), offset in zip(named_arrays, data_offsets))
     blob[table_offset:table_offset + table_size] = table
     for (_, array), offset in zip(named_arrays, data_offsets):
-        blob[offset:offset + array.nbytes] = array.astype(DTYPES[_dtype_code(array)], copy=False).tobytes()  # C order
+        elements = array.bits if isinstance(array, BFloat16) else array
+        blob[offset:offset + array.nbytes] = elements.astype(DTYPES[_dtype_code(array)], copy=False).tobytes()  # C order
 
     crc = zlib.crc32(memoryview(blob)[HEADER_SIZE:])
-    blob[:HEADER_SIZE] = _HEADER.pack(MAGIC, VERSION, HEADER_SIZE, file_size, METADATA_OFFSET,
+    version = 2 if any(_dtype_code(array) in VERSION_2_DTYPES for _, array in named_arrays) else 1
+    blob[:HEADER_SIZE] = _HEADER.pack(MAGIC, version, HEADER_SIZE, file_size, METADATA_OFFSET,
                                       len(meta_bytes), table_offset, len(named_arrays), crc, 0)
     Path(path).write_bytes(blob)
 
@@ -138,19 +183,24 @@ def _encode_name(name):
 
 def _checked_tensor(name, array):
     """`array`, once it is what the C++ loader accepts (io/weights.hpp)."""
-    if not isinstance(array, np.ndarray) or array.dtype not in (np.float32, np.int32):
+    if not isinstance(array, BFloat16) and (not isinstance(array, np.ndarray) or
+                                             array.dtype not in (np.float32, np.int32, np.int8)):
         raise FacetFileError(f"tensor {name} is {getattr(array, 'dtype', type(array).__name__)}; "
-                             "only float32 and int32 are written (convert it first)")
+                             "only float32, int32, int8 and BFloat16 are written (convert it first)")
     if array.ndim > MAX_NDIM or not all(1 <= dim <= MAX_DIM for dim in array.shape):
         raise FacetFileError(f"tensor {name} has shape {array.shape}; "
                              f"the format needs 0 .. {MAX_NDIM} dims, each in [1, {MAX_DIM}]")
-    if array.dtype == np.float32 and not np.isfinite(array).all():
+    finite = (np.isfinite(array.to_float32()).all() if isinstance(array, BFloat16) else
+              array.dtype != np.float32 or np.isfinite(array).all())
+    if not finite:
         raise FacetFileError(f"tensor {name} holds NaN or infinity, which facet refuses to load")
     return array
 
 
 def _dtype_code(array):
-    return DTYPE_INT32 if array.dtype == np.int32 else DTYPE_FLOAT32
+    if isinstance(array, BFloat16):
+        return DTYPE_BFLOAT16
+    return {np.dtype(np.int32): DTYPE_INT32, np.dtype(np.int8): DTYPE_INT8}.get(array.dtype, DTYPE_FLOAT32)
 
 
 def _record_size(name, array):
@@ -183,7 +233,8 @@ def _lay_out_data(data_start, arrays):
 
 
 def read_facet(path):
-    """Validate the facet file at `path` and return (metadata dict, {name: float32 or int32 array}).
+    """Validate the facet file at `path` and return (metadata dict, {name: float32, int32 or int8
+    array, or BFloat16}).
 
     The arrays are read-only views of the file's bytes. Raises ValueError("<path>: <reason>")
     for anything a C++ loader would refuse."""
@@ -192,11 +243,11 @@ def read_facet(path):
     metadata = _read_metadata(path, data, header)
     records, table_end = _read_table(path, data, header)
     _check_regions_disjoint(path, header, table_end, records)
-    tensors = {
-        record.name: np.frombuffer(data, dtype=DTYPES[record.dtype], count=math.prod(record.dims),
-                                   offset=record.offset).reshape(record.dims)
-        for record in records
-    }
+    tensors = {}
+    for record in records:
+        elements = np.frombuffer(data, dtype=DTYPES[record.dtype], count=math.prod(record.dims),
+                                 offset=record.offset).reshape(record.dims)
+        tensors[record.name] = BFloat16(elements) if record.dtype == DTYPE_BFLOAT16 else elements
     return metadata, tensors
 
 
@@ -213,9 +264,9 @@ def _read_header(path, data):
         raise _error(path, f"not a facet weight file (magic {magic!r}, expected {MAGIC!r})")
     if version > VERSION:
         raise _error(path, f"format version {version}: written by a newer facet "
-                           f"(this reader knows {VERSION})")
-    if version != VERSION:
-        raise _error(path, f"format version {version} is not supported (this reader knows {VERSION})")
+                           f"(this reader knows 1 .. {VERSION})")
+    if version < 1:
+        raise _error(path, f"format version {version} is not supported (this reader knows 1 .. {VERSION})")
     if header_size != HEADER_SIZE:
         raise _error(path, f"header_size is {header_size}, expected {HEADER_SIZE}")
     if file_size != len(data):
@@ -233,7 +284,7 @@ def _read_header(path, data):
         raise _error(path, f"table_offset {table_offset} is not a multiple of {TABLE_ALIGNMENT}")
     if tensor_count > MAX_TENSOR_COUNT:
         raise _error(path, f"tensor_count is {tensor_count}, allowed 0 .. {MAX_TENSOR_COUNT}")
-    return _Header(file_size, meta_offset, meta_size, table_offset, tensor_count)
+    return _Header(version, file_size, meta_offset, meta_size, table_offset, tensor_count)
 
 
 def _read_metadata(path, data, header):
@@ -278,7 +329,7 @@ def _read_table(path, data, header):
     records = []
     names = set()
     for index in range(header.tensor_count):
-        record = _read_record(cursor, index)
+        record = _read_record(cursor, index, header.version)
         if record.name in names:
             raise _error(path, f"tensor {record.name} appears twice in the table")
         names.add(record.name)
@@ -286,7 +337,7 @@ def _read_table(path, data, header):
     return records, cursor.position
 
 
-def _read_record(cursor, index):
+def _read_record(cursor, index, version):
     path = cursor.path
     (name_len,) = cursor.unpack(_NAME_LEN, index)
     if not 1 <= name_len <= MAX_NAME_BYTES:
@@ -302,6 +353,8 @@ def _read_record(cursor, index):
                            f"which format version {VERSION} reserves but does not support")
     if dtype not in DTYPES:
         raise _error(path, f"tensor {name} has unknown dtype code {dtype}")
+    if version < 2 and dtype in VERSION_2_DTYPES:
+        raise _error(path, f"tensor {name} has dtype {DTYPE_NAMES[dtype]}, which format version {version} does not have")
     if ndim > MAX_NDIM:
         raise _error(path, f"tensor {name} has {ndim} dims, allowed 0 .. {MAX_NDIM}")
     dims = tuple(cursor.unpack(_DIM, index)[0] for _ in range(ndim))
@@ -310,7 +363,7 @@ def _read_record(cursor, index):
     offset, nbytes = cursor.unpack(_OFFSET_NBYTES, index)
     if offset % TENSOR_ALIGNMENT != 0:
         raise _error(path, f"tensor {name} starts at {offset}, not a multiple of {TENSOR_ALIGNMENT}")
-    expected_nbytes = math.prod(dims) * ELEMENT_SIZE
+    expected_nbytes = math.prod(dims) * DTYPES[dtype].itemsize
     if nbytes != expected_nbytes:
         raise _error(path, f"tensor {name} has nbytes {nbytes}, its dims {dims} need {expected_nbytes}")
     return _TensorRecord(name, dtype, dims, offset, nbytes)

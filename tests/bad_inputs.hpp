@@ -338,8 +338,12 @@ inline std::vector<BadInput> bad_weight_files(const std::vector<std::uint8_t>& g
     };
     add("magic.facet", "wrong magic", edited([](auto& f) { f[0] = 'G'; }), "not a facet weight file (bad magic)");
     add("png_as_model.facet", "an image given as the model", png(1, 1, 2, 8, {1, 2, 3}), "not a facet weight file (bad magic)");
-    add("future_version.facet", "format version 2 (from a future facet)", edited([](auto& f) { put<std::uint32_t>(f, 8, 2); }),
-        "format version 2 is not supported (this facet reads version 1; a newer facet wrote it?)");
+    add("future_version.facet", "format version 3 (from a future facet)", edited([](auto& f) { put<std::uint32_t>(f, 8, 3); }),
+        "format version 3 is not supported (this facet reads versions 1 to 2; a newer facet wrote it?)");
+    // The first record's dtype byte (after name_len and the name) set to int8 in a version-1 file.
+    const std::size_t first_dtype = table + 2 + (good[table] | good[table + 1] << 8);
+    add("int8_in_version_1.facet", "an int8 tensor in a version-1 file", edited([&](auto& f) { f[first_dtype] = 3; }),
+        "has dtype int8, which format version 1 does not have");
     add("checksum.facet", "one bit of a weight flipped (CRC-32 mismatch)",
         edited([&](auto& f) { f[first_data + 4] ^= 0x10; }, false), "checksum mismatch (file corrupt)");
     const std::size_t nan_at = first_data + 8;

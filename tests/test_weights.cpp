@@ -87,8 +87,11 @@ TEST_CASE("header damage: magic, version, header size, checksum") {
     f[0] = 'X';
     CHECK_THROWS_WITH_AS(parse(f), "test.facet: not a facet weight file (bad magic)", Error);
     f = toy_file();
-    put<std::uint32_t>(f, 8, 2);
-    CHECK_THROWS_WITH_AS(parse(f), doctest::Contains("format version 2 is not supported"), Error);
+    put<std::uint32_t>(f, 8, 3);
+    CHECK_THROWS_WITH_AS(parse(f), doctest::Contains("format version 3 is not supported (this facet reads versions 1 to 2"), Error);
+    f = toy_file();
+    put<std::uint32_t>(f, 8, 0);
+    CHECK_THROWS_WITH_AS(parse(f), doctest::Contains("format version 0 is not supported"), Error);
     f = toy_file();
     put<std::uint32_t>(f, 12, 32);
     CHECK_THROWS_WITH_AS(parse(f), "test.facet: bad header size", Error);
@@ -212,9 +215,67 @@ TEST_CASE("int32 tensors get every check float32 ones get; unknown dtypes are re
     put<std::uint64_t>(broken, offset_field, 1u << 20);
     test::refresh_crc(broken);
     CHECK_THROWS_WITH_AS(parse(broken), "test.facet: tensor 'idx' lies outside the file", Error);
-    for (std::uint8_t dtype : {0, 5, 255}) {
+    for (std::uint8_t dtype : {0, 6, 255}) {
         broken = f;
         test::set_dtype(broken, {"idx"}, dtype);
         CHECK_THROWS_WITH_AS(parse(broken), ("test.facet: tensor 'idx' has unknown dtype " + std::to_string(dtype)).c_str(), Error);
+    }
+}
+
+TEST_CASE("version 2: int8 and bfloat16 tensors load as their bytes, each accessor refuses the others") {
+    // bfloat16 0x3FC0 = 1.5, 0xC000 = -2, 0x0001 the least subnormal: widening is exact.
+    const std::vector<std::uint8_t> int8_bytes = {0x00, 0x7F, 0x80, 0xFF, 0x05};
+    const std::vector<std::uint8_t> bf16_bytes = {0xC0, 0x3F, 0x00, 0xC0, 0x01, 0x00};
+    const auto f = test::write_facet(kMeta, {{"q.weight", {5}, DType::int8, int8_bytes},
+                                             {"h.weight", {3}, DType::bfloat16, bf16_bytes},
+                                             {"q.weight_scale", {1}, {0.25f}}});
+    CHECK(f[8] == 2);
+    const WeightFile w = parse(f);
+    const WeightTensor& q = w.int8_tensor("q.weight");
+    REQUIRE(q.int8s != nullptr);
+    CHECK(q.data == nullptr);
+    CHECK(reinterpret_cast<std::uintptr_t>(q.int8s) % 64 == 0);
+    CHECK(std::vector<int>(q.int8s, q.int8s + q.count) == std::vector<int>{0, 127, -128, -1, 5});
+    const WeightTensor& h = w.bf16_tensor("h.weight");
+    REQUIRE(h.bf16s != nullptr);
+    CHECK(bfloat16_to_float(h.bf16s[0]) == 1.5f);
+    CHECK(bfloat16_to_float(h.bf16s[1]) == -2.0f);
+    CHECK(bfloat16_to_float(h.bf16s[2]) == std::ldexp(1.0f, -133));
+    CHECK(w.dtype_of("q.weight") == DType::int8);
+    CHECK(w.dtype_of("h.weight") == DType::bfloat16);
+    CHECK(w.dtype_of("q.weight_scale") == DType::float32);
+    CHECK(w.has("q.weight"));
+    CHECK_FALSE(w.has("q.bias"));
+    CHECK_THROWS_WITH_AS(w.dtype_of("q.bias"), "test.facet: tensor 'q.bias' is missing", Error);
+    CHECK_THROWS_WITH_AS(w.tensor("q.weight"), "test.facet: tensor 'q.weight' is int8, expected float32", Error);
+    CHECK_THROWS_WITH_AS(w.int8_tensor("h.weight"), "test.facet: tensor 'h.weight' is bfloat16, expected int8", Error);
+    CHECK_THROWS_WITH_AS(w.bf16_tensor("q.weight_scale"), "test.facet: tensor 'q.weight_scale' is float32, expected bfloat16", Error);
+    CHECK_THROWS_WITH_AS(w.tensor_of_type("q.weight", DType::int8, {1, 5}), "test.facet: tensor 'q.weight' has shape (5,), expected (1, 5)", Error);
+}
+
+TEST_CASE("version 2 dtypes: byte counts by element size, no bfloat16 NaN or infinity, not in a version-1 file") {
+    // An int8 record claiming 4 bytes an element, as a version-1 writer would count.
+    auto f = test::write_facet(kMeta, {{"q", {2}, DType::int8, {1, 2}}});
+    const std::uint64_t table = field64(f, 40);
+    const std::size_t nbytes_field = table + 2 + 1 + 2 + 4 + 8; // name_len, "q", dtype + ndim, 1 dim, offset
+    put<std::uint64_t>(f, nbytes_field, 8);
+    test::refresh_crc(f);
+    CHECK_THROWS_WITH_AS(parse(f), "test.facet: tensor 'q' byte count does not match its shape", Error);
+
+    for (std::uint16_t bits : {0x7F80, 0xFF80, 0x7FC0, 0x7F81}) { // +inf, -inf, quiet and signalling NaN
+        const std::vector<std::uint8_t> bytes = {0, 0, static_cast<std::uint8_t>(bits & 0xFF), static_cast<std::uint8_t>(bits >> 8)};
+        const auto bad = test::write_facet(kMeta, {{"h", {2}, DType::bfloat16, bytes}});
+        CHECK_THROWS_WITH_AS(parse(bad), "test.facet: tensor 'h' holds NaN or infinity", Error);
+    }
+
+    for (DType dtype : {DType::int8, DType::bfloat16}) {
+        const auto elements = static_cast<std::uint32_t>(4 / dtype_size(dtype));
+        auto old = test::write_facet(kMeta, {{"w", {elements}, dtype, {1, 2, 3, 4}}});
+        put<std::uint32_t>(old, 8, 1);
+        test::refresh_crc(old);
+        CHECK_THROWS_WITH_AS(parse(old),
+                             ("test.facet: tensor 'w' has dtype " + std::string(dtype_name(dtype)) +
+                              ", which format version 1 does not have").c_str(),
+                             Error);
     }
 }

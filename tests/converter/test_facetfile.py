@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 import support  # noqa: F401  (makes converters/ importable)
-from facetfile import FacetFileError, read_facet, write_facet
+from facetfile import BFloat16, FacetFileError, read_facet, write_facet
 
 # The header as FORMAT.md lays it out, restated here so the test does not trust the writer.
 HEADER = struct.Struct("<8sIIQQQQIIQ")
@@ -127,12 +127,12 @@ class FacetFileTest(unittest.TestCase):
         self.assert_refused(self.damaged_copy(flip_last_byte), r"CRC mismatch")
 
     def test_rejects_future_version(self):
-        self.assert_refused(self.damaged_copy(lambda data: struct.pack_into("<I", data, VERSION_OFFSET, 2)),
-                            r"format version 2: written by a newer facet")
+        self.assert_refused(self.damaged_copy(lambda data: struct.pack_into("<I", data, VERSION_OFFSET, 3)),
+                            r"format version 3: written by a newer facet")
 
     def test_rejects_reserved_dtype_by_name(self):
         self.assert_refused(self.damaged_copy(self.edit_record("conv.bias", dtype=2), fix_crc=True),
-                            r"tensor conv.bias has dtype float16, which format version 1 reserves")
+                            r"tensor conv.bias has dtype float16, which format version 2 reserves")
 
     def test_rejects_misaligned_tensor(self):
         misaligned = self.record_offset("conv.bias") + 4
@@ -155,7 +155,7 @@ class FacetFileTest(unittest.TestCase):
                             r"tensor scalar .* ends past the end of the file")
 
     def test_writer_refuses_other_dtypes(self):
-        with self.assertRaisesRegex(ValueError, r"tensor x is float64; only float32"):
+        with self.assertRaisesRegex(ValueError, r"tensor x is float64; only float32, int32, int8 and BFloat16"):
             write_facet(self.directory / "x.facet", METADATA, {"x": np.zeros(3)})
 
     def test_writer_refuses_what_the_loader_refuses(self):
@@ -185,8 +185,8 @@ class FacetFileTest(unittest.TestCase):
         self.assertEqual(data[offset:offset + 8], struct.pack("<ii", 0, 5))  # little-endian int32
 
     def test_rejects_unknown_dtype_code(self):
-        self.assert_refused(self.damaged_copy(self.edit_record("conv.bias", dtype=5), fix_crc=True),
-                            r"tensor conv.bias has unknown dtype code 5")
+        self.assert_refused(self.damaged_copy(self.edit_record("conv.bias", dtype=6), fix_crc=True),
+                            r"tensor conv.bias has unknown dtype code 6")
 
     def test_int32_byte_count_is_checked_like_float32(self):
         path = self.directory / "ints.facet"
@@ -202,3 +202,59 @@ class FacetFileTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Version2Dtypes(unittest.TestCase):
+    """int8 and bfloat16 tensors (format version 2): bytes as FORMAT.md says, checked on reading."""
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory()
+        self.directory = Path(self._tmp.name)
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def test_bfloat16_rounds_to_nearest_even(self):
+        # Hand-computed: 1 + 2^-8 is halfway between bf16 1 and 1 + 2^-7: ties go to the even 1;
+        # 1 + 3 * 2^-8 is halfway between 1 + 2^-7 (odd) and 1 + 2^-6: up to the even one; just
+        # above a halfway point rounds up; -2.0 and the least float32 subnormal stay exact in bits.
+        values = np.array([1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -8 + 2 ** -20, -2.0, 1.5], np.float32)
+        self.assertEqual(BFloat16.from_float32(values).bits.tolist(), [0x3F80, 0x3F82, 0x3F81, 0xC000, 0x3FC0])
+        np.testing.assert_array_equal(BFloat16(np.array([0x3FC0], np.uint16)).to_float32(), [1.5])
+
+    def test_round_trip_writes_version_2_and_the_element_bytes(self):
+        path = self.directory / "v2.facet"
+        weight = np.array([[-128, 127, 0], [1, -1, 5]], np.int8)
+        half = BFloat16.from_float32(np.array([1.5, -2.0], np.float32))
+        write_facet(path, METADATA, {"q.weight": weight, "h.weight": half, "q.scale": np.ones(2, np.float32)})
+        data = path.read_bytes()
+        self.assertEqual(struct.unpack_from("<I", data, VERSION_OFFSET)[0], 2)
+        for name, code, raw in (("q.weight", 3, bytes([0x80, 0x7F, 0, 1, 0xFF, 5])), ("h.weight", 5, b"\xc0\x3f\x00\xc0")):
+            dtype_at, fields_at = find_record(data, name)
+            self.assertEqual(data[dtype_at], code)
+            offset, nbytes = struct.unpack_from("<QQ", data, fields_at)
+            self.assertEqual((offset % 64, data[offset:offset + nbytes]), (0, raw))
+        _, tensors = read_facet(path)
+        np.testing.assert_array_equal(tensors["q.weight"], weight)
+        self.assertEqual(tensors["q.weight"].dtype, np.int8)
+        np.testing.assert_array_equal(tensors["h.weight"].bits, half.bits)
+
+    def test_fp32_only_files_stay_version_1(self):
+        path = self.directory / "v1.facet"
+        write_facet(path, METADATA, sample_tensors())
+        self.assertEqual(struct.unpack_from("<I", path.read_bytes(), VERSION_OFFSET)[0], 1)
+
+    def test_version_1_file_with_a_version_2_dtype_is_refused_by_name(self):
+        path = self.directory / "old.facet"
+        write_facet(path, METADATA, {"q": np.zeros(4, np.int8)})
+        data = bytearray(path.read_bytes())
+        struct.pack_into("<I", data, VERSION_OFFSET, 1)
+        path.write_bytes(data)  # the CRC does not cover the header
+        with self.assertRaisesRegex(ValueError, r"tensor q has dtype int8, which format version 1 does not have"):
+            read_facet(path)
+
+    def test_writer_refuses_infinite_bfloat16(self):
+        with self.assertRaisesRegex(FacetFileError, "tensor h holds NaN or infinity"):
+            write_facet(self.directory / "x.facet", METADATA, {"h": BFloat16(np.array([0x7F80], np.uint16))})
+        with self.assertRaisesRegex(FacetFileError, "cannot round NaN or infinity to bfloat16"):
+            BFloat16.from_float32(np.array([np.nan], np.float32))

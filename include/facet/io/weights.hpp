@@ -37,17 +37,40 @@ inline std::uint32_t crc32(const unsigned char* data, std::size_t size) {
     return c ^ 0xFFFFFFFFu;
 }
 
-// Element types of the format (the dtype byte of a tensor record).
-enum class DType : std::uint8_t { float32 = 1, int32 = 4 };
+// Element types of the format (the dtype byte of a tensor record). int8 and bfloat16 came with
+// version 2 (quantised and bf16 models); code 2, float16, stays reserved.
+enum class DType : std::uint8_t { float32 = 1, int8 = 3, int32 = 4, bfloat16 = 5 };
 
-inline const char* dtype_name(DType t) { return t == DType::int32 ? "int32" : "float32"; }
+inline const char* dtype_name(DType t) {
+    switch (t) {
+    case DType::float32: return "float32";
+    case DType::int8: return "int8";
+    case DType::int32: return "int32";
+    case DType::bfloat16: return "bfloat16";
+    }
+    return "?";
+}
+
+inline std::size_t dtype_size(DType t) { return t == DType::int8 ? 1 : t == DType::bfloat16 ? 2 : 4; }
+
+// A bfloat16 is the upper half of an IEEE float32: widening is a shift, and exact.
+inline float bfloat16_to_float(std::uint16_t b) {
+    const std::uint32_t bits = static_cast<std::uint32_t>(b) << 16;
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+}
 
 struct WeightTensor {
     std::string name;
     DType dtype = DType::float32;
     std::vector<int> shape;
-    const float* data = nullptr;        // float32 tensors: 64-byte aligned, inside the file's buffer
-    const std::int32_t* ints = nullptr; // int32 tensors (indices of sparse matrices), likewise
+    // The elements, 64-byte aligned inside the file's buffer: the one pointer of the tensor's dtype
+    // is set, the others are null.
+    const float* data = nullptr;          // float32
+    const std::int32_t* ints = nullptr;   // int32 (indices of sparse matrices)
+    const std::int8_t* int8s = nullptr;   // int8 (quantised weights)
+    const std::uint16_t* bf16s = nullptr; // bfloat16 (bf16 weights)
     std::size_t count = 0;
 
     std::string shape_string() const {
@@ -59,7 +82,9 @@ struct WeightTensor {
 
 class WeightFile {
 public:
-    static constexpr std::uint32_t kVersion = 1;
+    // Version 2 added the int8 and bfloat16 dtypes; a file holding neither is written as version 1,
+    // so that an older facet still reads every fp32 model.
+    static constexpr std::uint32_t kVersion = 2;
     static constexpr std::size_t kHeaderSize = 64;
     static constexpr std::uint64_t kMaxFileSize = std::uint64_t(1) << 31;
     static constexpr std::uint64_t kMaxMetaSize = std::uint64_t(1) << 20;
@@ -98,15 +123,31 @@ public:
     // The int32 tensor `name`.
     const WeightTensor& int32_tensor(const std::string& name) const { return tensor_of_type(name, DType::int32); }
 
-    // The tensor `name`, which must have exactly `shape`.
-    const WeightTensor& tensor(const std::string& name, const std::vector<int>& shape) const {
-        const WeightTensor& t = tensor(name);
+    // The int8 tensor `name`.
+    const WeightTensor& int8_tensor(const std::string& name) const { return tensor_of_type(name, DType::int8); }
+
+    // The bfloat16 tensor `name`.
+    const WeightTensor& bf16_tensor(const std::string& name) const { return tensor_of_type(name, DType::bfloat16); }
+
+    bool has(const std::string& name) const { return by_name_.count(name) != 0; }
+
+    // The dtype of tensor `name`: how a loader tells which precision a layer was stored in.
+    DType dtype_of(const std::string& name) const { return find(name).dtype; }
+
+    // The tensor `name` of `dtype`, which must have exactly `shape`.
+    const WeightTensor& tensor_of_type(const std::string& name, DType dtype, const std::vector<int>& shape) const {
+        const WeightTensor& t = tensor_of_type(name, dtype);
         if (t.shape != shape) {
             WeightTensor want;
             want.shape = shape;
             throw Error(path_ + ": tensor '" + name + "' has shape " + t.shape_string() + ", expected " + want.shape_string());
         }
         return t;
+    }
+
+    // The float32 tensor `name`, which must have exactly `shape`.
+    const WeightTensor& tensor(const std::string& name, const std::vector<int>& shape) const {
+        return tensor_of_type(name, DType::float32, shape);
     }
 
     // Runs `read` on the metadata, turning a missing or mistyped field into an Error naming the file.
@@ -119,14 +160,19 @@ public:
         }
     }
 
-private:
+    // The tensor `name` of `dtype`.
     const WeightTensor& tensor_of_type(const std::string& name, DType dtype) const {
-        auto it = by_name_.find(name);
-        if (it == by_name_.end()) throw Error(path_ + ": tensor '" + name + "' is missing");
-        const WeightTensor& t = tensors_[it->second];
+        const WeightTensor& t = find(name);
         if (t.dtype != dtype)
             throw Error(path_ + ": tensor '" + name + "' is " + dtype_name(t.dtype) + ", expected " + dtype_name(dtype));
         return t;
+    }
+
+private:
+    const WeightTensor& find(const std::string& name) const {
+        auto it = by_name_.find(name);
+        if (it == by_name_.end()) throw Error(path_ + ": tensor '" + name + "' is missing");
+        return tensors_[it->second];
     }
 
     struct Freer {
@@ -146,8 +192,8 @@ private:
         if (size_ < kHeaderSize) fail("not a facet weight file (too short: " + std::to_string(size_) + " bytes)");
         if (std::memcmp(bytes_.get(), "FACETWGT", 8) != 0) fail("not a facet weight file (bad magic)");
         const auto version = read_le<std::uint32_t>(8);
-        if (version != kVersion)
-            fail("format version " + std::to_string(version) + " is not supported (this facet reads version " +
+        if (version < 1 || version > kVersion)
+            fail("format version " + std::to_string(version) + " is not supported (this facet reads versions 1 to " +
                  std::to_string(kVersion) + "; a newer facet wrote it?)");
         if (read_le<std::uint32_t>(12) != kHeaderSize) fail("bad header size");
         const auto file_size = read_le<std::uint64_t>(16);
@@ -172,10 +218,10 @@ private:
         } catch (const Error& e) {
             fail(std::string("bad metadata: ") + e.what());
         }
-        parse_table(table_offset, tensor_count);
+        parse_table(table_offset, tensor_count, version);
     }
 
-    void parse_table(std::uint64_t offset, std::uint32_t count) {
+    void parse_table(std::uint64_t offset, std::uint32_t count, std::uint32_t version) {
         std::uint64_t end_of_table = offset;
         std::vector<std::pair<std::uint64_t, std::uint64_t>> extents; // [begin, end) of every region
         auto need = [&](std::uint64_t n) {
@@ -192,11 +238,13 @@ private:
             end_of_table += name_len;
             const auto dtype = bytes_[end_of_table], ndim = bytes_[end_of_table + 1];
             end_of_table += 2;
-            if (dtype == 2 || dtype == 3)
-                fail("tensor '" + t.name + "' has dtype " + (dtype == 2 ? "float16" : "int8") + ", reserved and not supported yet");
-            if (dtype != static_cast<int>(DType::float32) && dtype != static_cast<int>(DType::int32))
+            if (dtype == 2) fail("tensor '" + t.name + "' has dtype float16, reserved and not supported yet");
+            if (dtype != static_cast<int>(DType::float32) && dtype != static_cast<int>(DType::int8) &&
+                dtype != static_cast<int>(DType::int32) && dtype != static_cast<int>(DType::bfloat16))
                 fail("tensor '" + t.name + "' has unknown dtype " + std::to_string(dtype));
             t.dtype = static_cast<DType>(dtype);
+            if (version < 2 && (t.dtype == DType::int8 || t.dtype == DType::bfloat16))
+                fail("tensor '" + t.name + "' has dtype " + dtype_name(t.dtype) + ", which format version 1 does not have");
             if (ndim > 8) fail("tensor '" + t.name + "' has " + std::to_string(ndim) + " dimensions");
             need(4u * ndim + 16u);
             std::uint64_t count_elems = 1;
@@ -210,17 +258,24 @@ private:
             end_of_table += 4u * ndim;
             const auto data_offset = read_le<std::uint64_t>(end_of_table), nbytes = read_le<std::uint64_t>(end_of_table + 8);
             end_of_table += 16;
-            static_assert(sizeof(float) == sizeof(std::int32_t), "both dtypes are 4 bytes an element");
-            if (nbytes != count_elems * sizeof(float)) fail("tensor '" + t.name + "' byte count does not match its shape");
+            if (nbytes != count_elems * dtype_size(t.dtype)) fail("tensor '" + t.name + "' byte count does not match its shape");
             if (data_offset % 64 != 0) fail("tensor '" + t.name + "' is not 64-byte aligned");
             if (data_offset > size_ || nbytes > size_ - data_offset) fail("tensor '" + t.name + "' lies outside the file");
             t.count = static_cast<std::size_t>(count_elems);
-            if (t.dtype == DType::int32) {
-                t.ints = reinterpret_cast<const std::int32_t*>(bytes_.get() + data_offset);
-            } else {
-                t.data = reinterpret_cast<const float*>(bytes_.get() + data_offset);
+            const unsigned char* elements = bytes_.get() + data_offset;
+            switch (t.dtype) {
+            case DType::int32: t.ints = reinterpret_cast<const std::int32_t*>(elements); break;
+            case DType::int8: t.int8s = reinterpret_cast<const std::int8_t*>(elements); break;
+            case DType::float32:
+                t.data = reinterpret_cast<const float*>(elements);
                 for (std::size_t k = 0; k < t.count; ++k)
                     if (!std::isfinite(t.data[k])) fail("tensor '" + t.name + "' holds NaN or infinity");
+                break;
+            case DType::bfloat16:
+                t.bf16s = reinterpret_cast<const std::uint16_t*>(elements);
+                for (std::size_t k = 0; k < t.count; ++k) // all exponent bits set: infinity or NaN
+                    if ((t.bf16s[k] & 0x7F80u) == 0x7F80u) fail("tensor '" + t.name + "' holds NaN or infinity");
+                break;
             }
             if (!by_name_.emplace(t.name, tensors_.size()).second) fail("tensor '" + t.name + "' appears twice");
             extents.push_back({data_offset, data_offset + nbytes});
