@@ -1,6 +1,8 @@
 // Whole-model benchmarks: RetinaFace-mnet0.25 on one 640x480 frame, per instruction set.
 //
 //   BM_RetinaFace_VGA/<isa>                    detect(): preprocess + network + decode + NMS
+//   BM_RetinaFace_VGA_Int8/<isa>               detect() with weights/retinaface_mnet025_official_int8.facet
+//                                              (facet-quantize; its FLOPS count the same arithmetic)
 //   BM_RetinaFace_VGA_Network/<isa>            forward_raw(): the network, see bm_network
 //   BM_RetinaFace_VGA/<best isa>/kernel_threads:2   detect() with the kernels on two threads
 //   BM_RetinaFace_720p/<best isa>/kernel_threads:N  detect() on the frame scaled to 1280x720, 1 and 2
@@ -43,6 +45,7 @@ using namespace facet;
 
 constexpr int kFrameWidth = 640, kFrameHeight = 480;
 constexpr const char* kModelFile = "retinaface_mnet025_official.facet";
+constexpr const char* kInt8ModelFile = "retinaface_mnet025_official_int8.facet"; // setup.sh makes it (facet-quantize)
 constexpr const char* kFrameFile = "golden/crowd_640x480.png";
 
 std::string env_or(const char* name, const std::string& fallback) {
@@ -57,19 +60,20 @@ bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
 double network_macs(const RetinaFaceModel& m, int h, int w) {
     double macs = 0;
     // Counts `c` on an h x w input and moves h, w to its output size.
-    const auto dense = [&macs](const PackedConv& c, int& h, int& w) {
-        h = conv_out_size(h, c.k, c.stride);
-        w = conv_out_size(w, c.k, c.stride);
-        macs += static_cast<double>(h) * w * c.cout * c.cin * c.k * c.k;
+    const auto dense = [&macs](int k, int stride, int cin, int cout, int& h, int& w) {
+        h = conv_out_size(h, k, stride);
+        w = conv_out_size(w, k, stride);
+        macs += static_cast<double>(h) * w * cout * cin * k * k;
     };
-    dense(m.stem, h, w);
+    const auto layer = [&dense](const ConvLayer& c, int& h, int& w) { dense(c.k(), c.stride(), c.cin(), c.cout(), h, w); };
+    dense(m.stem.k, m.stem.stride, m.stem.cin, m.stem.cout, h, w);
     int level_h[RetinaFaceModel::kLevels], level_w[RetinaFaceModel::kLevels];
     for (int b = 0, level = 0; b < static_cast<int>(m.blocks.size()); ++b) {
         const auto& block = m.blocks[b];
-        h = conv_out_size(h, 3, block.dw.stride);
-        w = conv_out_size(w, 3, block.dw.stride);
-        macs += static_cast<double>(h) * w * block.dw.c * 9;
-        dense(block.pw, h, w);
+        h = conv_out_size(h, 3, block.dw.stride());
+        w = conv_out_size(w, 3, block.dw.stride());
+        macs += static_cast<double>(h) * w * block.dw.c() * 9;
+        layer(block.pw, h, w);
         if (level < RetinaFaceModel::kLevels && b == m.stage_end[level]) {
             level_h[level] = h;
             level_w[level++] = w;
@@ -77,16 +81,17 @@ double network_macs(const RetinaFaceModel& m, int h, int w) {
     }
     // Everything after the backbone keeps its level's size.
     for (int k = 0; k < RetinaFaceModel::kLevels; ++k) {
-        const auto at_level = [&](const PackedConv& c) {
+        const auto at_level = [&](const ConvLayer& c) {
             int lh = level_h[k], lw = level_w[k];
-            dense(c, lh, lw);
+            layer(c, lh, lw);
         };
         at_level(m.fpn_output[k]);
         if (k < RetinaFaceModel::kLevels - 1) at_level(m.fpn_merge[k]);
         const auto& ctx = m.context[k];
-        for (const PackedConv* c : {&ctx.conv3x3, &ctx.conv5x5_1, &ctx.conv5x5_2, &ctx.conv7x7_2, &ctx.conv7x7_3})
+        for (const ConvLayer* c : {&ctx.conv3x3, &ctx.conv5x5_1, &ctx.conv5x5_2, &ctx.conv7x7_2, &ctx.conv7x7_3})
             at_level(*c);
-        at_level(m.heads[k]);
+        int lh = level_h[k], lw = level_w[k];
+        dense(m.heads[k].k, m.heads[k].stride, m.heads[k].cin, m.heads[k].cout, lh, lw);
     }
     return macs;
 }
@@ -94,9 +99,10 @@ double network_macs(const RetinaFaceModel& m, int h, int w) {
 // What every case needs, loaded once on first use (not at registration, so listing the benchmarks
 // stays instant), or why it could not be.
 struct VgaInputs {
-    std::shared_ptr<const RetinaFaceModel> model;
+    std::shared_ptr<const RetinaFaceModel> model, int8_model;
     Image frame;
-    std::string error; // non-empty: the cases skip with this message
+    std::string error;      // non-empty: the cases skip with this message
+    std::string int8_error; // likewise, the int8 cases
 };
 
 VgaInputs load_vga_inputs() {
@@ -113,6 +119,9 @@ VgaInputs load_vga_inputs() {
     }
     try {
         in.model = RetinaFaceModel::from_file(model_path);
+        const std::string int8_path = env_or("FACET_WEIGHTS_DIR", FACET_SOURCE_DIR "/weights") + "/" + kInt8ModelFile;
+        if (file_exists(int8_path)) in.int8_model = RetinaFaceModel::from_file(int8_path);
+        else in.int8_error = int8_path + " not found: run ./setup.sh (it makes the int8 file with facet-quantize)";
         in.frame = load_image(frame_path);
         if (in.frame.width != kFrameWidth || in.frame.height != kFrameHeight)
             throw Error(frame_path + " is " + std::to_string(in.frame.width) + "x" + std::to_string(in.frame.height) +
@@ -130,17 +139,17 @@ const VgaInputs& vga_inputs() {
 }
 
 // A detector for the frame on `kernels`, or nothing after SkipWithError.
-std::optional<RetinaFace> make_detector(benchmark::State& state, const KernelSet& kernels, int threads) {
+std::optional<RetinaFace> make_detector(benchmark::State& state, const KernelSet& kernels, int threads, bool int8 = false) {
     const VgaInputs& in = vga_inputs();
-    if (!in.error.empty()) {
-        state.SkipWithError(in.error.c_str());
+    if (!in.error.empty() || (int8 && !in.int8_error.empty())) {
+        state.SkipWithError((in.error.empty() ? in.int8_error : in.error).c_str());
         return std::nullopt;
     }
     RetinaFaceOptions options;
     options.max_side = 0; // the frame is already VGA: no resize
     options.score_threshold = 0.5f;
     options.threads = threads;
-    return RetinaFace(in.model, options, kernels);
+    return RetinaFace(int8 ? in.int8_model : in.model, options, kernels);
 }
 
 using Rate = benchmark::Counter;
@@ -163,8 +172,8 @@ Image frame_720p(const Image& vga) {
 
 // End to end on the VGA frame, or on it scaled to 720p. The untimed first call sizes the
 // detector's scratch buffers and builds the priors, which later frames of the same size reuse.
-void bm_detect(benchmark::State& state, const KernelSet* kernels, int threads, bool at_720p, bool neighbour) {
-    auto detector = make_detector(state, *kernels, threads);
+void bm_detect(benchmark::State& state, const KernelSet* kernels, int threads, bool at_720p, bool neighbour, bool int8) {
+    auto detector = make_detector(state, *kernels, threads, int8);
     if (!detector) return;
     std::optional<bench::NoisyNeighbour> busy;
     if (neighbour) busy.emplace();
@@ -226,20 +235,21 @@ const bool kRegistered = [] {
     const auto isas = supported_isas();
     for (Isa isa : isas) {
         const KernelSet* kernels = &kernel_set(isa);
-        register_case(std::string("BM_RetinaFace_VGA/") + kernels->isa, bm_detect, kernels, 1, false, false);
+        register_case(std::string("BM_RetinaFace_VGA/") + kernels->isa, bm_detect, kernels, 1, false, false, false);
+        register_case(std::string("BM_RetinaFace_VGA_Int8/") + kernels->isa, bm_detect, kernels, 1, false, false, true);
         register_case(std::string("BM_RetinaFace_VGA_Network/") + kernels->isa, bm_network, kernels);
     }
     if (!isas.empty()) {
         const KernelSet* best = &kernel_set(isas.back());
-        register_case(std::string("BM_RetinaFace_VGA/") + best->isa + "/kernel_threads:2", bm_detect, best, 2, false, false);
+        register_case(std::string("BM_RetinaFace_VGA/") + best->isa + "/kernel_threads:2", bm_detect, best, 2, false, false, false);
         for (int threads : {1, 2})
             register_case(std::string("BM_RetinaFace_720p/") + best->isa + "/kernel_threads:" + std::to_string(threads),
-                          bm_detect, best, threads, true, false);
+                          bm_detect, best, threads, true, false, false);
         for (bool at_720p : {false, true})
             for (int threads : {1, 2})
                 register_case(std::string(at_720p ? "BM_RetinaFace_720p/" : "BM_RetinaFace_VGA/") + best->isa +
                                   "/kernel_threads:" + std::to_string(threads) + "/neighbour",
-                              bm_detect, best, threads, at_720p, true);
+                              bm_detect, best, threads, at_720p, true, false);
         for (bool neighbour : {false, true})
             for (int threads : {1, 2})
                 register_case(std::string("BM_Throughput_Images/") + best->isa + "/threads:" + std::to_string(threads) +

@@ -215,6 +215,7 @@ void check_distinct_output_names(const Args& args) {
 // memory of its calls, so threads working at once need their own).
 struct Models {
     std::function<std::vector<facet::Face>(const facet::Image&)> detect;
+    std::string precision = "fp32"; // the detector's weights: "fp32" or "int8" (RetinaFaceModel::precision)
     std::shared_ptr<facet::FaceLandmarker> landmarker;
 };
 
@@ -239,6 +240,7 @@ std::vector<Models> load_models(const Args& args, int copies, int threads) {
         const auto model = facet::RetinaFaceModel::from_file(args.model.empty() ? find_default_model(kDefaultModel, true) : args.model);
         for (Models& m : models) {
             auto retinaface = std::make_shared<facet::RetinaFace>(model, options);
+            m.precision = model->precision;
             m.detect = [retinaface](const facet::Image& image) { return retinaface->detect(image); };
         }
     }
@@ -263,7 +265,7 @@ std::string process_image(const Args& args, Models& models, const std::string& p
         models.landmarker ? models.landmarker->landmarks(image, faces) : std::vector<facet::LandmarkPoints>{};
     std::vector<facet::HeadPose> poses;
     for (const facet::LandmarkPoints& points : dense) poses.push_back(facet::estimate_head_pose(points, image.width, image.height));
-    std::string json = facet::faces_to_json(path, image.width, image.height, faces, "\n", dense, poses);
+    std::string json = facet::faces_to_json(path, image.width, image.height, faces, "\n", dense, poses, models.precision);
     if (!args.crops.empty())
         for (std::size_t k = 0; k < faces.size(); ++k) {
             // Aligned on the dense landmarks' eyes, nose and mouth when there are some: they

@@ -23,8 +23,6 @@ namespace {
 using facet::cli::parse_number;
 using facet::cli::UsageError;
 
-constexpr std::uint32_t kInt8FormatVersion = 2; // weights/FORMAT.md: files holding int8 tensors
-
 const char* const kUsage = R"(usage: facet-quantize IN.facet OUT.facet --calibrate IMAGE... [options]
 
 Writes OUT.facet, the RetinaFace of IN.facet (float32) with its convs in int8: weights symmetric
@@ -38,6 +36,8 @@ options:
                         the --percentile and 100 - --percentile quantiles, so that a few outliers
                         do not spread the 256 levels) or 'minmax' (the extremes)
   --percentile P        for 'percentile', in [90, 100] (default 99.99)
+  --no-equalise         skip the cross-layer equalisation of the backbone's channel ranges (an
+                        exact rescaling of the float network that int8 needs far fewer levels for)
   --keep-fp32 LAYER     keep this conv float32 (its module name, e.g. fpn.merge1.0); repeatable
   -h, --help            this help
 )";
@@ -47,6 +47,7 @@ struct Args {
     std::vector<std::string> images;
     std::set<std::string> keep_fp32;
     double percentile = 99.99;
+    bool equalise = true;
 };
 
 Args parse_args(int argc, char** argv) {
@@ -68,6 +69,8 @@ Args parse_args(int argc, char** argv) {
             if (a.method != "percentile" && a.method != "minmax") throw UsageError("--method must be 'percentile' or 'minmax', got '" + a.method + "'");
         } else if (arg == "--percentile") {
             a.percentile = parse_number(arg, value(), 90.0, 100.0);
+        } else if (arg == "--no-equalise") {
+            a.equalise = false;
         } else if (arg == "--keep-fp32") {
             a.keep_fp32.insert(value());
         } else if (!arg.empty() && arg[0] == '-') {
@@ -163,15 +166,126 @@ std::string metadata_text(const std::string& path) {
     return std::string(reinterpret_cast<const char*>(bytes.data() + offset), size);
 }
 
+facet::TensorRecord record_of(const facet::WeightTensor& t) {
+    const std::vector<std::uint32_t> shape(t.shape.begin(), t.shape.end());
+    if (t.dtype == facet::DType::int32) return facet::TensorRecord::of(t.name, t.dtype, shape, t.ints, t.count);
+    return facet::TensorRecord::of(t.name, t.dtype, shape, t.data, t.count);
+}
+
+// Cross-layer equalisation (Nagel et al. 2019, "Data-Free Quantization"): between a conv and the
+// convs reading its output, channel c of the output is multiplied by s_c (its weights and bias;
+// ReLU and leaky ReLU commute with a positive factor) and the readers' weights on channel c divided
+// by it, so the float network computes the same function. MobileNet's channels differ in range by
+// 100x and more, and one uint8 scale per tensor leaves the small ones a few levels; s_c =
+// sqrt(largest / own range), at most kMaxEqualisation, brings them halfway up in log scale, which
+// keeps the readers' per-output-channel weight scales from being stretched as much.
+class Equaliser {
+public:
+    static constexpr float kMaxEqualisation = 16.0f;
+
+    Equaliser(const facet::WeightFile& file) : file_(file) {}
+
+    // Scales the output channels of `producer` by their ranges `amax` (measured at the readers'
+    // input); `dense_readers` read them as input channels, `depthwise_readers` channel by channel.
+    void equalise(const std::string& producer, const std::vector<float>& amax, const std::vector<std::string>& dense_readers,
+                  const std::vector<std::string>& depthwise_readers) {
+        float largest = 0;
+        for (float r : amax) largest = std::max(largest, r);
+        std::vector<float> s(amax.size(), 1.0f);
+        for (std::size_t c = 0; c < amax.size(); ++c)
+            if (amax[c] > 0) s[c] = std::clamp(std::sqrt(largest / amax[c]), 1.0f, kMaxEqualisation);
+        scale_rows(producer + ".weight", s, false);
+        scale_rows(producer + ".bias", s, false);
+        for (const std::string& r : depthwise_readers) scale_rows(r + ".weight", s, true);
+        for (const std::string& r : dense_readers) {
+            std::vector<float>& w = values(r + ".weight");
+            const std::size_t cout = static_cast<std::size_t>(file_.tensor(r + ".weight").shape[0]), cin = s.size();
+            const std::size_t taps = w.size() / (cout * cin);
+            for (std::size_t o = 0; o < cout; ++o)
+                for (std::size_t c = 0; c < cin; ++c)
+                    for (std::size_t t = 0; t < taps; ++t) w[(o * cin + c) * taps + t] /= s[c];
+        }
+    }
+
+    // The file with the equalised tensors (float32 only: version 1).
+    std::vector<std::uint8_t> bytes(const std::string& metadata) const {
+        std::vector<facet::TensorRecord> records;
+        for (const facet::WeightTensor& t : file_.tensors()) {
+            const auto e = edited_.find(t.name);
+            if (e == edited_.end()) records.push_back(record_of(t));
+            else records.push_back(facet::TensorRecord::of(t.name, t.dtype, {t.shape.begin(), t.shape.end()}, e->second.data(), e->second.size()));
+        }
+        return facet::write_weight_bytes(metadata, records, 1);
+    }
+
+private:
+    std::vector<float>& values(const std::string& name) {
+        auto it = edited_.find(name);
+        if (it != edited_.end()) return it->second;
+        const facet::WeightTensor& t = file_.tensor(name);
+        return edited_[name] = std::vector<float>(t.data, t.data + t.count);
+    }
+    // Row c (the elements of outer index c) times s_c, or divided by it.
+    void scale_rows(const std::string& name, const std::vector<float>& s, bool divide) {
+        std::vector<float>& v = values(name);
+        const std::size_t per_row = v.size() / s.size();
+        for (std::size_t c = 0; c < s.size(); ++c)
+            for (std::size_t i = 0; i < per_row; ++i) v[c * per_row + i] = divide ? v[c * per_row + i] / s[c] : v[c * per_row + i] * s[c];
+    }
+
+    const facet::WeightFile& file_;
+    std::map<std::string, std::vector<float>> edited_;
+};
+
+// The largest |value| of each channel of every conv's input over the images.
+std::map<std::string, std::vector<float>> channel_ranges(facet::RetinaFace& detector, const std::vector<facet::Image>& images) {
+    std::map<std::string, std::vector<float>> amax;
+    run_calibration(detector, images, [&](const std::string& layer, const facet::FeatureMap& m) {
+        std::vector<float>& v = amax[layer];
+        v.resize(static_cast<std::size_t>(m.c));
+        InputRange::for_each_value(m, [&, c = 0](float x) mutable {
+            v[static_cast<std::size_t>(c)] = std::max(v[static_cast<std::size_t>(c)], std::fabs(x));
+            c = (c + 1) % m.c;
+        });
+    });
+    return amax;
+}
+
+// Equalises every junction of the backbone after the fused stem: depthwise -> pointwise, and
+// pointwise -> the next depthwise (and the FPN's lateral at a stage's end).
+std::vector<std::uint8_t> equalised_file(const facet::WeightFile& file, const facet::RetinaFaceModel& model,
+                                         const std::vector<facet::Image>& images, const std::string& metadata) {
+    facet::RetinaFace detector(std::make_shared<const facet::RetinaFaceModel>(file));
+    const auto amax = channel_ranges(detector, images);
+    Equaliser e(file);
+    const auto& blocks = model.blocks;
+    for (std::size_t b = 1; b < blocks.size(); ++b) {
+        e.equalise(blocks[b].dw.name, amax.at(blocks[b].pw.name), {blocks[b].pw.name}, {});
+        const auto end = std::find(model.stage_end.begin(), model.stage_end.end(), static_cast<int>(b));
+        std::vector<std::string> dense, depthwise;
+        if (end != model.stage_end.end()) dense.push_back(model.fpn_output[static_cast<std::size_t>(end - model.stage_end.begin())].name);
+        if (b + 1 < blocks.size()) depthwise.push_back(blocks[b + 1].dw.name);
+        e.equalise(blocks[b].pw.name, amax.at(dense.empty() ? depthwise[0] : dense[0]), dense, depthwise);
+    }
+    return e.bytes(metadata);
+}
+
 int run(const Args& a) {
-    const facet::WeightFile file = facet::WeightFile::load(a.in);
-    auto model = std::make_shared<const facet::RetinaFaceModel>(file);
-    if (model->precision != "fp32") throw facet::Error(a.in + ": is already " + model->precision + " (facet-quantize wants a float32 file)");
-    if (model->deformable_context) throw facet::Error(a.in + ": deformable context modules have no int8 form");
+    const facet::WeightFile original = facet::WeightFile::load(a.in);
+    const facet::RetinaFaceModel original_model(original);
+    if (original_model.precision != "fp32")
+        throw facet::Error(a.in + ": is already " + original_model.precision + " (facet-quantize wants a float32 file)");
+    if (original_model.deformable_context) throw facet::Error(a.in + ": deformable context modules have no int8 form");
     std::vector<facet::Image> images;
     for (const std::string& path : a.images) images.push_back(facet::load_image(path));
+    const std::string original_metadata = metadata_text(a.in);
 
-    facet::RetinaFace detector(model);
+    // The float network to quantise: the file's, or its equalised twin (the same function).
+    const std::vector<std::uint8_t> equalised = a.equalise ? equalised_file(original, original_model, images, original_metadata)
+                                                           : std::vector<std::uint8_t>();
+    const facet::WeightFile file = a.equalise ? facet::WeightFile::from_bytes(equalised.data(), equalised.size(), a.in + " (equalised)")
+                                              : facet::WeightFile::load(a.in);
+    facet::RetinaFace detector(std::make_shared<const facet::RetinaFaceModel>(file));
     std::map<std::string, InputRange> ranges;
     run_calibration(detector, images, [&](const std::string& layer, const facet::FeatureMap& m) { ranges[layer].see_extremes(m); });
     if (a.method == "percentile")
@@ -190,8 +304,7 @@ int run(const Args& a) {
         const auto range = ranges.find(layer);
         if (range == ranges.end() || a.keep_fp32.count(layer)) {
             if (range != ranges.end()) fp32_layers.push_back(layer);
-            if (t.dtype == facet::DType::int32) tensors.push_back(facet::TensorRecord::of(t.name, t.dtype, shape, t.ints, t.count));
-            else tensors.push_back(facet::TensorRecord::of(t.name, t.dtype, shape, t.data, t.count));
+            tensors.push_back(record_of(t));
             continue;
         }
         // Weights: symmetric per output channel, max |w| at 127.
@@ -208,7 +321,6 @@ int run(const Args& a) {
         const InputRange& r = range->second;
         const auto [lo, hi] = a.method == "percentile" ? r.quantiles(1.0 - a.percentile / 100.0) : std::pair<float, float>{r.lo, r.hi};
         const facet::QuantParams input = activation_params(lo, hi);
-        if (std::getenv("FQ_DEBUG")) std::cerr << layer << " min " << r.lo << " max " << r.hi << " chosen " << lo << " " << hi << " scale " << input.scale << " zp " << input.zero_point << "\n";
         const std::int32_t zero_point = input.zero_point;
         tensors.push_back(facet::TensorRecord::of(t.name, facet::DType::int8, shape, q.data(), q.size()));
         tensors.push_back(facet::TensorRecord::of(layer + ".weight_scale", facet::DType::float32, {static_cast<std::uint32_t>(cout)},
@@ -222,14 +334,15 @@ int run(const Args& a) {
     for (const std::string& path : a.images) image_names.push_back(base_name(path));
     std::string quantization = "\"precision\": \"int8\", \"quantization\": {\"method\": " + json_string(a.method);
     if (a.method == "percentile") quantization += ", \"percentile\": " + facet::cli::format_number(a.percentile);
+    quantization += std::string(", \"channel_equalisation\": ") + (a.equalise ? "true" : "false");
     quantization += ", \"calibration_images\": " + json_list(image_names) + ", \"weights\": \"int8 symmetric per output channel\"" +
                     ", \"activations\": \"uint8 asymmetric per tensor\", \"int8_layers\": " + json_list(int8_layers) +
                     ", \"float32_layers\": " + json_list(fp32_layers) + "}, ";
-    std::string metadata = metadata_text(a.in);
+    std::string metadata = original_metadata;
     const std::size_t brace = metadata.find('{');
     if (brace == std::string::npos) throw facet::Error(a.in + ": metadata is not a JSON object");
     metadata.insert(brace + 1, quantization);
-    const std::vector<std::uint8_t> bytes = facet::write_weight_bytes(metadata, tensors, kInt8FormatVersion);
+    const std::vector<std::uint8_t> bytes = facet::write_weight_bytes(metadata, tensors, facet::WeightFile::kVersion);
     // Check what was written loads as the model it is meant to be before saving it.
     facet::RetinaFaceModel(facet::WeightFile::from_bytes(bytes.data(), bytes.size(), a.out));
     facet::save_weight_file(a.out, bytes);

@@ -1,5 +1,6 @@
 // facet: detections as JSON, in the schema of the golden files:
 // {"image", "width", "height", "faces": [{"box": [x1, y1, x2, y2], "score", "landmarks": [[x, y] x 5]}]}
+// (with "precision": "fp32" or "int8" after "height" when the caller names the detector's weights)
 // and, when a landmark model ran, each face's dense landmarks as "landmarks98" or "landmarks68"
 // and its "head_pose": {"yaw", "pitch", "roll"} in degrees (post/head_pose.hpp).
 #pragma once
@@ -47,10 +48,15 @@ inline bool face_is_finite(const Face& f, const LandmarkPoints* dense, const Hea
 // `dense` and `poses`, when not empty, hold each face's dense landmarks and head pose.
 inline std::string faces_to_json(const std::string& image, int width, int height, const std::vector<Face>& faces,
                                  const std::string& newline = "\n", const std::vector<LandmarkPoints>& dense = {},
-                                 const std::vector<HeadPose>& poses = {}) {
+                                 const std::vector<HeadPose>& poses = {}, const std::string& precision = "") {
     std::string out = "{\"image\": ";
     json::write_string(out, image);
-    out += ", \"width\": " + std::to_string(width) + ", \"height\": " + std::to_string(height) + ", \"faces\": [";
+    out += ", \"width\": " + std::to_string(width) + ", \"height\": " + std::to_string(height);
+    if (!precision.empty()) {
+        out += ", \"precision\": ";
+        json::write_string(out, precision);
+    }
+    out += ", \"faces\": [";
     for (std::size_t i = 0; i < faces.size(); ++i) {
         const Face& f = faces[i];
         // JSON has no infinity or NaN. A network gives them only from weights it should not have
