@@ -207,7 +207,7 @@ public:
         }
     }
 
-    // The file with the equalised tensors (float32 only: version 1).
+    // The file with the equalised tensors.
     std::vector<std::uint8_t> bytes(const std::string& metadata) const {
         std::vector<facet::TensorRecord> records;
         for (const facet::WeightTensor& t : file_.tensors()) {
@@ -215,7 +215,7 @@ public:
             if (e == edited_.end()) records.push_back(record_of(t));
             else records.push_back(facet::TensorRecord::of(t.name, t.dtype, {t.shape.begin(), t.shape.end()}, e->second.data(), e->second.size()));
         }
-        return facet::write_weight_bytes(metadata, records, 1);
+        return facet::write_weight_bytes(metadata, records, facet::format_version_for(records));
     }
 
 private:
@@ -342,7 +342,7 @@ int run(const Args& a) {
     const std::size_t brace = metadata.find('{');
     if (brace == std::string::npos) throw facet::Error(a.in + ": metadata is not a JSON object");
     metadata.insert(brace + 1, quantization);
-    const std::vector<std::uint8_t> bytes = facet::write_weight_bytes(metadata, tensors, facet::WeightFile::kVersion);
+    const std::vector<std::uint8_t> bytes = facet::write_weight_bytes(metadata, tensors, facet::format_version_for(tensors));
     // Check what was written loads as the model it is meant to be before saving it.
     facet::RetinaFaceModel(facet::WeightFile::from_bytes(bytes.data(), bytes.size(), a.out));
     facet::save_weight_file(a.out, bytes);

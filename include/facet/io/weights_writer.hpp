@@ -39,6 +39,14 @@ void append_le(std::vector<std::uint8_t>& out, T v) {
 }
 } // namespace detail
 
+// The version a file of these tensors is written as: 2 when one is int8 or bfloat16, else 1, so
+// that older readers keep reading float32 files (weights/FORMAT.md).
+inline std::uint32_t format_version_for(const std::vector<TensorRecord>& tensors) {
+    for (const TensorRecord& t : tensors)
+        if (t.dtype == DType::int8 || t.dtype == DType::bfloat16) return 2;
+    return 1;
+}
+
 // The bytes of a file holding `metadata` (one JSON object) and `tensors`, in that order, with the
 // format's alignment, offsets and CRC; `version` is written as given (the tests write wrong ones).
 inline std::vector<std::uint8_t> write_weight_bytes(const std::string& metadata, const std::vector<TensorRecord>& tensors,

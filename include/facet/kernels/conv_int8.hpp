@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "conv_nhwc.hpp"
+#include "dwconv3x3.hpp"
 #include "int8_layout.hpp"
 #include "simd.hpp"
 
@@ -249,24 +250,43 @@ void conv_int8_nhwc(const QuantizedMap& in, const PackedConvInt8& w, const ConvI
     }
 }
 
+// P neighbouring outputs of channels [c, c + N) of a depthwise row, as dwconv3x3.hpp's blocks:
+// each input vector the block needs is widened once and used by every output whose window holds
+// it (4 outputs at stride 1 widen 18 vectors instead of 36). rows[ky] point at pixel -1 of their
+// row; `ox` is the block's first output.
+template <class L, int S, int P>
+inline void dwconv3x3_int8_pixels(const std::uint8_t* const (&rows)[3], std::ptrdiff_t src_step, const typename L::F (&k)[9],
+                                  const typename L::I& bias, const PackedDepthwiseInt8& w, int c, int ox, std::uint8_t* out,
+                                  std::ptrdiff_t dst_step) {
+    using F = typename L::F;
+    constexpr int kColumns = S * (P - 1) + 3;
+    F acc[P];
+    for (int p = 0; p < P; ++p) acc[p] = L::set_f(0.0f);
+    for (int ky = 0; ky < 3; ++ky)
+        for (int col = 0; col < kColumns; ++col) {
+            const F x = L::bytes_to_f(rows[ky] + (ox * S + col) * src_step + c);
+            for (int p = 0; p < P; ++p) {
+                const int kx = col - S * p; // this column's tap in output p's window, if any
+                if (kx >= 0 && kx < 3) acc[p] = L::add(acc[p], L::mul(x, k[ky * 3 + kx]));
+            }
+        }
+    for (int p = 0; p < P; ++p) store_requantized<L>(L::add_i(L::to_i(acc[p]), bias), w.requant, c, out + (ox + p) * dst_step + c);
+}
+
 // out = requantise(depthwise3x3_strideS(in) + bias), uint8 out.
 template <class Arch, class L, int S>
 void dwconv3x3_int8_nhwc(const QuantizedMap& in, const PackedDepthwiseInt8& w, const QuantizedMap& out, int threads) {
-    using F = typename L::F;
-    constexpr int N = L::N;
+    constexpr int N = L::N, P = kDwPixels<S>;
     parallel_for<Arch>(0, out.h, threads, [&](int oy) {
         const std::uint8_t* const rows[3] = {in.at(oy * S - 1, -1), in.at(oy * S, -1), in.at(oy * S + 1, -1)};
+        std::uint8_t* const dst = out.at(oy, 0);
         for (int c = 0; c < w.c_pad; c += N) {
-            F k[9];
+            typename L::F k[9];
             for (int t = 0; t < 9; ++t) k[t] = L::load_f(w.weights.data() + t * w.c_pad + c);
             const typename L::I bias = L::load_i(w.bias.data() + c);
-            for (int ox = 0; ox < out.w; ++ox) {
-                F acc = L::set_f(0.0f);
-                for (int ky = 0; ky < 3; ++ky)
-                    for (int kx = 0; kx < 3; ++kx)
-                        acc = L::add(acc, L::mul(L::bytes_to_f(rows[ky] + (ox * S + kx) * in.cstride + c), k[ky * 3 + kx]));
-                store_requantized<L>(L::add_i(L::to_i(acc), bias), w.requant, c, out.at(oy, ox) + c);
-            }
+            int ox = 0;
+            for (; ox + P <= out.w; ox += P) dwconv3x3_int8_pixels<L, S, P>(rows, in.cstride, k, bias, w, c, ox, dst, out.cstride);
+            for (; ox < out.w; ++ox) dwconv3x3_int8_pixels<L, S, 1>(rows, in.cstride, k, bias, w, c, ox, dst, out.cstride);
         }
     });
 }
