@@ -38,7 +38,8 @@ options:
   --percentile P        for 'percentile', in [90, 100] (default 99.99)
   --no-equalise         skip the cross-layer equalisation of the backbone's channel ranges (an
                         exact rescaling of the float network that int8 needs far fewer levels for)
-  --keep-fp32 LAYER     keep this conv float32 (its module name, e.g. fpn.merge1.0); repeatable
+  --keep-fp32 LAYER     keep this conv float32 (its module name, e.g. fpn.merge1.0; a pointwise
+                        keeps its depthwise too); repeatable
   -h, --help            this help
 )";
 
@@ -292,6 +293,10 @@ int run(const Args& a) {
         run_calibration(detector, images, [&](const std::string& layer, const facet::FeatureMap& m) { ranges[layer].see_histogram(m); });
     for (const std::string& layer : a.keep_fp32)
         if (!ranges.count(layer)) throw facet::Error("--keep-fp32 " + layer + ": no such conv among those facet-quantize converts");
+    // An int8 depthwise writes uint8 for its pointwise only: a float32 pointwise keeps its depthwise float32.
+    std::set<std::string> keep_fp32 = a.keep_fp32;
+    for (const auto& block : original_model.blocks)
+        if (keep_fp32.count(block.pw.name)) keep_fp32.insert(block.dw.name);
 
     std::vector<facet::TensorRecord> tensors;
     std::vector<std::string> int8_layers, fp32_layers;
@@ -302,7 +307,7 @@ int run(const Args& a) {
                                       ? t.name.substr(0, t.name.size() - suffix.size())
                                       : std::string();
         const auto range = ranges.find(layer);
-        if (range == ranges.end() || a.keep_fp32.count(layer)) {
+        if (range == ranges.end() || keep_fp32.count(layer)) {
             if (range != ranges.end()) fp32_layers.push_back(layer);
             tensors.push_back(record_of(t));
             continue;
