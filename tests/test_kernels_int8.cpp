@@ -59,16 +59,9 @@ std::vector<std::int32_t> unfolded_bias(const Int8Case& c, int cout) {
     return b;
 }
 
-// Real channels of two byte maps equal; the padding lanes of `a` written as the kernel's own.
-int count_byte_differences(const QuantizedMap& a, const QuantizedMap& b) {
-    int n = 0;
-    for (int y = 0; y < b.h; ++y)
-        for (int x = 0; x < b.w; ++x)
-            for (int ch = 0; ch < b.c; ++ch) n += a.at(y, x)[ch] != b.at(y, x)[ch];
-    return n;
-}
-
-int count_float_differences(const FeatureMap& a, const FeatureMap& b) {
+// The real channels of two maps (QuantizedMap or FeatureMap) that differ.
+template <class Map>
+int count_differences(const Map& a, const Map& b) {
     int n = 0;
     for (int y = 0; y < b.h; ++y)
         for (int x = 0; x < b.w; ++x)
@@ -96,8 +89,8 @@ void check_dense_int8(int k, int stride, int cin, int cout, int h, int w, Epilog
         CAPTURE(std::string(ks->isa) + " " + ks->int8_path);
         out_bytes.resize(oh, ow, cout, out_q);
         ks->conv_int8_for(packed)(in.map(), packed, {&out_bytes.map(), &out_floats.map()}, 1);
-        if (bytes_out) CHECK(count_byte_differences(out_bytes.map(), expected_bytes.map()) == 0);
-        else CHECK(count_float_differences(out_floats.map(), expected_floats.map()) == 0);
+        if (bytes_out) CHECK(count_differences(out_bytes.map(), expected_bytes.map()) == 0);
+        else CHECK(count_differences(out_floats.map(), expected_floats.map()) == 0);
     }
 }
 
@@ -118,7 +111,7 @@ void check_depthwise_int8(int stride, int ch, int h, int w, Epilogue activation,
         CAPTURE(std::string(ks->isa));
         out.resize(oh, ow, ch, out_q);
         ks->dwconv_int8_for(packed)(in.map(), packed, out.map(), 1);
-        CHECK(count_byte_differences(out.map(), expected.map()) == 0);
+        CHECK(count_differences(out.map(), expected.map()) == 0);
     }
 }
 
@@ -198,7 +191,7 @@ TEST_CASE("int8 quantisation of a float map: SIMD equals the reference") {
             CAPTURE(std::string(ks->isa));
             out.resize(5, 6, c, QuantParams{0.004f, 128});
             ks->quantize_int8(in.map(), out.map(), 1);
-            CHECK(count_byte_differences(out.map(), expected.map()) == 0);
+            CHECK(count_differences(out.map(), expected.map()) == 0);
         }
     }
 }

@@ -158,16 +158,33 @@ inline void set_output(Requantization& r, const float* weight_scale, float input
         r.multiplier[static_cast<std::size_t>(o)] = input_scale * weight_scale[o] / (quantized ? output.scale : 1.0f);
 }
 
+// What every int8 conv keeps per output channel (padded to a multiple of kChannelAlign).
+struct Int8OutputChannels {
+    QuantParams input;
+    std::vector<std::int32_t> bias;   // quantized_bias - zp_in * sum of the channel's weights
+    std::vector<float> weight_scale;
+    Requantization requant;           // float output until set_output says otherwise
+
+    void init(const Int8ConvSource& s, int count_pad) {
+        input = s.input;
+        bias.assign(static_cast<std::size_t>(count_pad), 0);
+        weight_scale.assign(static_cast<std::size_t>(count_pad), 0.0f);
+        requant.activation = s.activation;
+        requant.multiplier.assign(static_cast<std::size_t>(count_pad), 0.0f);
+    }
+    // Channel o, whose int8 weights sum to `weight_sum`.
+    void set_channel(const Int8ConvSource& s, int o, std::int32_t weight_sum) {
+        weight_scale[static_cast<std::size_t>(o)] = s.weight_scale[o];
+        bias[static_cast<std::size_t>(o)] = quantized_bias(s.bias ? s.bias[o] : 0.0f, s.input.scale, s.weight_scale[o]) - s.input.zero_point * weight_sum;
+    }
+};
+
 // A dense k x k int8 conv (k = 1 or 3, padding (k - 1) / 2). weights [k * k][cin_quads][cout_pad][4]:
 // for one tap, four consecutive input channels' weights of one output channel are one int32,
 // what vpdpbusd multiplies with four input bytes; 16 output channels are one 64-byte vector.
-struct PackedConvInt8 {
+struct PackedConvInt8 : Int8OutputChannels {
     int cin = 0, cout = 0, cout_pad = 0, k = 0, stride = 1, cin_quads = 0;
-    QuantParams input;
     std::vector<std::int8_t> weights;
-    std::vector<std::int32_t> bias;   // [cout_pad]: quantized_bias - zp_in * sum of the channel's weights
-    std::vector<float> weight_scale;  // [cout_pad]
-    Requantization requant;           // float output until set_output says otherwise
 };
 
 inline PackedConvInt8 pack_conv_int8(const Int8ConvSource& s, int cout, int cin, int k, int stride, const std::string& what) {
@@ -179,12 +196,8 @@ inline PackedConvInt8 pack_conv_int8(const Int8ConvSource& s, int cout, int cin,
     p.k = k;
     p.stride = stride;
     p.cin_quads = (cin + 3) / 4;
-    p.input = s.input;
+    p.init(s, p.cout_pad);
     p.weights.assign(static_cast<std::size_t>(k) * k * p.cin_quads * p.cout_pad * 4, 0);
-    p.bias.assign(static_cast<std::size_t>(p.cout_pad), 0);
-    p.weight_scale.assign(static_cast<std::size_t>(p.cout_pad), 0.0f);
-    p.requant.activation = s.activation;
-    p.requant.multiplier.assign(static_cast<std::size_t>(p.cout_pad), 0.0f);
     for (int o = 0; o < cout; ++o) {
         std::int32_t sum = 0;
         for (int i = 0; i < cin; ++i)
@@ -193,8 +206,7 @@ inline PackedConvInt8 pack_conv_int8(const Int8ConvSource& s, int cout, int cin,
                 sum += v;
                 p.weights[((static_cast<std::size_t>(t) * p.cin_quads + i / 4) * p.cout_pad + o) * 4 + i % 4] = v;
             }
-        p.weight_scale[o] = s.weight_scale[o];
-        p.bias[o] = quantized_bias(s.bias ? s.bias[o] : 0.0f, s.input.scale, s.weight_scale[o]) - s.input.zero_point * sum;
+        p.set_channel(s, o, sum);
     }
     set_output(p.requant, s.weight_scale, s.input.scale, cout, false);
     return p;
@@ -207,13 +219,9 @@ inline void set_output(PackedConvInt8& p, bool quantized, QuantParams output = {
 // A depthwise 3x3 int8 conv, padding 1, uint8 output. The products of a byte and an int8 weight
 // and their 9-term sums (< 2^24) are exact in float, so the kernels multiply-add in float:
 // weights are the int8 values as floats, [9][c_pad].
-struct PackedDepthwiseInt8 {
+struct PackedDepthwiseInt8 : Int8OutputChannels {
     int c = 0, c_pad = 0, stride = 1;
-    QuantParams input;
     std::vector<float> weights;
-    std::vector<std::int32_t> bias;
-    std::vector<float> weight_scale;
-    Requantization requant;
 };
 
 inline PackedDepthwiseInt8 pack_depthwise_int8(const Int8ConvSource& s, int c, int stride, const std::string& what) {
@@ -222,12 +230,8 @@ inline PackedDepthwiseInt8 pack_depthwise_int8(const Int8ConvSource& s, int c, i
     p.c = c;
     p.c_pad = round_up(c, kChannelAlign);
     p.stride = stride;
-    p.input = s.input;
+    p.init(s, p.c_pad);
     p.weights.assign(static_cast<std::size_t>(9) * p.c_pad, 0.0f);
-    p.bias.assign(static_cast<std::size_t>(p.c_pad), 0);
-    p.weight_scale.assign(static_cast<std::size_t>(p.c_pad), 0.0f);
-    p.requant.activation = s.activation;
-    p.requant.multiplier.assign(static_cast<std::size_t>(p.c_pad), 0.0f);
     for (int ch = 0; ch < c; ++ch) {
         std::int32_t sum = 0;
         for (int t = 0; t < 9; ++t) {
@@ -235,8 +239,7 @@ inline PackedDepthwiseInt8 pack_depthwise_int8(const Int8ConvSource& s, int c, i
             sum += v;
             p.weights[static_cast<std::size_t>(t) * p.c_pad + ch] = v;
         }
-        p.weight_scale[ch] = s.weight_scale[ch];
-        p.bias[ch] = quantized_bias(s.bias ? s.bias[ch] : 0.0f, s.input.scale, s.weight_scale[ch]) - s.input.zero_point * sum;
+        p.set_channel(s, ch, sum);
     }
     set_output(p.requant, s.weight_scale, s.input.scale, c, false);
     return p;
