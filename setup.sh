@@ -12,6 +12,11 @@ scripts/fetch-weights.sh
 upstream="${FACET_UPSTREAM:-../shared/upstream}"
 image() { if [ -f "$upstream/images/$1" ]; then echo "$upstream/images/$1"; else echo "weights/.cache/images/$1"; fi; }
 
+# The int8 RetinaFace (weights/FORMAT.md, "int8"), calibrated on three of the shared images; the
+# other four are held out (tests/test_quantized.cpp).
+build/bin/facet-quantize weights/retinaface_mnet025_official.facet weights/retinaface_mnet025_official_int8.facet \
+  --calibrate "$(image crowd.jpg)" "$(image multiface.jpg)" "$(image sample.jpg)"
+
 # A one-image sanity check of every RetinaFace file: six faces in multiface.jpg. A checkpoint
 # read with the wrong activations finds dozens of ghosts instead.
 for model in weights/retinaface_*.facet; do

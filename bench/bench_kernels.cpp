@@ -10,6 +10,10 @@
 // set, the input map (channels x height x width) and the output channels;
 // `upsample_nearest_add/avx2/64x15x20->30x40` adds a 15x20 map into a 30x40 one.
 //
+// The dense and depthwise convs are also timed in int8 (`conv1x1_int8/...`, kernels/conv_int8.hpp:
+// uint8 maps in and out, leaky ReLU requantised); their counter is OPS, integer operations counted
+// as FLOPS are, so the two compare.
+//
 // Counters: FLOPS (2 x the useful multiply-accumulates, padded lanes not counted) for the convs;
 // also bytes for the memory-bound depthwise and up-sampling kernels: the size of the maps they
 // read and write, padded lanes included since the kernels move them, re-reads from cache not
@@ -49,6 +53,7 @@ struct KernelCall {
     bool winograd = false;  // 3x3 stride 1: time the Winograd kernel instead of the direct one
     int mid = 0;            // mobilenet_stem: the conv's (and depthwise's) channels
     bool bf16 = false;      // pointwise and Winograd: time the bf16 kernel (KernelSet's bf16 block)
+    bool int8 = false;      // dense and depthwise: time the int8 kernel
 
     bool same_shape(const KernelCall& o) const {
         return kind == o.kind && k == o.k && stride == o.stride && cin == o.cin && h == o.h && w == o.w &&
@@ -150,8 +155,8 @@ std::string kernel_name(const KernelCall& c) {
     switch (c.kind) {
     case Kind::dense:
         return (c.k == 1 ? "conv1x1" : "conv3x3_s" + std::to_string(c.stride) + (c.winograd ? "_winograd" : "")) +
-               (c.bf16 ? "_bf16" : "");
-    case Kind::depthwise: return "dwconv3x3_s" + std::to_string(c.stride);
+               (c.bf16 ? "_bf16" : "") + (c.int8 ? "_int8" : "");
+    case Kind::depthwise: return "dwconv3x3_s" + std::to_string(c.stride) + (c.int8 ? "_int8" : "");
     case Kind::upsample_add: return "upsample_nearest_add";
     case Kind::mobilenet_stem: return "mobilenet_stem";
     }
@@ -231,6 +236,56 @@ void run_depthwise(benchmark::State& state, const KernelSet& ks, const KernelCal
     state.counters["bytes"] = per_second(map_bytes(in.map()) + map_bytes(out.map()));
 }
 
+// int8: random bytes and weights, activations quantised at zero point 128 (what the weights do
+// not change the time of), uint8 out.
+constexpr QuantParams kInt8Activation{0.05f, 128};
+
+void fill_random_bytes(const QuantizedMap& m, unsigned seed) {
+    std::mt19937 rng(seed);
+    for (int y = 0; y < m.h; ++y)
+        for (int x = 0; x < m.w; ++x)
+            for (int c = 0; c < m.c; ++c) m.at(y, x)[c] = static_cast<std::uint8_t>(rng() % 256);
+}
+
+std::vector<std::int8_t> random_int8(std::size_t n, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::vector<std::int8_t> v(n);
+    for (auto& x : v) x = static_cast<std::int8_t>(static_cast<int>(rng() % 256) - 128);
+    return v;
+}
+
+void run_dense_int8(benchmark::State& state, const KernelSet& ks, const KernelCall& c) {
+    QuantizedBuffer in, out;
+    in.resize(c.h, c.w, c.cin, kInt8Activation);
+    out.resize(c.oh, c.ow, c.cout, kInt8Activation);
+    fill_random_bytes(in.map(), 1);
+    const auto weights = random_int8(static_cast<std::size_t>(c.cout) * c.cin * c.k * c.k, 2);
+    const std::vector<float> weight_scale(static_cast<std::size_t>(c.cout), 0.01f), bias = random_floats(static_cast<std::size_t>(c.cout), 3);
+    PackedConvInt8 packed = pack_conv_int8({weights.data(), weight_scale.data(), bias.data(), kInt8Activation, kEpilogue},
+                                           c.cout, c.cin, c.k, c.stride, "benchmark conv");
+    set_output(packed, true, kInt8Activation);
+    const ConvInt8Kernel kernel = ks.conv_int8_for(packed);
+    time_calls(state, [&] { kernel(in.map(), packed, {&out.map(), nullptr}, kKernelThreads); });
+    state.counters["OPS"] = per_second(2.0 * c.oh * c.ow * c.cout * c.cin * c.k * c.k);
+}
+
+void run_depthwise_int8(benchmark::State& state, const KernelSet& ks, const KernelCall& c) {
+    QuantizedBuffer in, out;
+    in.resize(c.h, c.w, c.cin, kInt8Activation);
+    out.resize(c.oh, c.ow, c.cout, kInt8Activation);
+    fill_random_bytes(in.map(), 1);
+    const auto weights = random_int8(static_cast<std::size_t>(c.cin) * 9, 2);
+    const std::vector<float> weight_scale(static_cast<std::size_t>(c.cin), 0.01f), bias = random_floats(static_cast<std::size_t>(c.cin), 3);
+    PackedDepthwiseInt8 packed = pack_depthwise_int8({weights.data(), weight_scale.data(), bias.data(), kInt8Activation, kEpilogue},
+                                                     c.cin, c.stride, "benchmark depthwise");
+    set_output(packed, kInt8Activation);
+    const DepthwiseInt8Kernel kernel = ks.dwconv_int8_for(packed);
+    time_calls(state, [&] { kernel(in.map(), packed, out.map(), kKernelThreads); });
+    state.counters["OPS"] = per_second(2.0 * c.oh * c.ow * c.cin * 9);
+    const auto bytes = [](const QuantizedMap& m) { return static_cast<double>(m.h) * m.w * m.cstride; };
+    state.counters["bytes"] = per_second(bytes(in.map()) + bytes(out.map()));
+}
+
 void run_upsample_add(benchmark::State& state, const KernelSet& ks, const KernelCall& c) {
     FeatureBuffer coarse(c.h, c.w, c.cin), fine(c.oh, c.ow, c.cout);
     fill_random(coarse.map(), 1);
@@ -274,8 +329,8 @@ void run_mobilenet_stem(benchmark::State& state, const KernelSet& ks, const Kern
 void register_call(const KernelSet& ks, const KernelCall& call) {
     const auto run = [kernels = &ks, call](benchmark::State& state) {
         switch (call.kind) {
-        case Kind::dense: run_dense(state, *kernels, call); break;
-        case Kind::depthwise: run_depthwise(state, *kernels, call); break;
+        case Kind::dense: call.int8 ? run_dense_int8(state, *kernels, call) : run_dense(state, *kernels, call); break;
+        case Kind::depthwise: call.int8 ? run_depthwise_int8(state, *kernels, call) : run_depthwise(state, *kernels, call); break;
         case Kind::upsample_add: run_upsample_add(state, *kernels, call); break;
         case Kind::mobilenet_stem: run_mobilenet_stem(state, *kernels, call); break;
         }
@@ -290,6 +345,11 @@ const bool kRegistered = [] {
     for (Isa isa : supported_isas())
         for (KernelCall call : calls) {
             register_call(kernel_set(isa), call);
+            if (call.kind == Kind::dense || call.kind == Kind::depthwise) {
+                KernelCall int8 = call;
+                int8.int8 = true;
+                register_call(kernel_set(isa), int8);
+            }
             if (call.kind == Kind::dense && call.k == 3 && call.stride == 1) {
                 call.winograd = true;
                 register_call(kernel_set(isa), call);

@@ -3,6 +3,8 @@
 //   BM_RetinaFace_VGA/<isa>                    detect(): preprocess + network + decode + NMS
 //   BM_RetinaFace_VGA_Bf16/<isa>               the same with the bf16 weight file (its layers on the
 //                                              bf16 kernels where the set has them, else widened)
+//   BM_RetinaFace_VGA_Int8/<isa>               the same with the int8 file (facet-quantize; its FLOPS
+//                                              count the same arithmetic)
 //   BM_RetinaFace_VGA_Network/<isa>            forward_raw(): the network, see bm_network
 //   BM_RetinaFace_VGA/<best isa>/kernel_threads:2   detect() with the kernels on two threads
 //   BM_RetinaFace_720p/<best isa>/kernel_threads:N  detect() on the frame scaled to 1280x720, 1 and 2
@@ -46,6 +48,7 @@ using namespace facet;
 constexpr int kFrameWidth = 640, kFrameHeight = 480;
 constexpr const char* kModelFile = "retinaface_mnet025_official.facet";
 constexpr const char* kBf16ModelFile = "retinaface_mnet025_official_bf16.facet"; // converters/quantize_bf16.py
+constexpr const char* kInt8ModelFile = "retinaface_mnet025_official_int8.facet"; // facet-quantize
 constexpr const char* kFrameFile = "golden/crowd_640x480.png";
 
 std::string env_or(const char* name, const std::string& fallback) {
@@ -60,19 +63,20 @@ bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
 double network_macs(const RetinaFaceModel& m, int h, int w) {
     double macs = 0;
     // Counts `c` on an h x w input and moves h, w to its output size.
-    const auto dense = [&macs](const PackedConv& c, int& h, int& w) {
-        h = conv_out_size(h, c.k, c.stride);
-        w = conv_out_size(w, c.k, c.stride);
-        macs += static_cast<double>(h) * w * c.cout * c.cin * c.k * c.k;
+    const auto dense = [&macs](int k, int stride, int cin, int cout, int& h, int& w) {
+        h = conv_out_size(h, k, stride);
+        w = conv_out_size(w, k, stride);
+        macs += static_cast<double>(h) * w * cout * cin * k * k;
     };
-    dense(m.stem, h, w);
+    const auto layer = [&dense](const ConvLayer& c, int& h, int& w) { dense(c.k(), c.stride(), c.cin(), c.cout(), h, w); };
+    dense(m.stem.k, m.stem.stride, m.stem.cin, m.stem.cout, h, w);
     int level_h[RetinaFaceModel::kLevels], level_w[RetinaFaceModel::kLevels];
     for (int b = 0, level = 0; b < static_cast<int>(m.blocks.size()); ++b) {
         const auto& block = m.blocks[b];
-        h = conv_out_size(h, 3, block.dw.stride);
-        w = conv_out_size(w, 3, block.dw.stride);
-        macs += static_cast<double>(h) * w * block.dw.c * 9;
-        dense(block.pw, h, w);
+        h = conv_out_size(h, 3, block.dw.stride());
+        w = conv_out_size(w, 3, block.dw.stride());
+        macs += static_cast<double>(h) * w * block.dw.c() * 9;
+        layer(block.pw, h, w);
         if (level < RetinaFaceModel::kLevels && b == m.stage_end[level]) {
             level_h[level] = h;
             level_w[level++] = w;
@@ -80,16 +84,17 @@ double network_macs(const RetinaFaceModel& m, int h, int w) {
     }
     // Everything after the backbone keeps its level's size.
     for (int k = 0; k < RetinaFaceModel::kLevels; ++k) {
-        const auto at_level = [&](const PackedConv& c) {
+        const auto at_level = [&](const ConvLayer& c) {
             int lh = level_h[k], lw = level_w[k];
-            dense(c, lh, lw);
+            layer(c, lh, lw);
         };
         at_level(m.fpn_output[k]);
         if (k < RetinaFaceModel::kLevels - 1) at_level(m.fpn_merge[k]);
         const auto& ctx = m.context[k];
-        for (const PackedConv* c : {&ctx.conv3x3, &ctx.conv5x5_1, &ctx.conv5x5_2, &ctx.conv7x7_2, &ctx.conv7x7_3})
+        for (const ConvLayer* c : {&ctx.conv3x3, &ctx.conv5x5_1, &ctx.conv5x5_2, &ctx.conv7x7_2, &ctx.conv7x7_3})
             at_level(*c);
-        at_level(m.heads[k]);
+        int lh = level_h[k], lw = level_w[k];
+        dense(m.heads[k].k, m.heads[k].stride, m.heads[k].cin, m.heads[k].cout, lh, lw);
     }
     return macs;
 }
@@ -127,12 +132,16 @@ VgaInputs load_vga_inputs(const char* model_file) {
     return in;
 }
 
-enum class Weights { fp32, bf16 };
+enum class Weights { fp32, bf16, int8 };
 
 const VgaInputs& vga_inputs(Weights weights = Weights::fp32) {
     if (weights == Weights::bf16) {
         static const VgaInputs bf16 = load_vga_inputs(kBf16ModelFile);
         return bf16;
+    }
+    if (weights == Weights::int8) {
+        static const VgaInputs int8 = load_vga_inputs(kInt8ModelFile);
+        return int8;
     }
     static const VgaInputs fp32 = load_vga_inputs(kModelFile);
     return fp32;
@@ -239,6 +248,7 @@ const bool kRegistered = [] {
         const KernelSet* kernels = &kernel_set(isa);
         register_case(std::string("BM_RetinaFace_VGA/") + kernels->isa, bm_detect, kernels, 1, false, false, Weights::fp32);
         register_case(std::string("BM_RetinaFace_VGA_Bf16/") + kernels->isa, bm_detect, kernels, 1, false, false, Weights::bf16);
+        register_case(std::string("BM_RetinaFace_VGA_Int8/") + kernels->isa, bm_detect, kernels, 1, false, false, Weights::int8);
         register_case(std::string("BM_RetinaFace_VGA_Network/") + kernels->isa, bm_network, kernels);
     }
     if (!isas.empty()) {

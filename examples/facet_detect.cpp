@@ -249,7 +249,7 @@ void check_distinct_output_names(const Args& args) {
 // memory of its calls, so threads working at once need their own).
 struct Models {
     std::function<std::vector<facet::Face>(const facet::Image&)> detect;
-    std::string precision; // the detector's weights: "fp32", or the file's "precision" ("bf16")
+    std::string precision; // the detector's weights: "fp32", or the file's "precision" ("bf16", "int8")
     std::shared_ptr<facet::FaceLandmarker> landmarker;
     std::shared_ptr<facet::FaceRecognizer> recognizer;
     std::shared_ptr<facet::AgeGender> age_gender;

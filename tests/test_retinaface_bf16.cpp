@@ -37,7 +37,7 @@ TEST_CASE("RetinaFace bf16 keeps the fp32 detections on every shared image, on e
     bool ran_bf16_kernels = false;
     for (const KernelSet* ks : test::all_kernel_sets()) {
         // Not vacuous: the backbone's pointwise convs are bf16, and run on the bf16 kernel where there is one.
-        const PackedConv& pointwise = bf16->blocks.back().pw;
+        const PackedConv& pointwise = bf16->blocks.back().pw.fp32;
         REQUIRE(pointwise.bf16);
         CHECK((ks->conv_for(pointwise) == (ks->conv1x1_bf16 ? ks->conv1x1_bf16 : ks->conv1x1)));
         ran_bf16_kernels = ran_bf16_kernels || ks->conv1x1_bf16;

@@ -26,6 +26,7 @@
 #include "deform_conv_weights.hpp"
 #include "dense_weights.hpp"
 #include "graph_layout.hpp"
+#include "int8_layout.hpp"
 #include "grouped_conv_weights.hpp"
 #include "map_activation.hpp"
 #include "pool_geometry.hpp"
@@ -87,6 +88,14 @@ struct KernelSet {
     BinaryMapKernel mul;                  // a * b, likewise
     MapKernel softmax_channels;           // softmax over each pixel's channels (elementwise.hpp)
     MapKernel resize_nearest;             // nearest resampling to the output's size (upsample.hpp)
+    // int8 (kernels/*_int8.hpp)
+    const char* int8_path;                // "avx512-vnni" where the CPU has it, else the vpmaddwd widening
+    ConvInt8Kernel conv1x1_int8;          // dense int8 convs, uint8 or float out (conv_int8.hpp)
+    ConvInt8Kernel conv3x3_s1_int8;
+    ConvInt8Kernel conv3x3_s2_int8;
+    DepthwiseInt8Kernel dwconv3x3_s1_int8;
+    DepthwiseInt8Kernel dwconv3x3_s2_int8;
+    QuantizeKernel quantize_int8;         // float map -> uint8 map
 
     // bf16 (kernels/*_bf16.hpp): AVX512-BF16 kernels for layers with bf16 weights (PackedConv::bf16),
     // null unless the set is AVX-512's, compiled for AVX512-BF16, and the CPU has it. Without them a
@@ -110,6 +119,18 @@ struct KernelSet {
         if (w.stride == 1) return dwconv3x3_s1;
         if (w.stride == 2) return dwconv3x3_s2;
         throw Error("no depthwise kernel for stride=" + std::to_string(w.stride));
+    }
+    // int8 (kernels/*_int8.hpp)
+    ConvInt8Kernel conv_int8_for(const PackedConvInt8& w) const {
+        if (w.k == 1 && w.stride == 1) return conv1x1_int8;
+        if (w.k == 3 && w.stride == 1) return conv3x3_s1_int8;
+        if (w.k == 3 && w.stride == 2) return conv3x3_s2_int8;
+        throw Error("no int8 conv kernel for k=" + std::to_string(w.k) + " stride=" + std::to_string(w.stride));
+    }
+    DepthwiseInt8Kernel dwconv_int8_for(const PackedDepthwiseInt8& w) const {
+        if (w.stride == 1) return dwconv3x3_s1_int8;
+        if (w.stride == 2) return dwconv3x3_s2_int8;
+        throw Error("no int8 depthwise kernel for stride=" + std::to_string(w.stride));
     }
 };
 

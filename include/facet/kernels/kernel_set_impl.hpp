@@ -3,6 +3,7 @@
 // by kernel_set.hpp for a program built from the headers alone (its own flags' set).
 #pragma once
 #include "conv1x1_bf16.hpp"
+#include "conv_int8.hpp"
 #include "conv_nhwc.hpp"
 #include "deform_conv.hpp"
 #include "dense.hpp"
@@ -40,6 +41,8 @@ ConvKernel bf16_kernel(ConvKernel kernel) {
 template <Isa I>
 const KernelSet& make_kernel_set() {
     using Arch = typename ArchOf<I>::type;
+    // int8 (kernels/*_int8.hpp)
+    static const Int8KernelTable int8 = int8_kernel_table<Arch>();
     static const KernelSet set{
         isa_name(I),
         static_cast<int>(Batch<Arch>::size),
@@ -66,6 +69,14 @@ const KernelSet& make_kernel_set() {
         &mul_nhwc<Arch>,
         &softmax_channels_nhwc<Arch>,
         &resize_nearest_nhwc<Arch>,
+        // int8 (kernels/*_int8.hpp)
+        int8.path,
+        int8.conv1x1,
+        int8.conv3x3_s1,
+        int8.conv3x3_s2,
+        int8.dwconv3x3_s1,
+        int8.dwconv3x3_s2,
+        int8.quantize,
         // bf16 (kernels/*_bf16.hpp)
 #if defined(__AVX512BF16__)
         bf16_kernel<I>(&conv1x1_bf16_nhwc),

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "../io/image.hpp"
 #include "../io/weights.hpp"
 #include "../kernels/conv_weights_bf16.hpp"
+#include "../kernels/int8_layout.hpp"
 #include "../kernels/kernel_set.hpp"
 #include "../post/nms.hpp"
 #include "../post/priors.hpp"
@@ -31,6 +33,38 @@ struct RetinaFaceOptions {
     int max_faces = 750;          // faces kept after NMS
     int max_side = 640;           // shrink so the longer side is at most this before the network; 0: never
     int threads = 1;              // threads inside the kernels (core/parallel.hpp)
+};
+
+// A conv as the file stores it: float32, or int8 (weights/FORMAT.md, "int8") with its input's
+// quantisation; `name` is its module's, e.g. "body.stage2.3.3".
+struct ConvLayer {
+    std::string name;
+    PackedConv fp32;       // a float32 layer
+    PackedConvInt8 int8;   // an int8 layer (int8.k > 0)
+    bool quantized() const { return int8.k != 0; }
+    int cin() const { return quantized() ? int8.cin : fp32.cin; }
+    int cout() const { return quantized() ? int8.cout : fp32.cout; }
+    int k() const { return quantized() ? int8.k : fp32.k; }
+    int stride() const { return quantized() ? int8.stride : fp32.stride; }
+};
+
+struct DepthwiseLayer {
+    std::string name;
+    PackedDepthwise fp32;
+    PackedDepthwiseInt8 int8; // an int8 layer (int8.c > 0); its output is always uint8, for its int8 pointwise
+    bool quantized() const { return int8.c != 0; }
+    int c() const { return quantized() ? int8.c : fp32.c; }
+    int stride() const { return quantized() ? int8.stride : fp32.stride; }
+};
+
+// A map between two layers: float, or uint8 where an int8 layer feeds only int8 layers
+// (RetinaFaceModel::load decides which, RetinaFace::run_network follows).
+struct LayerMap {
+    FeatureBuffer floats;
+    QuantizedBuffer bytes;
+    bool quantized = false;
+    int h() const { return quantized ? bytes.map().h : floats.map().h; }
+    int w() const { return quantized ? bytes.map().w : floats.map().w; }
 };
 
 // The network's outputs for one input, in prior order (level, row, column, anchor).
@@ -58,11 +92,11 @@ public:
     float variance_size() const { return variances_[1]; }
 
     struct DwBlock {
-        PackedDepthwise dw;
-        PackedConv pw;
+        DepthwiseLayer dw;
+        ConvLayer pw;
     };
     struct ContextModule {
-        PackedConv conv3x3, conv5x5_1, conv5x5_2, conv7x7_2, conv7x7_3;
+        ConvLayer conv3x3, conv5x5_1, conv5x5_2, conv7x7_2, conv7x7_3;
         // deformable_context only: the five convs above, in that order, as modulated deformable
         // convs sampling where their `<conv>.conv_offset` says; the plain ones are then empty.
         std::array<ModulatedDeformConv, 5> deformable;
@@ -77,19 +111,21 @@ public:
     PackedConv stem;
     std::vector<DwBlock> blocks;                 // backbone, in order
     std::array<int, kLevels> stage_end{};        // index in `blocks` of each stage's last block
-    std::array<PackedConv, kLevels> fpn_output;  // lateral 1x1
-    std::array<PackedConv, kLevels - 1> fpn_merge;
+    std::array<ConvLayer, kLevels> fpn_output;  // lateral 1x1
+    std::array<ConvLayer, kLevels - 1> fpn_merge;
     std::array<ContextModule, kLevels> context;
     std::array<PackedConv, kLevels> heads;       // class | box | landmark heads fused into one 1x1
     // retinaface.context = "deformable": the paper's full model, deformable context modules.
     bool deformable_context = false;
-    // The file's "precision" ("fp32" when absent; "bf16": converters/quantize_bf16.py). Each layer
-    // is loaded by its weights' dtype: bf16 weights run on the bf16 kernels where the CPU has
-    // AVX512-BF16, widened to float32 elsewhere.
+    // The file's "precision" ("fp32" when absent; "bf16": converters/quantize_bf16.py; "int8":
+    // facet-quantize). Each layer is loaded by its weights' dtype, so a file may keep some layers
+    // float32: bf16 weights run on the bf16 kernels where the CPU has AVX512-BF16, widened to
+    // float32 elsewhere; int8 layers on the int8 kernels.
     std::string precision = "fp32";
 
 private:
     void load(const WeightFile& f);
+    void link_quantized_outputs();
 
     std::vector<int> steps_;
     std::vector<std::vector<float>> min_sizes_;
@@ -142,8 +178,69 @@ inline PackedConv load_conv(const WeightFile& f, const std::string& name, int ci
     return p;
 }
 
+inline bool stored_int8(const WeightFile& f, const std::string& name) {
+    return f.dtype_of(name + ".weight") == DType::int8;
+}
+
+// The int8 tensors of conv `name` (weights/FORMAT.md): weights [cout][cin/groups][k][k],
+// weight_scale and bias [cout], input_scale [1] and input_zero_point [1].
+inline Int8ConvSource read_int8_conv(const WeightFile& f, const std::string& name, int cin_per_group, int cout, int k,
+                                     Epilogue activation) {
+    const WeightTensor& w = f.int8_tensor(name + ".weight");
+    if (w.shape != std::vector<int>{cout, cin_per_group, k, k})
+        throw Error(f.path() + ": tensor '" + name + ".weight' has shape " + w.shape_string() + ", expected (" +
+                    std::to_string(cout) + ", " + std::to_string(cin_per_group) + ", " + std::to_string(k) + ", " +
+                    std::to_string(k) + ")");
+    const WeightTensor& zp = f.int32_tensor(name + ".input_zero_point");
+    if (zp.count != 1) throw Error(f.path() + ": tensor '" + name + ".input_zero_point' must hold one value");
+    Int8ConvSource s;
+    s.weights = w.int8s;
+    s.weight_scale = f.tensor(name + ".weight_scale", {cout}).data;
+    s.bias = f.tensor(name + ".bias", {cout}).data;
+    s.input = QuantParams{f.tensor(name + ".input_scale", {1}).data[0], zp.ints[0]};
+    s.activation = activation;
+    return s;
+}
+
+// A conv in the precision the file stores it in.
+inline ConvLayer load_layer(const WeightFile& f, const std::string& name, int cin, int cout, int k, int stride,
+                            Epilogue epilogue) {
+    ConvLayer layer;
+    layer.name = name;
+    if (stored_int8(f, name))
+        layer.int8 = pack_conv_int8(read_int8_conv(f, name, cin, cout, k, epilogue), cout, cin, k, stride, f.path() + ": " + name);
+    else
+        layer.fp32 = load_conv(f, name, cin, cout, k, stride, epilogue);
+    return layer;
+}
+
+inline ConvLayer load_layer(const WeightFile& f, const std::string& name, int cin, int cout, int k, int stride) {
+    return load_layer(f, name, cin, cout, k, stride, read_activation(f, name));
+}
+
 inline PackedConv load_conv(const WeightFile& f, const std::string& name, int cin, int cout, int k, int stride) {
     return load_conv(f, name, cin, cout, k, stride, read_activation(f, name));
+}
+
+inline DepthwiseLayer load_depthwise_layer(const WeightFile& f, const std::string& name, int c, int stride) {
+    DepthwiseLayer layer;
+    layer.name = name;
+    const Epilogue activation = read_activation(f, name);
+    if (stored_int8(f, name)) {
+        layer.int8 = pack_depthwise_int8(read_int8_conv(f, name, 1, c, 3, activation), c, stride, f.path() + ": " + name);
+    } else {
+        const LayerWeights w = read_layer_weights(f, name + ".weight", {c, 1, 3, 3});
+        const WeightTensor& b = f.tensor(name + ".bias", {c});
+        layer.fp32 = pack_depthwise(w.values.data(), b.data, c, stride, activation);
+    }
+    return layer;
+}
+
+// Layers never int8 in any file: the fused stem kernel and the heads have no int8 form.
+inline void refuse_int8(const WeightFile& f, const std::string& name) {
+    if (stored_int8(f, name))
+        throw Error(f.path() + ": " + name + " is int8, but the fused stem and the heads have no int8 kernel "
+                    "(facet-quantize keeps them float32)");
 }
 
 // The file's input normalisation (metadata "input"): network channel c = (pixel[source_channel[c]]
@@ -209,7 +306,8 @@ inline void RetinaFaceModel::load(const WeightFile& f) {
         deformable_context = context == "deformable";
 
         if (m.has("precision")) precision = m["precision"].string();
-        if (precision != "fp32" && precision != "bf16") throw Error("precision '" + precision + "' is not supported (fp32 or bf16 are)");
+        if (precision != "fp32" && precision != "bf16" && precision != "int8")
+            throw Error("precision '" + precision + "' is not supported (fp32, bf16 or int8 are)");
 
         const json::Value& in = m["input"];
         const std::string& color = in["color"].string();
@@ -234,18 +332,21 @@ inline void RetinaFaceModel::load(const WeightFile& f) {
     };
     for (const BlockShape& s : shapes) {
         const std::string prefix = std::string("body.") + s.stage + "." + std::to_string(s.index);
-        const LayerWeights dw_w = detail::read_layer_weights(f, prefix + ".0.weight", {s.cin, 1, 3, 3});
-        const WeightTensor& dw_b = f.tensor(prefix + ".0.bias", {s.cin});
-        blocks.push_back({pack_depthwise(dw_w.values.data(), dw_b.data, s.cin, s.stride, read_activation(f, prefix + ".0")),
-                          load_conv(f, prefix + ".3", s.cin, s.cout, 1, 1)});
+        blocks.push_back({detail::load_depthwise_layer(f, prefix + ".0", s.cin, s.stride),
+                          detail::load_layer(f, prefix + ".3", s.cin, s.cout, 1, 1)});
+        // A depthwise writes uint8 for its pointwise only.
+        if (blocks.back().dw.quantized() && !blocks.back().pw.quantized())
+            throw Error(f.path() + ": " + prefix + ".0 is int8 but " + prefix + ".3 is not (an int8 depthwise needs an int8 pointwise)");
     }
+    // The stem kernel fuses the first conv, block and depthwise (run_network).
+    for (const char* name : {"body.stage1.0.0", "body.stage1.1.0", "body.stage1.1.3", "body.stage1.2.0"}) detail::refuse_int8(f, name);
     stage_end = {4, 10, 12};
 
     const int stage_channels[kLevels] = {64, 128, 256};
     for (int k = 0; k < kLevels; ++k) {
         const std::string n = std::to_string(k + 1);
-        fpn_output[k] = load_conv(f, "fpn.output" + n + ".0", stage_channels[k], 64, 1, 1);
-        if (k < kLevels - 1) fpn_merge[k] = load_conv(f, "fpn.merge" + n + ".0", 64, 64, 3, 1);
+        fpn_output[k] = detail::load_layer(f, "fpn.output" + n + ".0", stage_channels[k], 64, 1, 1);
+        if (k < kLevels - 1) fpn_merge[k] = detail::load_layer(f, "fpn.merge" + n + ".0", 64, 64, 3, 1);
 
         // The context module's final ReLU follows a concat of three branches that have no
         // activation of their own, so it is fused into each branch's epilogue.
@@ -255,18 +356,19 @@ inline void RetinaFaceModel::load(const WeightFile& f) {
             if (read_activation(f, ssh + branch).kind != Activation::none)
                 throw Error(f.path() + ": " + ssh + branch + " must have no activation (the module's own follows the concat)");
         ContextModule& c = context[k];
-        c.conv3x3 = load_conv(f, ssh + ".conv3X3.0", 64, 32, 3, 1, out);
-        c.conv5x5_1 = load_conv(f, ssh + ".conv5X5_1.0", 64, 16, 3, 1);
-        c.conv5x5_2 = load_conv(f, ssh + ".conv5X5_2.0", 16, 16, 3, 1, out);
-        c.conv7x7_2 = load_conv(f, ssh + ".conv7X7_2.0", 16, 16, 3, 1);
-        c.conv7x7_3 = load_conv(f, ssh + ".conv7x7_3.0", 16, 16, 3, 1, out);
+        c.conv3x3 = detail::load_layer(f, ssh + ".conv3X3.0", 64, 32, 3, 1, out);
+        c.conv5x5_1 = detail::load_layer(f, ssh + ".conv5X5_1.0", 64, 16, 3, 1);
+        c.conv5x5_2 = detail::load_layer(f, ssh + ".conv5X5_2.0", 16, 16, 3, 1, out);
+        c.conv7x7_2 = detail::load_layer(f, ssh + ".conv7X7_2.0", 16, 16, 3, 1);
+        c.conv7x7_3 = detail::load_layer(f, ssh + ".conv7x7_3.0", 16, 16, 3, 1, out);
         if (deformable_context) {
             // Each conv keeps its weights and samples where its own plain 3x3 conv says.
-            const std::pair<const char*, PackedConv*> convs[] = {{".conv3X3.0", &c.conv3x3}, {".conv5X5_1.0", &c.conv5x5_1},
-                                                                 {".conv5X5_2.0", &c.conv5x5_2}, {".conv7X7_2.0", &c.conv7x7_2},
-                                                                 {".conv7x7_3.0", &c.conv7x7_3}};
+            const std::pair<const char*, ConvLayer*> convs[] = {{".conv3X3.0", &c.conv3x3}, {".conv5X5_1.0", &c.conv5x5_1},
+                                                                {".conv5X5_2.0", &c.conv5x5_2}, {".conv7X7_2.0", &c.conv7x7_2},
+                                                                {".conv7x7_3.0", &c.conv7x7_3}};
             for (std::size_t i = 0; i < c.deformable.size(); ++i) {
-                PackedConv& conv = *convs[i].second;
+                if (convs[i].second->quantized()) throw Error(f.path() + ": deformable context convs have no int8 form");
+                PackedConv& conv = convs[i].second->fp32;
                 PackedConv offset_mask = load_conv(f, ssh + convs[i].first + ".conv_offset", conv.cin,
                                                    ModulatedDeformConv::offset_mask_channels(conv.k * conv.k), conv.k, conv.stride);
                 c.deformable[i] = make_modulated_deform_conv(std::move(offset_mask), std::move(conv));
@@ -282,6 +384,7 @@ inline void RetinaFaceModel::load(const WeightFile& f) {
         for (auto [head, per_anchor] : {std::pair<const char*, int>{"ClassHead", 2}, {"BboxHead", 4}, {"LandmarkHead", 10}}) {
             const std::string name = std::string(head) + "." + std::to_string(k) + ".conv1x1";
             const int cout = per_anchor * anchors_per_cell_;
+            detail::refuse_int8(f, name);
             const LayerWeights hw = detail::read_layer_weights(f, name + ".weight", {cout, 64, 1, 1});
             const WeightTensor& hb = f.tensor(name + ".bias", {cout});
             std::copy(hw.values.begin(), hw.values.end(), w.begin() + static_cast<std::ptrdiff_t>(row) * 64);
@@ -292,7 +395,55 @@ inline void RetinaFaceModel::load(const WeightFile& f) {
         heads[k] = pack_conv(w.data(), b.data(), kHeadChannels, 64, 1, 1, Epilogue{});
         if (bf16) add_bf16_weights(heads[k]);
     }
+    link_quantized_outputs();
 }
+
+// An int8 layer writes uint8, in its consumers' input quantisation, when all its consumers are
+// int8 layers reading that same quantisation; else float (the kernel dequantises in its epilogue).
+// Float-only consumers: the FPN's up-sample-add (the laterals, and merge2's output), the heads.
+inline void RetinaFaceModel::link_quantized_outputs() {
+    // A layer reading the output: its name, and its input quantisation if it is int8 (else nullptr).
+    struct Consumer {
+        const std::string& name;
+        const QuantParams* int8_input;
+    };
+    const auto reader = [](const auto& layer) { return Consumer{layer.name, layer.quantized() ? &layer.int8.input : nullptr}; };
+    // No consumers: a float-only one (up-sample-add, concat into the heads).
+    const auto link = [](ConvLayer& producer, std::initializer_list<Consumer> consumers) {
+        if (!producer.quantized()) return;
+        bool all_int8 = consumers.size() > 0;
+        for (const Consumer& c : consumers) all_int8 = all_int8 && c.int8_input;
+        if (!all_int8) return set_output(producer.int8, false);
+        const Consumer& first = *consumers.begin();
+        for (const Consumer& c : consumers)
+            if (c.int8_input->scale != first.int8_input->scale || c.int8_input->zero_point != first.int8_input->zero_point)
+                throw Error(producer.name + "'s consumers " + first.name + " and " + c.name +
+                            " read its output with different input_scale / input_zero_point");
+        set_output(producer.int8, true, *first.int8_input);
+    };
+    for (std::size_t b = 0; b < blocks.size(); ++b) {
+        if (blocks[b].dw.quantized()) set_output(blocks[b].dw.int8, blocks[b].pw.int8.input);
+        const int level = static_cast<int>(std::find(stage_end.begin(), stage_end.end(), static_cast<int>(b)) - stage_end.begin());
+        const bool last = b + 1 == blocks.size();
+        if (level < kLevels && last) link(blocks[b].pw, {reader(fpn_output[level])});
+        else if (level < kLevels) link(blocks[b].pw, {reader(blocks[b + 1].dw), reader(fpn_output[level])});
+        else link(blocks[b].pw, {reader(blocks[b + 1].dw)});
+    }
+    for (int k = 0; k < kLevels; ++k) {
+        ContextModule& c = context[k];
+        link(fpn_output[k], {});
+        // merge1's output feeds level 1's context module; merge2's is also up-sampled into level 1.
+        if (k == 0) link(fpn_merge[0], {reader(c.conv3x3), reader(c.conv5x5_1)});
+        if (k == 1) link(fpn_merge[1], {});
+        link(c.conv5x5_1, {reader(c.conv5x5_2), reader(c.conv7x7_2)});
+        link(c.conv7x7_2, {reader(c.conv7x7_3)});
+        for (ConvLayer* branch : {&c.conv3x3, &c.conv5x5_2, &c.conv7x7_3}) link(*branch, {});
+    }
+}
+
+// Called by RetinaFace::run_network with the float input map of every conv it runs, named as in
+// the file (the stem and the heads excepted): what facet-quantize calibrates on.
+using CalibrationObserver = std::function<void(const std::string& layer, const FeatureMap& input)>;
 
 class RetinaFace {
 public:
@@ -308,6 +459,8 @@ public:
     RetinaFaceOptions& options() { return options_; }
     const RetinaFaceOptions& options() const { return options_; }
     const KernelSet& kernels() const { return *kernels_; }
+    // Sees the inputs of every later call's layers (calibration); an empty function: none.
+    void set_calibration_observer(CalibrationObserver observer) { observer_ = std::move(observer); }
 
     // Faces in `image`, best first.
     std::vector<Face> detect(const Image& image) {
@@ -384,74 +537,123 @@ private:
         out.resize(conv_out_size(in.h, w.k, w.stride), conv_out_size(in.w, w.k, w.stride), w.cout);
         kernels_->conv_for(w)(in, w, out.map(), options_.threads);
     }
-    void conv_into(const PackedConv& w, const FeatureMap& in, const FeatureMap& out_slice) {
-        kernels_->conv_for(w)(in, w, out_slice, options_.threads);
+
+    // The input of an int8 layer as bytes: the map's own (in `q` by construction: RetinaFaceModel's
+    // link_quantized_outputs), or its float values quantised with `q`.
+    const QuantizedMap& bytes_of(const LayerMap& in, const QuantParams& q) {
+        if (in.quantized) return in.bytes.map();
+        const FeatureMap& f = in.floats.map();
+        quantized_input_.resize(f.h, f.w, f.c, q);
+        kernels_->quantize_int8(f, quantized_input_.map(), options_.threads);
+        return quantized_input_.map();
+    }
+
+    // A float map shown to the calibration observer (facet-quantize) as the input of `layer`.
+    void observe(const std::string& layer, const LayerMap& in) {
+        if (observer_ && !in.quantized) observer_(layer, in.floats.map());
+    }
+
+    // Runs `layer` in its precision on `in` into `out`, uint8 or float as the layer's output says.
+    void conv(const ConvLayer& layer, const LayerMap& in, LayerMap& out) {
+        observe(layer.name, in);
+        const int oh = conv_out_size(in.h(), layer.k(), layer.stride()), ow = conv_out_size(in.w(), layer.k(), layer.stride());
+        out.quantized = layer.quantized() && layer.int8.requant.quantized_output;
+        if (!layer.quantized()) return conv(layer.fp32, in.floats.map(), out.floats);
+        const QuantizedMap& x = bytes_of(in, layer.int8.input);
+        if (out.quantized) {
+            out.bytes.resize(oh, ow, layer.cout(), layer.int8.requant.output);
+            kernels_->conv_int8_for(layer.int8)(x, layer.int8, {&out.bytes.map(), nullptr}, options_.threads);
+        } else {
+            out.floats.resize(oh, ow, layer.cout());
+            kernels_->conv_int8_for(layer.int8)(x, layer.int8, {nullptr, &out.floats.map()}, options_.threads);
+        }
+    }
+
+    // The same into a channel slice of a float map (a concatenation).
+    void conv_into(const ConvLayer& layer, const LayerMap& in, const FeatureMap& out_slice) {
+        observe(layer.name, in);
+        if (!layer.quantized()) return kernels_->conv_for(layer.fp32)(in.floats.map(), layer.fp32, out_slice, options_.threads);
+        kernels_->conv_int8_for(layer.int8)(bytes_of(in, layer.int8.input), layer.int8, {nullptr, &out_slice}, options_.threads);
+    }
+
+    void dwconv(const DepthwiseLayer& layer, const LayerMap& in, LayerMap& out) {
+        observe(layer.name, in);
+        const int oh = conv_out_size(in.h(), 3, layer.stride()), ow = conv_out_size(in.w(), 3, layer.stride());
+        out.quantized = layer.quantized();
+        if (!layer.quantized()) {
+            out.floats.resize(oh, ow, layer.c());
+            return kernels_->dwconv_for(layer.fp32)(in.floats.map(), layer.fp32, out.floats.map(), options_.threads);
+        }
+        const QuantizedMap& x = bytes_of(in, layer.int8.input);
+        out.bytes.resize(oh, ow, layer.c(), layer.int8.requant.output);
+        kernels_->dwconv_int8_for(layer.int8)(x, layer.int8, out.bytes.map(), options_.threads);
     }
 
     void run_network() {
         const RetinaFaceModel& m = *model_;
         const int threads = options_.threads;
         // The stem conv, the first block and the second block's depthwise run fused
-        // (kernels/mobilenet_stem.hpp). Then the backbone alternates two buffers: a block's
-        // depthwise writes ping_[1], its pointwise ping_[0] (whose old content, the block's input,
-        // has been consumed by then).
+        // (kernels/mobilenet_stem.hpp), in float32 in any file. Then the backbone alternates two
+        // buffers: a block's depthwise writes ping_[1], its pointwise ping_[0] (whose old content,
+        // the block's input, has been consumed by then).
         const RetinaFaceModel::DwBlock &first = m.blocks[0], &second = m.blocks[1];
         const StemImage& in = stem_input_;
         const int mid_h = conv_out_size(in.h, 3, 2), mid_w = conv_out_size(in.w, 3, 2);
-        ping_[1].resize(conv_out_size(mid_h, 3, 2), conv_out_size(mid_w, 3, 2), second.dw.c);
-        const std::size_t scratch = StemScratch(mid_w, m.stem.cin, m.stem.cout, first.pw.cout_pad).floats(threads);
+        ping_[1].quantized = false;
+        ping_[1].floats.resize(conv_out_size(mid_h, 3, 2), conv_out_size(mid_w, 3, 2), second.dw.c());
+        const std::size_t scratch = StemScratch(mid_w, m.stem.cin, m.stem.cout, first.pw.fp32.cout_pad).floats(threads);
         if (scratch > stem_scratch_floats_) {
             stem_scratch_ = make_aligned_floats(scratch);
             stem_scratch_floats_ = scratch;
         }
-        kernels_->mobilenet_stem(in, m.stem, first.dw, first.pw, second.dw, stem_scratch_.get(), ping_[1].map(), threads);
-        conv(second.pw, ping_[1].map(), ping_[0]);
-        const FeatureMap* x = &ping_[0].map();
+        kernels_->mobilenet_stem(in, m.stem, first.dw.fp32, first.pw.fp32, second.dw.fp32, stem_scratch_.get(),
+                                 ping_[1].floats.map(), threads);
+        conv(second.pw, ping_[1], ping_[0]);
+        const LayerMap* x = &ping_[0];
         int level = 0;
         for (std::size_t b = 2; b < m.blocks.size(); ++b) {
             const auto& block = m.blocks[b];
-            FeatureBuffer& dw_out = ping_[1];
-            dw_out.resize(conv_out_size(x->h, 3, block.dw.stride), conv_out_size(x->w, 3, block.dw.stride), block.dw.c);
-            kernels_->dwconv_for(block.dw)(*x, block.dw, dw_out.map(), threads);
+            dwconv(block.dw, *x, ping_[1]);
             // A stage's last output feeds the FPN and must outlive the ping-pong buffers.
             const bool stage_end = level < RetinaFaceModel::kLevels && static_cast<int>(b) == m.stage_end[level];
-            FeatureBuffer& pw_out = stage_end ? stage_[level++] : ping_[0];
-            conv(block.pw, dw_out.map(), pw_out);
-            x = &pw_out.map();
+            LayerMap& pw_out = stage_end ? stage_[level++] : ping_[0];
+            conv(block.pw, ping_[1], pw_out);
+            x = &pw_out;
         }
         // FPN: lateral 1x1s, then top-down: o2 = merge2(o2 + up(o3)), o1 = merge1(o1 + up(o2)).
-        for (int k = 0; k < RetinaFaceModel::kLevels; ++k) conv(m.fpn_output[k], stage_[k].map(), lateral_[k]);
-        const FeatureMap* coarser = &lateral_[2].map();
+        // The laterals and merge2's output are float (the up-sample-add is).
+        for (int k = 0; k < RetinaFaceModel::kLevels; ++k) conv(m.fpn_output[k], stage_[k], lateral_[k]);
+        const LayerMap* coarser = &lateral_[2];
         for (int k = RetinaFaceModel::kLevels - 2; k >= 0; --k) {
-            kernels_->upsample_nearest_add(*coarser, lateral_[k].map(), threads);
-            conv(m.fpn_merge[k], lateral_[k].map(), merged_[k]);
-            coarser = &merged_[k].map();
+            kernels_->upsample_nearest_add(coarser->floats.map(), lateral_[k].floats.map(), threads);
+            conv(m.fpn_merge[k], lateral_[k], merged_[k]);
+            coarser = &merged_[k];
         }
-        const FeatureMap* features[RetinaFaceModel::kLevels] = {&merged_[0].map(), &merged_[1].map(), &lateral_[2].map()};
-        // Context modules write their three branches into slices of one 64-channel map.
+        const LayerMap* features[RetinaFaceModel::kLevels] = {&merged_[0], &merged_[1], &lateral_[2]};
+        // Context modules write their three branches into slices of one 64-channel float map.
         for (int k = 0; k < RetinaFaceModel::kLevels; ++k) {
             const auto& c = m.context[k];
-            const FeatureMap& f = *features[k];
-            context_[k].resize(f.h, f.w, 64);
+            const LayerMap& f = *features[k];
+            context_[k].resize(f.h(), f.w(), 64);
             const FeatureMap& out = context_[k].map();
             if (m.deformable_context) {
-                // The same dataflow as below, every conv deformable (ContextModule::deformable).
+                // The same dataflow as below, every conv deformable (ContextModule::deformable), float32.
                 const auto deformable = [&](int i, const FeatureMap& in, const FeatureMap& to) {
                     run_modulated_deform_conv(*kernels_, c.deformable[i], in, context_offsets_, to, threads);
                 };
-                context_t_.resize(f.h, f.w, 16);
-                context_u_.resize(f.h, f.w, 16);
-                deformable(0, f, out.channels(0, 32));
-                deformable(1, f, context_t_.map());
-                deformable(2, context_t_.map(), out.channels(32, 16));
-                deformable(3, context_t_.map(), context_u_.map());
-                deformable(4, context_u_.map(), out.channels(48, 16));
+                context_t_.floats.resize(f.h(), f.w(), 16);
+                context_u_.floats.resize(f.h(), f.w(), 16);
+                deformable(0, f.floats.map(), out.channels(0, 32));
+                deformable(1, f.floats.map(), context_t_.floats.map());
+                deformable(2, context_t_.floats.map(), out.channels(32, 16));
+                deformable(3, context_t_.floats.map(), context_u_.floats.map());
+                deformable(4, context_u_.floats.map(), out.channels(48, 16));
             } else {
                 conv_into(c.conv3x3, f, out.channels(0, 32));
                 conv(c.conv5x5_1, f, context_t_);
-                conv_into(c.conv5x5_2, context_t_.map(), out.channels(32, 16));
-                conv(c.conv7x7_2, context_t_.map(), context_u_);
-                conv_into(c.conv7x7_3, context_u_.map(), out.channels(48, 16));
+                conv_into(c.conv5x5_2, context_t_, out.channels(32, 16));
+                conv(c.conv7x7_2, context_t_, context_u_);
+                conv_into(c.conv7x7_3, context_u_, out.channels(48, 16));
             }
             conv(m.heads[k], out, heads_[k]);
         }
@@ -520,12 +722,14 @@ private:
     // Scratch memory, sized at the first call for an input size and reused after.
     StemImage stem_input_;    // the network input: the frame's bytes, or input_
     FeatureBuffer input_;     // the frame resampled to the network's size, when it is not that size
-    FeatureBuffer ping_[2], context_t_, context_u_;
+    LayerMap ping_[2], context_t_, context_u_;
+    QuantizedBuffer quantized_input_; // a float map quantised for the int8 layer reading it
     AlignedFloats stem_scratch_; // the fused stem's rows (StemScratch), for every thread
     std::size_t stem_scratch_floats_ = 0;
     FeatureBuffer context_offsets_; // deformable_context: a context conv's predicted offsets and mask
-    FeatureBuffer stage_[RetinaFaceModel::kLevels], lateral_[RetinaFaceModel::kLevels];
-    FeatureBuffer merged_[RetinaFaceModel::kLevels - 1], context_[RetinaFaceModel::kLevels], heads_[RetinaFaceModel::kLevels];
+    LayerMap stage_[RetinaFaceModel::kLevels], lateral_[RetinaFaceModel::kLevels], merged_[RetinaFaceModel::kLevels - 1];
+    FeatureBuffer context_[RetinaFaceModel::kLevels], heads_[RetinaFaceModel::kLevels];
+    CalibrationObserver observer_;
     std::vector<Prior> priors_;
     int priors_h_ = -1, priors_w_ = -1;
     std::vector<Candidate> candidates_;

@@ -1,0 +1,361 @@
+// facet-quantize: turns a float32 RetinaFace file into an int8 one (weights/FORMAT.md, "int8"),
+// calibrated by running the float network on images.
+//
+// Exit status: 0 on success, 1 when an input (model, image, output path) is bad, 2 on a usage error.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <facet/facet.hpp>
+#include <facet/io/files.hpp>
+#include <facet/io/weights_writer.hpp>
+
+#include "cli_common.hpp"
+
+namespace {
+
+using facet::cli::parse_number;
+using facet::cli::UsageError;
+
+const char* const kUsage = R"(usage: facet-quantize IN.facet OUT.facet --calibrate IMAGE... [options]
+
+Writes OUT.facet, the RetinaFace of IN.facet (float32) with its convs in int8: weights symmetric
+per output channel, activations uint8 with a scale and zero point per conv input, measured by
+running the float network on the calibration images (at the detector's default size, longer
+side 640). The fused stem (first conv, first block, second depthwise) and the heads stay float32.
+
+options:
+  --calibrate IMAGE...  calibration images (at least one; every argument after it up to the next option)
+  --method M            how an activation range is chosen from its values: 'percentile' (default:
+                        the --percentile and 100 - --percentile quantiles, so that a few outliers
+                        do not spread the 256 levels) or 'minmax' (the extremes)
+  --percentile P        for 'percentile', in [90, 100] (default 99.99)
+  --no-equalise         skip the cross-layer equalisation of the backbone's channel ranges (an
+                        exact rescaling of the float network that int8 needs far fewer levels for)
+  --keep-fp32 LAYER     keep this conv float32 (its module name, e.g. fpn.merge1.0; a pointwise
+                        keeps its depthwise too); repeatable
+  -h, --help            this help
+)";
+
+struct Args {
+    std::string in, out, method = "percentile";
+    std::vector<std::string> images;
+    std::set<std::string> keep_fp32;
+    double percentile = 99.99;
+    bool equalise = true;
+};
+
+Args parse_args(int argc, char** argv) {
+    Args a;
+    std::vector<std::string> positional;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        const auto value = [&]() -> std::string {
+            if (i + 1 >= argc) throw UsageError(arg + " wants a value");
+            return argv[++i];
+        };
+        if (arg == "-h" || arg == "--help") {
+            std::cout << kUsage;
+            std::exit(0);
+        } else if (arg == "--calibrate") {
+            while (i + 1 < argc && argv[i + 1][0] != '-') a.images.push_back(argv[++i]);
+        } else if (arg == "--method") {
+            a.method = value();
+            if (a.method != "percentile" && a.method != "minmax") throw UsageError("--method must be 'percentile' or 'minmax', got '" + a.method + "'");
+        } else if (arg == "--percentile") {
+            a.percentile = parse_number(arg, value(), 90.0, 100.0);
+        } else if (arg == "--no-equalise") {
+            a.equalise = false;
+        } else if (arg == "--keep-fp32") {
+            a.keep_fp32.insert(value());
+        } else if (!arg.empty() && arg[0] == '-') {
+            throw UsageError("unknown option '" + arg + "'");
+        } else {
+            positional.push_back(arg);
+        }
+    }
+    if (positional.size() != 2) throw UsageError("wants IN.facet and OUT.facet");
+    if (a.images.empty()) throw UsageError("wants --calibrate with at least one image");
+    a.in = positional[0];
+    a.out = positional[1];
+    return a;
+}
+
+// The values one conv's input took over the calibration images: their extremes (first pass) and
+// a histogram between them (second pass, for the percentiles).
+struct InputRange {
+    static constexpr int kBins = 8192;
+    float lo = std::numeric_limits<float>::infinity(), hi = -std::numeric_limits<float>::infinity();
+    std::vector<double> histogram;
+
+    template <class Fn>
+    static void for_each_value(const facet::FeatureMap& m, Fn&& fn) {
+        for (int y = 0; y < m.h; ++y)
+            for (int x = 0; x < m.w; ++x)
+                for (int c = 0; c < m.c; ++c) fn(m.at(y, x)[c]);
+    }
+    void see_extremes(const facet::FeatureMap& m) {
+        for_each_value(m, [&](float v) {
+            lo = std::min(lo, v);
+            hi = std::max(hi, v);
+        });
+    }
+    void see_histogram(const facet::FeatureMap& m) {
+        histogram.resize(kBins);
+        const double width = (static_cast<double>(hi) - lo) / kBins;
+        for_each_value(m, [&](float v) {
+            const int bin = width > 0 ? static_cast<int>((v - lo) / width) : 0;
+            histogram[static_cast<std::size_t>(std::clamp(bin, 0, kBins - 1))] += 1;
+        });
+    }
+    // The values below which `fraction` and above which 1 - `fraction` of the samples lie, to a bin.
+    std::pair<float, float> quantiles(double fraction) const {
+        double total = 0;
+        for (double n : histogram) total += n;
+        const double width = (static_cast<double>(hi) - lo) / kBins;
+        double below = 0;
+        int first = 0, last = kBins - 1;
+        for (; first < kBins - 1 && below + histogram[first] <= fraction * total; ++first) below += histogram[first];
+        double above = 0;
+        for (; last > 0 && above + histogram[last] <= fraction * total; --last) above += histogram[last];
+        return {static_cast<float>(lo + first * width), static_cast<float>(lo + (last + 1) * width)};
+    }
+};
+
+// uint8 quantisation covering [lo, hi] and zero (the padding must be exact).
+facet::QuantParams activation_params(float lo, float hi) {
+    lo = std::min(lo, 0.0f);
+    hi = std::max(hi, 0.0f);
+    const float scale = std::max(hi - lo, 1e-6f) / 255.0f;
+    return {scale, std::clamp(static_cast<int>(std::nearbyint(-lo / scale)), 0, 255)};
+}
+
+// Runs the float network on every image; `see` gets each conv's input map.
+void run_calibration(facet::RetinaFace& detector, const std::vector<facet::Image>& images,
+                     const std::function<void(const std::string&, const facet::FeatureMap&)>& see) {
+    detector.set_calibration_observer(see);
+    for (const facet::Image& image : images) detector.detect(image);
+    detector.set_calibration_observer(nullptr);
+}
+
+std::string json_string(const std::string& s) {
+    std::string out;
+    facet::json::write_string(out, s);
+    return out;
+}
+
+std::string json_list(const std::vector<std::string>& items) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + json_string(items[i]);
+    return out + "]";
+}
+
+std::string base_name(const std::string& path) { return path.substr(path.find_last_of('/') + 1); }
+
+// IN's metadata JSON text as stored (header: meta_offset at 24, meta_size at 32).
+std::string metadata_text(const std::string& path) {
+    const std::vector<std::uint8_t> bytes = facet::read_file(path, facet::WeightFile::kMaxFileSize, "weight file");
+    std::uint64_t offset = 0, size = 0;
+    std::memcpy(&offset, bytes.data() + 24, 8);
+    std::memcpy(&size, bytes.data() + 32, 8);
+    return std::string(reinterpret_cast<const char*>(bytes.data() + offset), size);
+}
+
+facet::TensorRecord record_of(const facet::WeightTensor& t) {
+    const std::vector<std::uint32_t> shape(t.shape.begin(), t.shape.end());
+    if (t.dtype == facet::DType::int32) return facet::TensorRecord::of(t.name, t.dtype, shape, t.ints, t.count);
+    return facet::TensorRecord::of(t.name, t.dtype, shape, t.data, t.count);
+}
+
+// Cross-layer equalisation (Nagel et al. 2019, "Data-Free Quantization"): between a conv and the
+// convs reading its output, channel c of the output is multiplied by s_c (its weights and bias;
+// ReLU and leaky ReLU commute with a positive factor) and the readers' weights on channel c divided
+// by it, so the float network computes the same function. MobileNet's channels differ in range by
+// 100x and more, and one uint8 scale per tensor leaves the small ones a few levels; s_c =
+// sqrt(largest / own range), at most kMaxEqualisation, brings them halfway up in log scale, which
+// keeps the readers' per-output-channel weight scales from being stretched as much.
+class Equaliser {
+public:
+    static constexpr float kMaxEqualisation = 16.0f;
+
+    Equaliser(const facet::WeightFile& file) : file_(file) {}
+
+    // Scales the output channels of `producer` by their ranges `amax` (measured at the readers'
+    // input); `dense_readers` read them as input channels, `depthwise_readers` channel by channel.
+    void equalise(const std::string& producer, const std::vector<float>& amax, const std::vector<std::string>& dense_readers,
+                  const std::vector<std::string>& depthwise_readers) {
+        float largest = 0;
+        for (float r : amax) largest = std::max(largest, r);
+        std::vector<float> s(amax.size(), 1.0f);
+        for (std::size_t c = 0; c < amax.size(); ++c)
+            if (amax[c] > 0) s[c] = std::clamp(std::sqrt(largest / amax[c]), 1.0f, kMaxEqualisation);
+        scale_rows(producer + ".weight", s, false);
+        scale_rows(producer + ".bias", s, false);
+        for (const std::string& r : depthwise_readers) scale_rows(r + ".weight", s, true);
+        for (const std::string& r : dense_readers) {
+            std::vector<float>& w = values(r + ".weight");
+            const std::size_t cout = static_cast<std::size_t>(file_.tensor(r + ".weight").shape[0]), cin = s.size();
+            const std::size_t taps = w.size() / (cout * cin);
+            for (std::size_t o = 0; o < cout; ++o)
+                for (std::size_t c = 0; c < cin; ++c)
+                    for (std::size_t t = 0; t < taps; ++t) w[(o * cin + c) * taps + t] /= s[c];
+        }
+    }
+
+    // The file with the equalised tensors.
+    std::vector<std::uint8_t> bytes(const std::string& metadata) const {
+        std::vector<facet::TensorRecord> records;
+        for (const facet::WeightTensor& t : file_.tensors()) {
+            const auto e = edited_.find(t.name);
+            if (e == edited_.end()) records.push_back(record_of(t));
+            else records.push_back(facet::TensorRecord::of(t.name, t.dtype, {t.shape.begin(), t.shape.end()}, e->second.data(), e->second.size()));
+        }
+        return facet::write_weight_bytes(metadata, records, facet::format_version_for(records));
+    }
+
+private:
+    std::vector<float>& values(const std::string& name) {
+        auto it = edited_.find(name);
+        if (it != edited_.end()) return it->second;
+        const facet::WeightTensor& t = file_.tensor(name);
+        return edited_[name] = std::vector<float>(t.data, t.data + t.count);
+    }
+    // Row c (the elements of outer index c) times s_c, or divided by it.
+    void scale_rows(const std::string& name, const std::vector<float>& s, bool divide) {
+        std::vector<float>& v = values(name);
+        const std::size_t per_row = v.size() / s.size();
+        for (std::size_t c = 0; c < s.size(); ++c)
+            for (std::size_t i = 0; i < per_row; ++i) v[c * per_row + i] = divide ? v[c * per_row + i] / s[c] : v[c * per_row + i] * s[c];
+    }
+
+    const facet::WeightFile& file_;
+    std::map<std::string, std::vector<float>> edited_;
+};
+
+// The largest |value| of each channel of every conv's input over the images.
+std::map<std::string, std::vector<float>> channel_ranges(facet::RetinaFace& detector, const std::vector<facet::Image>& images) {
+    std::map<std::string, std::vector<float>> amax;
+    run_calibration(detector, images, [&](const std::string& layer, const facet::FeatureMap& m) {
+        std::vector<float>& v = amax[layer];
+        v.resize(static_cast<std::size_t>(m.c));
+        InputRange::for_each_value(m, [&, c = 0](float x) mutable {
+            v[static_cast<std::size_t>(c)] = std::max(v[static_cast<std::size_t>(c)], std::fabs(x));
+            c = (c + 1) % m.c;
+        });
+    });
+    return amax;
+}
+
+// Equalises every junction of the backbone after the fused stem: depthwise -> pointwise, and
+// pointwise -> the next depthwise (and the FPN's lateral at a stage's end).
+std::vector<std::uint8_t> equalised_file(const facet::WeightFile& file, const facet::RetinaFaceModel& model,
+                                         const std::vector<facet::Image>& images, const std::string& metadata) {
+    facet::RetinaFace detector(std::make_shared<const facet::RetinaFaceModel>(file));
+    const auto amax = channel_ranges(detector, images);
+    Equaliser e(file);
+    const auto& blocks = model.blocks;
+    for (std::size_t b = 1; b < blocks.size(); ++b) {
+        e.equalise(blocks[b].dw.name, amax.at(blocks[b].pw.name), {blocks[b].pw.name}, {});
+        const auto end = std::find(model.stage_end.begin(), model.stage_end.end(), static_cast<int>(b));
+        std::vector<std::string> dense, depthwise;
+        if (end != model.stage_end.end()) dense.push_back(model.fpn_output[static_cast<std::size_t>(end - model.stage_end.begin())].name);
+        if (b + 1 < blocks.size()) depthwise.push_back(blocks[b + 1].dw.name);
+        e.equalise(blocks[b].pw.name, amax.at(dense.empty() ? depthwise[0] : dense[0]), dense, depthwise);
+    }
+    return e.bytes(metadata);
+}
+
+int run(const Args& a) {
+    const facet::WeightFile original = facet::WeightFile::load(a.in);
+    const facet::RetinaFaceModel original_model(original);
+    if (original_model.precision != "fp32")
+        throw facet::Error(a.in + ": is already " + original_model.precision + " (facet-quantize wants a float32 file)");
+    if (original_model.deformable_context) throw facet::Error(a.in + ": deformable context modules have no int8 form");
+    std::vector<facet::Image> images;
+    for (const std::string& path : a.images) images.push_back(facet::load_image(path));
+    const std::string original_metadata = metadata_text(a.in);
+
+    // The float network to quantise: the file's, or its equalised twin (the same function).
+    const std::vector<std::uint8_t> equalised = a.equalise ? equalised_file(original, original_model, images, original_metadata)
+                                                           : std::vector<std::uint8_t>();
+    const facet::WeightFile file = a.equalise ? facet::WeightFile::from_bytes(equalised.data(), equalised.size(), a.in + " (equalised)")
+                                              : facet::WeightFile::load(a.in);
+    facet::RetinaFace detector(std::make_shared<const facet::RetinaFaceModel>(file));
+    std::map<std::string, InputRange> ranges;
+    run_calibration(detector, images, [&](const std::string& layer, const facet::FeatureMap& m) { ranges[layer].see_extremes(m); });
+    if (a.method == "percentile")
+        run_calibration(detector, images, [&](const std::string& layer, const facet::FeatureMap& m) { ranges[layer].see_histogram(m); });
+    for (const std::string& layer : a.keep_fp32)
+        if (!ranges.count(layer)) throw facet::Error("--keep-fp32 " + layer + ": no such conv among those facet-quantize converts");
+    // An int8 depthwise writes uint8 for its pointwise only: a float32 pointwise keeps its depthwise float32.
+    std::set<std::string> keep_fp32 = a.keep_fp32;
+    for (const auto& block : original_model.blocks)
+        if (keep_fp32.count(block.pw.name)) keep_fp32.insert(block.dw.name);
+
+    std::vector<facet::TensorRecord> tensors;
+    std::vector<std::string> int8_layers, fp32_layers;
+    for (const facet::WeightTensor& t : file.tensors()) {
+        const std::vector<std::uint32_t> shape(t.shape.begin(), t.shape.end());
+        const std::string suffix = ".weight";
+        const std::string layer = t.name.size() > suffix.size() && t.name.compare(t.name.size() - suffix.size(), suffix.size(), suffix) == 0
+                                      ? t.name.substr(0, t.name.size() - suffix.size())
+                                      : std::string();
+        const auto range = ranges.find(layer);
+        if (range == ranges.end() || keep_fp32.count(layer)) {
+            if (range != ranges.end()) fp32_layers.push_back(layer);
+            tensors.push_back(record_of(t));
+            continue;
+        }
+        // Weights: symmetric per output channel, max |w| at 127.
+        const std::size_t cout = shape[0], per_channel = t.count / cout;
+        std::vector<std::int8_t> q(t.count);
+        std::vector<float> weight_scale(cout);
+        for (std::size_t o = 0; o < cout; ++o) {
+            float amax = 0;
+            for (std::size_t i = 0; i < per_channel; ++i) amax = std::max(amax, std::fabs(t.data[o * per_channel + i]));
+            weight_scale[o] = amax > 0 ? amax / 127.0f : 1.0f;
+            for (std::size_t i = 0; i < per_channel; ++i)
+                q[o * per_channel + i] = static_cast<std::int8_t>(std::clamp(std::nearbyint(t.data[o * per_channel + i] / weight_scale[o]), -127.0f, 127.0f));
+        }
+        const InputRange& r = range->second;
+        const auto [lo, hi] = a.method == "percentile" ? r.quantiles(1.0 - a.percentile / 100.0) : std::pair<float, float>{r.lo, r.hi};
+        const facet::QuantParams input = activation_params(lo, hi);
+        const std::int32_t zero_point = input.zero_point;
+        tensors.push_back(facet::TensorRecord::of(t.name, facet::DType::int8, shape, q.data(), q.size()));
+        tensors.push_back(facet::TensorRecord::of(layer + ".weight_scale", facet::DType::float32, {static_cast<std::uint32_t>(cout)},
+                                                  weight_scale.data(), cout));
+        tensors.push_back(facet::TensorRecord::of(layer + ".input_scale", facet::DType::float32, {1}, &input.scale, 1));
+        tensors.push_back(facet::TensorRecord::of(layer + ".input_zero_point", facet::DType::int32, {1}, &zero_point, 1));
+        int8_layers.push_back(layer);
+    }
+
+    std::vector<std::string> image_names;
+    for (const std::string& path : a.images) image_names.push_back(base_name(path));
+    std::string quantization = "\"precision\": \"int8\", \"quantization\": {\"method\": " + json_string(a.method);
+    if (a.method == "percentile") quantization += ", \"percentile\": " + facet::cli::format_number(a.percentile);
+    quantization += std::string(", \"channel_equalisation\": ") + (a.equalise ? "true" : "false");
+    quantization += ", \"calibration_images\": " + json_list(image_names) + ", \"weights\": \"int8 symmetric per output channel\"" +
+                    ", \"activations\": \"uint8 asymmetric per tensor\", \"int8_layers\": " + json_list(int8_layers) +
+                    ", \"float32_layers\": " + json_list(fp32_layers) + "}, ";
+    std::string metadata = original_metadata;
+    const std::size_t brace = metadata.find('{');
+    if (brace == std::string::npos) throw facet::Error(a.in + ": metadata is not a JSON object");
+    metadata.insert(brace + 1, quantization);
+    const std::vector<std::uint8_t> bytes = facet::write_weight_bytes(metadata, tensors, facet::format_version_for(tensors));
+    // Check what was written loads as the model it is meant to be before saving it.
+    facet::RetinaFaceModel(facet::WeightFile::from_bytes(bytes.data(), bytes.size(), a.out));
+    facet::save_weight_file(a.out, bytes);
+    std::cerr << "facet-quantize: " << a.out << ": " << int8_layers.size() << " convs int8, " << fp32_layers.size()
+              << " kept float32 (and the stem and heads), calibrated on " << images.size() << " images\n";
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) { return facet::cli::tool_main("facet-quantize", argc, argv, parse_args, run); }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# facet-quantize: a valid run writes an int8 file facet-detect runs and reports as int8; every
+# user error is refused with its exit status (2: usage, 1: bad input) and a message naming it,
+# and writes no file.
+# Usage: test_quantize_cli.sh FACET_QUANTIZE FACET_DETECT FLOAT.facet IMAGE
+set -uo pipefail
+quantize="$1" detect="$2" model="$3" image="$4"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0
+# expect CODE MESSAGE ARGS...: exit status CODE, MESSAGE on stderr, no output file.
+expect() {
+  local code="$1" message="$2"; shift 2
+  local err status
+  err=$(timeout 120 "$quantize" "$@" 2>&1 >/dev/null); status=$?
+  if [ "$status" -eq "$code" ] && grep -qF -- "$message" <<<"$err" && [ ! -e "$tmp/out.facet" ]; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); echo "FAIL: facet-quantize $* -> exit $status (want $code): $err"
+  fi
+}
+expect 2 "wants IN.facet and OUT.facet" "$model"
+expect 2 "wants --calibrate" "$model" "$tmp/out.facet"
+expect 2 "--percentile wants a number in [90, 100]" "$model" "$tmp/out.facet" --calibrate "$image" --percentile 50
+expect 2 "--method must be" "$model" "$tmp/out.facet" --calibrate "$image" --method entropy
+expect 1 "missing.facet: cannot open weight file" "$tmp/missing.facet" "$tmp/out.facet" --calibrate "$image"
+expect 1 "missing.jpg: cannot open image" "$model" "$tmp/out.facet" --calibrate "$tmp/missing.jpg"
+expect 1 "--keep-fp32 fpn.nothing: no such conv" "$model" "$tmp/out.facet" --calibrate "$image" --keep-fp32 fpn.nothing
+
+if "$quantize" "$model" "$tmp/int8.facet" --calibrate "$image" --keep-fp32 body.stage2.1.3 2>/dev/null &&
+   "$detect" --model "$tmp/int8.facet" "$image" --json "$tmp/faces.json" >/dev/null && grep -q '"precision": "int8"' "$tmp/faces.json"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: quantising $model and detecting with it"
+fi
+expect 1 "is already int8" "$tmp/int8.facet" "$tmp/out.facet" --calibrate "$image"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
