@@ -8,6 +8,7 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <regex>
 #include <set>
 #include <string>
 #include <vector>
@@ -34,19 +35,22 @@ options:
   --calibrate IMAGE...  calibration images (at least one; every argument after it up to the next option)
   --method M            how an activation range is chosen from its values: 'percentile' (default:
                         the --percentile and 100 - --percentile quantiles, so that a few outliers
-                        do not spread the 256 levels) or 'minmax' (the extremes)
-  --percentile P        for 'percentile', in [90, 100] (default 99.99)
+                        do not spread the 256 levels), 'entropy' (the lower end as 'percentile',
+                        the upper end where 256 levels lose least information: least
+                        Kullback-Leibler divergence) or 'minmax' (the extremes)
+  --percentile P        for 'percentile' and 'entropy', in [90, 100] (default 99.99)
   --no-equalise         skip the cross-layer equalisation of the backbone's channel ranges (an
                         exact rescaling of the float network that int8 needs far fewer levels for)
-  --keep-fp32 LAYER     keep this conv float32 (its module name, e.g. fpn.merge1.0; a pointwise
-                        keeps its depthwise too); repeatable
+  --keep-fp32 REGEX     keep float32 every conv whose module name contains a match of REGEX
+                        (ECMAScript syntax, e.g. 'fpn\.' or '^ssh'; a pointwise keeps its
+                        depthwise too); repeatable
   -h, --help            this help
 )";
 
 struct Args {
     std::string in, out, method = "percentile";
     std::vector<std::string> images;
-    std::set<std::string> keep_fp32;
+    std::vector<std::string> keep_fp32; // regular expressions
     double percentile = 99.99;
     bool equalise = true;
 };
@@ -67,13 +71,19 @@ Args parse_args(int argc, char** argv) {
             while (i + 1 < argc && argv[i + 1][0] != '-') a.images.push_back(argv[++i]);
         } else if (arg == "--method") {
             a.method = value();
-            if (a.method != "percentile" && a.method != "minmax") throw UsageError("--method must be 'percentile' or 'minmax', got '" + a.method + "'");
+            if (a.method != "percentile" && a.method != "minmax" && a.method != "entropy")
+                throw UsageError("--method must be 'percentile', 'entropy' or 'minmax', got '" + a.method + "'");
         } else if (arg == "--percentile") {
             a.percentile = parse_number(arg, value(), 90.0, 100.0);
         } else if (arg == "--no-equalise") {
             a.equalise = false;
         } else if (arg == "--keep-fp32") {
-            a.keep_fp32.insert(value());
+            a.keep_fp32.push_back(value());
+            try {
+                std::regex(a.keep_fp32.back());
+            } catch (const std::regex_error& e) {
+                throw UsageError("--keep-fp32 '" + a.keep_fp32.back() + "' is no regular expression (" + e.what() + ")");
+            }
         } else if (!arg.empty() && arg[0] == '-') {
             throw UsageError("unknown option '" + arg + "'");
         } else {
@@ -125,6 +135,51 @@ struct InputRange {
         double above = 0;
         for (; last > 0 && above + histogram[last] <= fraction * total; --last) above += histogram[last];
         return {static_cast<float>(lo + first * width), static_cast<float>(lo + (last + 1) * width)};
+    }
+    // The range whose uint8 grid loses least information (TensorRT's entropy calibration, Migacz
+    // 2017): the upper end minimising the Kullback-Leibler divergence between the histogram clipped
+    // there (the clipped mass in its last bin) and that histogram merged into 256 levels and spread
+    // back evenly over the bins that held values. The lower end is the `low_fraction` quantile:
+    // the maps' negative side is leaky ReLU's, a tenth of the positive one's.
+    std::pair<float, float> least_divergence(double low_fraction) const {
+        constexpr int kLevels = 256, kStep = 8;
+        const double width = (static_cast<double>(hi) - lo) / kBins;
+        const float low = quantiles(low_fraction).first;
+        const int first = std::clamp(static_cast<int>((low - lo) / width), 0, kBins - kLevels);
+        double best = std::numeric_limits<double>::infinity();
+        int best_end = kBins;
+        std::vector<double> p, q;
+        // As TensorRT's (2048 bins, the end from bin 128 on): the clipped range keeps at least a
+        // sixteenth of the positive extreme, else the dense negative side alone wins.
+        const int zero = std::clamp(static_cast<int>(-lo / width), 0, kBins - 1);
+        const int shortest_end = std::max(first + kLevels, zero + (kBins - zero) / 16);
+        for (int end = kBins; end >= shortest_end; end -= kStep) {
+            p.assign(histogram.begin() + first, histogram.begin() + end);
+            for (int i = end; i < kBins; ++i) p.back() += histogram[static_cast<std::size_t>(i)];
+            for (int i = 0; i < first; ++i) p.front() += histogram[static_cast<std::size_t>(i)];
+            const int n = end - first;
+            q.assign(p.size(), 0.0);
+            for (int level = 0; level < kLevels; ++level) {
+                const int b0 = level * n / kLevels, b1 = (level + 1) * n / kLevels;
+                double mass = 0;
+                int used = 0;
+                for (int b = b0; b < b1; ++b) {
+                    mass += p[static_cast<std::size_t>(b)];
+                    used += p[static_cast<std::size_t>(b)] > 0;
+                }
+                for (int b = b0; b < b1; ++b)
+                    if (p[static_cast<std::size_t>(b)] > 0) q[static_cast<std::size_t>(b)] = mass / used;
+            }
+            double total = 0, divergence = 0;
+            for (double v : p) total += v;
+            for (std::size_t b = 0; b < p.size(); ++b)
+                if (p[b] > 0) divergence += p[b] / total * std::log(p[b] / q[b]);
+            if (divergence < best) {
+                best = divergence;
+                best_end = end;
+            }
+        }
+        return {static_cast<float>(lo + first * width), static_cast<float>(lo + best_end * width)};
     }
 };
 
@@ -289,14 +344,24 @@ int run(const Args& a) {
     facet::RetinaFace detector(std::make_shared<const facet::RetinaFaceModel>(file));
     std::map<std::string, InputRange> ranges;
     run_calibration(detector, images, [&](const std::string& layer, const facet::FeatureMap& m) { ranges[layer].see_extremes(m); });
-    if (a.method == "percentile")
+    if (a.method != "minmax")
         run_calibration(detector, images, [&](const std::string& layer, const facet::FeatureMap& m) { ranges[layer].see_histogram(m); });
-    for (const std::string& layer : a.keep_fp32)
-        if (!ranges.count(layer)) throw facet::Error("--keep-fp32 " + layer + ": no such conv among those facet-quantize converts");
+    std::set<std::string> keep_fp32;
+    for (const std::string& pattern : a.keep_fp32) {
+        const std::regex re(pattern);
+        bool matched = false;
+        for (const auto& [layer, range] : ranges)
+            if (std::regex_search(layer, re)) {
+                keep_fp32.insert(layer);
+                matched = true;
+            }
+        if (!matched)
+            throw facet::Error("--keep-fp32 " + pattern + ": no such conv among those facet-quantize converts");
+    }
     // An int8 depthwise writes uint8 for its pointwise only: a float32 pointwise keeps its depthwise float32.
-    std::set<std::string> keep_fp32 = a.keep_fp32;
     for (const auto& block : original_model.blocks)
         if (keep_fp32.count(block.pw.name)) keep_fp32.insert(block.dw.name);
+    if (keep_fp32.size() == ranges.size()) throw facet::Error("--keep-fp32 keeps every conv float32: nothing is left to quantise");
 
     std::vector<facet::TensorRecord> tensors;
     std::vector<std::string> int8_layers, fp32_layers;
@@ -324,7 +389,10 @@ int run(const Args& a) {
                 q[o * per_channel + i] = static_cast<std::int8_t>(std::clamp(std::nearbyint(t.data[o * per_channel + i] / weight_scale[o]), -127.0f, 127.0f));
         }
         const InputRange& r = range->second;
-        const auto [lo, hi] = a.method == "percentile" ? r.quantiles(1.0 - a.percentile / 100.0) : std::pair<float, float>{r.lo, r.hi};
+        const double outside = 1.0 - a.percentile / 100.0;
+        const auto [lo, hi] = a.method == "percentile" ? r.quantiles(outside)
+                              : a.method == "entropy"  ? r.least_divergence(outside)
+                                                       : std::pair<float, float>{r.lo, r.hi};
         const facet::QuantParams input = activation_params(lo, hi);
         const std::int32_t zero_point = input.zero_point;
         tensors.push_back(facet::TensorRecord::of(t.name, facet::DType::int8, shape, q.data(), q.size()));
@@ -338,7 +406,7 @@ int run(const Args& a) {
     std::vector<std::string> image_names;
     for (const std::string& path : a.images) image_names.push_back(base_name(path));
     std::string quantization = "\"precision\": \"int8\", \"quantization\": {\"method\": " + json_string(a.method);
-    if (a.method == "percentile") quantization += ", \"percentile\": " + facet::cli::format_number(a.percentile);
+    if (a.method != "minmax") quantization += ", \"percentile\": " + facet::cli::format_number(a.percentile);
     quantization += std::string(", \"channel_equalisation\": ") + (a.equalise ? "true" : "false");
     quantization += ", \"calibration_images\": " + json_list(image_names) + ", \"weights\": \"int8 symmetric per output channel\"" +
                     ", \"activations\": \"uint8 asymmetric per tensor\", \"int8_layers\": " + json_list(int8_layers) +

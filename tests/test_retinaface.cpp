@@ -14,13 +14,6 @@ using namespace facet;
 
 namespace {
 
-std::shared_ptr<const RetinaFaceModel> load_model(const std::string& file) {
-    const std::string path = test::weights_path(file);
-    INFO("weight file " << path << " (made by ./setup.sh)");
-    REQUIRE(std::ifstream(path).good());
-    return RetinaFaceModel::from_file(path);
-}
-
 struct GoldenFace {
     std::array<float, 4> box;
     float score;
@@ -57,7 +50,7 @@ void check_against_golden(const std::string& weights, const std::string& image_n
     options.nms_iou = 0.4f;
     options.max_side = 0;
     options.max_faces = 750;
-    const auto model = load_model(weights);
+    const auto model = test::load_retinaface_model(weights);
     for (const KernelSet* ks : test::all_kernel_sets()) {
         CAPTURE(std::string(ks->isa));
         RetinaFace detector(model, options, *ks);
@@ -97,7 +90,7 @@ TEST_CASE("RetinaFace raw outputs match the upstream network on crowd_640x480.pn
     const auto conf = test::load_npy(test::shared_path("golden/retinaface_mnet_crowd_640x480_conf.npy"));
     const auto landms = test::load_npy(test::shared_path("golden/retinaface_mnet_crowd_640x480_landms.npy"));
     REQUIRE(conf.shape == std::vector<int>{12600});
-    const auto model = load_model("retinaface_mnet025.facet");
+    const auto model = test::load_retinaface_model("retinaface_mnet025.facet");
     for (const KernelSet* ks : test::all_kernel_sets()) {
         CAPTURE(std::string(ks->isa));
         RetinaFace detector(model, {}, *ks);
@@ -136,7 +129,7 @@ TEST_CASE("priors: counts and order per MODELS.md") {
 }
 
 TEST_CASE("RetinaFace runs on any input size, odd and tiny ones included") {
-    const auto model = load_model("retinaface_mnet025.facet");
+    const auto model = test::load_retinaface_model("retinaface_mnet025.facet");
     RetinaFace detector(model);
     detector.options().max_side = 0;
     for (auto [w, h] : {std::pair<int, int>{641, 479}, {1, 1}, {2, 17}, {33, 9}, {1080, 1}}) {
@@ -152,7 +145,7 @@ TEST_CASE("RetinaFace runs on any input size, odd and tiny ones included") {
 }
 
 TEST_CASE("RetinaFace on a 4096x4096 image") {
-    const auto model = load_model("retinaface_mnet025.facet");
+    const auto model = test::load_retinaface_model("retinaface_mnet025.facet");
     RetinaFace detector(model);
     detector.options().max_side = 0;
     detector.options().threads = 2;
@@ -162,7 +155,7 @@ TEST_CASE("RetinaFace on a 4096x4096 image") {
 
 TEST_CASE("max_side maps detections back to the original pixels") {
     const Image image = load_image(test::shared_path("upstream/images/multiface.jpg"));
-    RetinaFace full(load_model("retinaface_mnet025.facet"));
+    RetinaFace full(test::load_retinaface_model("retinaface_mnet025.facet"));
     full.options().max_side = 0;
     RetinaFace shrunk = full.clone();
     shrunk.options().max_side = 600; // half size
@@ -178,14 +171,14 @@ TEST_CASE("max_side maps detections back to the original pixels") {
 
 TEST_CASE("RetinaFace: 1 and 2 threads give identical outputs; clones share weights") {
     const Image image = load_image(test::shared_path("golden/crowd_640x480.png"));
-    RetinaFace one(load_model("retinaface_mnet025.facet"));
+    RetinaFace one(test::load_retinaface_model("retinaface_mnet025.facet"));
     RetinaFace two = one.clone();
     two.options().threads = 2;
     CHECK(test::max_abs_difference(one.forward_raw(image).loc, two.forward_raw(image).loc) == 0.0);
 }
 
 TEST_CASE("the small-face checkpoint runs with its own anchors from the file") {
-    const auto model = load_model("retinaface_mnet025_1mb.facet");
+    const auto model = test::load_retinaface_model("retinaface_mnet025_1mb.facet");
     CHECK(model->min_sizes()[0][0] == 10.0f);
     RetinaFace detector(model);
     const auto faces = detector.detect(load_image(test::shared_path("upstream/images/multiface.jpg")));

@@ -5,7 +5,6 @@
 #include <doctest/doctest.h>
 #include <facet/facet.hpp>
 
-#include <fstream>
 #include <string>
 
 #include "detection_gate.hpp"
@@ -18,18 +17,11 @@ namespace {
 const char* const kImages[] = {"crowd.jpg", "multiface.jpg", "portrait_angelina_jolie.jpg", "portrait_kate_siegel.jpg",
                                "portrait_paul_rudd.jpg", "sample.jpg", "selfie_group.jpg"};
 
-std::shared_ptr<const RetinaFaceModel> load_model(const std::string& file) {
-    const std::string path = test::weights_path(file);
-    INFO("weight file " << path << " (made by ./setup.sh)");
-    REQUIRE(std::ifstream(path).good());
-    return RetinaFaceModel::from_file(path);
-}
-
 } // namespace
 
 TEST_CASE("RetinaFace bf16 keeps the fp32 detections on every shared image, on every instruction set") {
-    const auto fp32 = load_model("retinaface_mnet025_official.facet");
-    const auto bf16 = load_model("retinaface_mnet025_official_bf16.facet");
+    const auto fp32 = test::load_retinaface_model("retinaface_mnet025_official.facet");
+    const auto bf16 = test::load_retinaface_model("retinaface_mnet025_official_bf16.facet");
     CHECK(fp32->precision == "fp32");
     REQUIRE(bf16->precision == "bf16");
     RetinaFaceOptions before_nms; // the fp32 candidates a tie may match (detection_gate.hpp, Ties)

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -10,6 +12,7 @@
 #include <doctest/doctest.h>
 #include <facet/core/tensor.hpp>
 #include <facet/kernels/kernel_set.hpp>
+#include <facet/models/retinaface.hpp>
 
 namespace facet::test {
 
@@ -93,6 +96,15 @@ inline std::string shared_path(const std::string& rel) {
 inline std::string weights_path(const std::string& name) {
     const char* env = std::getenv("FACET_WEIGHTS_DIR");
     return (env && *env ? std::string(env) : source_path("weights")) + "/" + name;
+}
+
+// A RetinaFace weight file of weights/ (FACET_WEIGHTS_DIR overrides); the test fails, naming the
+// file, when setup.sh has not made it.
+inline std::shared_ptr<const RetinaFaceModel> load_retinaface_model(const std::string& file) {
+    const std::string path = weights_path(file);
+    INFO("weight file " << path << " (made by ./setup.sh)");
+    REQUIRE(std::ifstream(path).good());
+    return RetinaFaceModel::from_file(path);
 }
 
 } // namespace facet::test
