@@ -361,7 +361,6 @@ int run(const Args& a) {
     // An int8 depthwise writes uint8 for its pointwise only: a float32 pointwise keeps its depthwise float32.
     for (const auto& block : original_model.blocks)
         if (keep_fp32.count(block.pw.name)) keep_fp32.insert(block.dw.name);
-    if (keep_fp32.size() == ranges.size()) throw facet::Error("--keep-fp32 keeps every conv float32: nothing is left to quantise");
 
     std::vector<facet::TensorRecord> tensors;
     std::vector<std::string> int8_layers, fp32_layers;
@@ -402,6 +401,8 @@ int run(const Args& a) {
         tensors.push_back(facet::TensorRecord::of(layer + ".input_zero_point", facet::DType::int32, {1}, &zero_point, 1));
         int8_layers.push_back(layer);
     }
+
+    if (int8_layers.empty()) throw facet::Error("--keep-fp32 keeps every conv float32: nothing is left to quantise");
 
     std::vector<std::string> image_names;
     for (const std::string& path : a.images) image_names.push_back(base_name(path));

@@ -22,16 +22,26 @@ expect() {
 expect 2 "wants IN.facet and OUT.facet" "$model"
 expect 2 "wants --calibrate" "$model" "$tmp/out.facet"
 expect 2 "--percentile wants a number in [90, 100]" "$model" "$tmp/out.facet" --calibrate "$image" --percentile 50
-expect 2 "--method must be" "$model" "$tmp/out.facet" --calibrate "$image" --method entropy
+expect 2 "--method must be" "$model" "$tmp/out.facet" --calibrate "$image" --method kl
+expect 2 "--keep-fp32 '(' is no regular expression" "$model" "$tmp/out.facet" --calibrate "$image" --keep-fp32 "("
 expect 1 "missing.facet: cannot open weight file" "$tmp/missing.facet" "$tmp/out.facet" --calibrate "$image"
 expect 1 "missing.jpg: cannot open image" "$model" "$tmp/out.facet" --calibrate "$tmp/missing.jpg"
 expect 1 "--keep-fp32 fpn.nothing: no such conv" "$model" "$tmp/out.facet" --calibrate "$image" --keep-fp32 fpn.nothing
+expect 1 "keeps every conv float32" "$model" "$tmp/out.facet" --calibrate "$image" --keep-fp32 .
 
-if "$quantize" "$model" "$tmp/int8.facet" --calibrate "$image" --keep-fp32 body.stage2.1.3 2>/dev/null &&
+if "$quantize" "$model" "$tmp/int8.facet" --calibrate "$image" --keep-fp32 'stage2\.1\.3$' --keep-fp32 '^ssh3' 2>/dev/null &&
+   grep -qa '"float32_layers": \["body.stage2.1.0", "body.stage2.1.3", "ssh3.conv3X3.0"' "$tmp/int8.facet" &&
    "$detect" --model "$tmp/int8.facet" "$image" --json "$tmp/faces.json" >/dev/null && grep -q '"precision": "int8"' "$tmp/faces.json"; then
   passed=$((passed + 1))
 else
   failed=$((failed + 1)); echo "FAIL: quantising $model and detecting with it"
+fi
+# Entropy calibration writes a file that runs and says how it was calibrated.
+if "$quantize" "$model" "$tmp/entropy.facet" --calibrate "$image" --method entropy 2>/dev/null &&
+   grep -qa '"method": "entropy", "percentile": 99.99' "$tmp/entropy.facet" && "$detect" --model "$tmp/entropy.facet" "$image" >/dev/null; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: quantising $model with --method entropy and detecting with it"
 fi
 expect 1 "is already int8" "$tmp/int8.facet" "$tmp/out.facet" --calibrate "$image"
 echo "$passed passed, $failed failed"
