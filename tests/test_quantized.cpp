@@ -73,9 +73,10 @@ TEST_CASE("int8 RetinaFace keeps the float32 faces on every shared image and ins
             INFO(r.failures);
             CHECK(r.reference_faces > 0);
             CHECK(r.passed());
-            MESSAGE(std::string(ks->isa) << " " << gate_image.name << (gate_image.calibration ? " (calibration)" : " (held out)") << ": "
+            const std::string role = gate_image.calibration ? " (calibration)" : " (held out)", verdict = issue.passed() ? "met" : "not met";
+            MESSAGE(std::string(ks->isa) << " " << std::string(gate_image.name) << role << ": "
                                          << r.found << "/" << r.reference_faces << " faces within the kInt8 limits; issue 19's bounds "
-                                         << (issue.passed() ? "met" : "not met") << ": " << issue.found << "/" << issue.reference_faces
+                                         << verdict << ": " << issue.found << "/" << issue.reference_faces
                                          << " faces (" << issue.tied << " through a tie), worst IoU " << issue.worst_iou << ", score "
                                          << issue.worst_score << ", landmark " << issue.worst_landmark << " of the box, "
                                          << issue.extra_faces << " extra");
