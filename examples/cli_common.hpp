@@ -1,4 +1,5 @@
-// Shared by facet's command-line tools: option values, usage errors, the default model lookup.
+// Shared by facet's command-line tools: the argument reader, option values, usage errors, the
+// default model lookup.
 #pragma once
 #include <sys/stat.h>
 #include <unistd.h>
@@ -46,6 +47,43 @@ inline int parse_int(const std::string& flag, const std::string& text, int lo, i
         throw UsageError(flag + " wants a whole number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + text + "'");
     return static_cast<int>(v);
 }
+
+// Walks a tool's command line. Arguments that are no option (no leading "--") go to `positional`
+// when the tool takes some (its images); without it they come back from next() like options, to be
+// refused. -h and --help print `usage` and exit 0 wherever they stand.
+class ArgReader {
+public:
+    ArgReader(int argc, char** argv, const char* usage, std::vector<std::string>* positional = nullptr)
+        : argc_(argc), argv_(argv), usage_(usage), positional_(positional) {}
+
+    // The next option into `arg`; false after the last argument.
+    bool next(std::string& arg) {
+        while (++i_ < argc_) {
+            arg = argv_[i_];
+            if (arg == "-h" || arg == "--help") {
+                std::cout << usage_;
+                std::exit(0);
+            }
+            if (!positional_ || arg.rfind("--", 0) == 0) return true;
+            positional_->push_back(arg);
+        }
+        return false;
+    }
+
+    // The value of the option next() gave: the argument after it, whatever it looks like.
+    std::string value() {
+        const std::string option = argv_[i_];
+        if (i_ + 1 >= argc_) throw UsageError(option.rfind("--", 0) == 0 ? option + " needs a value" : "unexpected argument " + option);
+        return argv_[++i_];
+    }
+
+private:
+    int argc_;
+    char** argv_;
+    const char* usage_;
+    std::vector<std::string>* positional_;
+    int i_ = 0; // argv_[i_]: the argument read last (0, the program, before the first)
+};
 
 inline bool file_exists(const std::string& path) {
     struct stat st;

@@ -53,18 +53,9 @@ struct Args {
 
 Args parse_args(int argc, char** argv) {
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        if (arg == "-h" || arg == "--help") {
-            std::cout << kUsage;
-            std::exit(0);
-        }
-        if (arg.rfind("--", 0) != 0) {
-            a.images.push_back(arg);
-            continue;
-        }
-        if (i + 1 >= argc) throw UsageError(arg + " needs a value");
-        const std::string value = argv[++i];
+    facet::cli::ArgReader reader(argc, argv, kUsage, &a.images);
+    for (std::string arg; reader.next(arg);) {
+        const std::string value = reader.value();
         if (arg == "--threshold") a.threshold = static_cast<float>(parse_number(arg, value, 0, 100));
         else if (arg == "--gallery") a.gallery = value;
         else if (arg == "--model") a.model = value;

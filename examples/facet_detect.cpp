@@ -149,22 +149,13 @@ std::array<float, 3> parse_thresholds(const std::string& flag, const std::string
 
 Args parse_args(int argc, char** argv) {
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        if (arg == "-h" || arg == "--help") {
-            std::cout << kUsage;
-            std::exit(0);
-        }
-        if (arg.rfind("--", 0) != 0) {
-            a.images.push_back(arg);
-            continue;
-        }
+    facet::cli::ArgReader reader(argc, argv, kUsage, &a.images);
+    for (std::string arg; reader.next(arg);) {
         if (arg == "--embed" || arg == "--attributes") { // the options without a value
             (arg == "--embed" ? a.embed : a.attributes) = true;
             continue;
         }
-        if (i + 1 >= argc) throw UsageError(arg + " needs a value");
-        const std::string value = argv[++i];
+        const std::string value = reader.value();
         for (const char* flag : {"--threshold", "--nms", "--top-k", "--max-faces", "--max-side"})
             if (arg == flag && a.retinaface_only_flag.empty()) a.retinaface_only_flag = arg;
         for (const char* flag : {"--min-face", "--factor", "--thresholds"})

@@ -59,18 +59,13 @@ struct Args {
 
 Args parse_args(int argc, char** argv) {
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        if (arg == "-h" || arg == "--help") {
-            std::cout << kUsage;
-            std::exit(0);
-        }
+    facet::cli::ArgReader reader(argc, argv, kUsage);
+    for (std::string arg; reader.next(arg);) {
         if (arg == "--offsets") {
             a.offsets = true;
             continue;
         }
-        if (i + 1 >= argc) throw UsageError(arg + " needs a value");
-        const std::string value = argv[++i];
+        const std::string value = reader.value();
         if (arg == "--model") a.model = value;
         else if (arg == "--out") a.out = value;
         else if (arg == "--latent") a.latent = value;

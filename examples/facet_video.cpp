@@ -41,14 +41,9 @@ Args parse_args(int argc, char** argv) {
     using facet::cli::parse_int;
     using facet::cli::parse_number;
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        if (arg == "-h" || arg == "--help") {
-            std::cout << kUsage;
-            std::exit(0);
-        }
-        if (i + 1 >= argc) throw facet::cli::UsageError(arg.rfind("--", 0) == 0 ? arg + " needs a value" : "unexpected argument " + arg);
-        const std::string value = argv[++i];
+    facet::cli::ArgReader reader(argc, argv, kUsage);
+    for (std::string arg; reader.next(arg);) {
+        const std::string value = reader.value();
         if (arg == "--model") a.model = value;
         else if (arg == "--threshold") a.options.score_threshold = static_cast<float>(parse_number(arg, value, 0, 1));
         else if (arg == "--max-side") a.options.max_side = parse_int(arg, value, 0, facet::kMaxImageSide);

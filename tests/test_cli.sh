@@ -5,54 +5,35 @@ set -uo pipefail
 exe="$1"
 shared="${FACET_SHARED:-../shared}"
 img="$shared/upstream/images/multiface.jpg"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-passed=0
+source "$(dirname "$0")/cli_test_lib.sh"
 
-# expect STATUS PATTERN -- ARGS...: runs facet-detect, checks its exit status and that stderr
-# (or stdout for status 0) contains PATTERN.
-expect() {
-  local status="$1" pattern="$2"; shift 3
-  local out err code
-  out=$(timeout 120 "$exe" "$@" 2>"$tmp/stderr"); code=$? # a hang (e.g. a pyramid of millions of levels) fails, not waits
-  err=$(cat "$tmp/stderr")
-  if [ "$code" -ne "$status" ] || { [ "$status" -eq 0 ] && ! grep -q -- "$pattern" <<<"$out"; } ||
-     { [ "$status" -ne 0 ] && ! grep -q -- "$pattern" <<<"$err"; }; then
-    echo "FAIL: facet-detect $* -> exit $code (want $status, '$pattern')"; echo "  stderr: $err"
-    failures=$((failures + 1))
-  else
-    passed=$((passed + 1))
-  fi
-}
-
-expect 0 "usage: facet-detect" -- --help
-expect 2 "unknown option --frobnicate" -- --frobnicate 1 "$img"
-expect 2 "no image given" --
-expect 2 "--threshold wants a number" -- --threshold abc "$img"
-expect 2 "--threads wants a whole number in \\[1, 256\\]" -- --threads 0 "$img"
-expect 2 "--max-side wants a whole number" -- --max-side 1.5 "$img"
-expect 2 "--json needs a value" -- "$img" --json
-expect 2 "--detector must be retinaface or mtcnn" -- --detector yolo "$img"
-expect 2 "--max-side applies to --detector retinaface only" -- --detector mtcnn --max-side 320 "$img"
-expect 2 "--threshold applies to --detector retinaface only" -- "$img" --threshold 0.9 --detector mtcnn
-expect 2 "--min-face applies to --detector mtcnn only" -- --min-face 40 "$img"
-expect 2 "--thresholds wants three numbers" -- --detector mtcnn --thresholds 0.6,0.7 "$img"
-expect 2 "--thresholds wants a number" -- --detector mtcnn --thresholds 0.6,0.7,1.5 "$img"
-expect 2 "--factor wants a number strictly between 0 and 1" -- --detector mtcnn --factor 1 "$img"
-expect 1 "is a 'retinaface' model, expected a 'mtcnn' model" -- --detector mtcnn --model weights/retinaface_mnet025.facet "$img"
-expect 1 "/nonexistent.facet: cannot open weight file" -- --model /nonexistent.facet "$img"
+expect 0 "usage: facet-detect" -- "$exe" --help
+expect 2 "unknown option --frobnicate" -- "$exe" --frobnicate 1 "$img"
+expect 2 "no image given" -- "$exe"
+expect 2 "--threshold wants a number" -- "$exe" --threshold abc "$img"
+expect 2 "--threads wants a whole number in \\[1, 256\\]" -- "$exe" --threads 0 "$img"
+expect 2 "--max-side wants a whole number" -- "$exe" --max-side 1.5 "$img"
+expect 2 "--json needs a value" -- "$exe" "$img" --json
+expect 2 "--detector must be retinaface or mtcnn" -- "$exe" --detector yolo "$img"
+expect 2 "--max-side applies to --detector retinaface only" -- "$exe" --detector mtcnn --max-side 320 "$img"
+expect 2 "--threshold applies to --detector retinaface only" -- "$exe" "$img" --threshold 0.9 --detector mtcnn
+expect 2 "--min-face applies to --detector mtcnn only" -- "$exe" --min-face 40 "$img"
+expect 2 "--thresholds wants three numbers" -- "$exe" --detector mtcnn --thresholds 0.6,0.7 "$img"
+expect 2 "--thresholds wants a number" -- "$exe" --detector mtcnn --thresholds 0.6,0.7,1.5 "$img"
+expect 2 "--factor wants a number strictly between 0 and 1" -- "$exe" --detector mtcnn --factor 1 "$img"
+expect 1 "is a 'retinaface' model, expected a 'mtcnn' model" -- "$exe" --detector mtcnn --model weights/retinaface_mnet025.facet "$img"
+expect 1 "/nonexistent.facet: cannot open weight file" -- "$exe" --model /nonexistent.facet "$img"
 head -c 1000 weights/retinaface_mnet025.facet > "$tmp/truncated.facet"
-expect 1 "truncated.facet: truncated or padded" -- --model "$tmp/truncated.facet" "$img"
-expect 1 "is a 'mtcnn' model, expected a 'retinaface' model" -- --model weights/mtcnn.facet "$img"
+expect 1 "truncated.facet: truncated or padded" -- "$exe" --model "$tmp/truncated.facet" "$img"
+expect 1 "is a 'mtcnn' model, expected a 'retinaface' model" -- "$exe" --model weights/mtcnn.facet "$img"
 echo "not an image" > "$tmp/fake.png"
-expect 1 "fake.png: not a readable image" -- "$tmp/fake.png"
-expect 1 "/nonexistent.jpg: cannot open image" -- /nonexistent.jpg
-FACET_WEIGHTS_DIR=/nonexistent expect 0 '"faces"' -- "$img"   # falls back to ../../weights next to the exe
-FACET_MODEL=/nonexistent.facet expect 1 "/nonexistent.facet: cannot open weight file" -- "$img"
+expect 1 "fake.png: not a readable image" -- "$exe" "$tmp/fake.png"
+expect 1 "/nonexistent.jpg: cannot open image" -- "$exe" /nonexistent.jpg
+FACET_WEIGHTS_DIR=/nonexistent expect 0 '"faces"' -- "$exe" "$img"   # falls back to ../../weights next to the exe
+FACET_MODEL=/nonexistent.facet expect 1 "/nonexistent.facet: cannot open weight file" -- "$exe" "$img"
 
 # A real run: six faces, annotated PNG, aligned crops, JSON to a file.
-expect 0 "" -- "$img" --json "$tmp/one.json" --annotate "$tmp/one.png" --crops "$tmp/crops"
+expect 0 "" -- "$exe" "$img" --json "$tmp/one.json" --annotate "$tmp/one.png" --crops "$tmp/crops"
 /usr/bin/python3 - "$tmp" <<'PY' || failures=$((failures + 1))
 import json, os, sys
 tmp = sys.argv[1]
@@ -64,7 +45,7 @@ assert open(f"{tmp}/one.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 assert sorted(os.listdir(f"{tmp}/crops")) == [f"multiface_{k}.png" for k in range(6)]
 PY
 # Several images: a JSON array, annotations in a directory.
-expect 0 "" -- "$img" "$shared/upstream/images/crowd.jpg" --json "$tmp/two.json" --annotate "$tmp/annotated"
+expect 0 "" -- "$exe" "$img" "$shared/upstream/images/crowd.jpg" --json "$tmp/two.json" --annotate "$tmp/annotated"
 /usr/bin/python3 -c "
 import json, os, sys
 d = json.load(open('$tmp/two.json'))
@@ -75,7 +56,7 @@ assert sorted(os.listdir('$tmp/annotated')) == ['crowd.png', 'multiface.png']
 # One bad image in a batch loses nothing else: the good images' results, an error record for the
 # bad one (its message also on stderr), exit 1 at the end; the same with two images at a time.
 for threads in 1 2; do
-  expect 1 "fake.png: not a readable image" -- "$img" "$tmp/fake.png" "$shared/upstream/images/crowd.jpg" \
+  expect 1 "fake.png: not a readable image" -- "$exe" "$img" "$tmp/fake.png" "$shared/upstream/images/crowd.jpg" \
     --threads "$threads" --json "$tmp/batch$threads.json" --annotate "$tmp/batch$threads"
 done
 /usr/bin/python3 - "$tmp" <<'PY' || failures=$((failures + 1))
@@ -92,13 +73,13 @@ PY
 mkdir -p "$tmp/a" "$tmp/b"
 cp "$img" "$tmp/a/x.jpg"
 cp "$img" "$tmp/b/x.jpg"
-expect 1 "a/x.jpg and .*b/x.jpg would write the same --annotate files (named 'x')" -- "$tmp/a/x.jpg" "$tmp/b/x.jpg" --annotate "$tmp/same"
-expect 1 "would write the same --crops files" -- "$tmp/a/x.jpg" "$tmp/b/x.jpg" --crops "$tmp/same_crops"
+expect 1 "a/x.jpg and .*b/x.jpg would write the same --annotate files (named 'x')" -- "$exe" "$tmp/a/x.jpg" "$tmp/b/x.jpg" --annotate "$tmp/same"
+expect 1 "would write the same --crops files" -- "$exe" "$tmp/a/x.jpg" "$tmp/b/x.jpg" --crops "$tmp/same_crops"
 [ ! -e "$tmp/same" ] && [ ! -e "$tmp/same_crops" ] || { echo "FAIL: refused runs created output directories"; failures=$((failures + 1)); }
 
 # MTCNN: the six faces of the golden file (largest first), annotated, aligned from its landmarks.
 # Its default model is mtcnn.facet beside the RetinaFace one; $FACET_MODEL does not apply to it.
-FACET_MODEL=/nonexistent.facet expect 0 "" -- --detector mtcnn "$img" --json "$tmp/mtcnn.json" --annotate "$tmp/mtcnn.png" --crops "$tmp/mtcnn_crops"
+FACET_MODEL=/nonexistent.facet expect 0 "" -- "$exe" --detector mtcnn "$img" --json "$tmp/mtcnn.json" --annotate "$tmp/mtcnn.png" --crops "$tmp/mtcnn_crops"
 /usr/bin/python3 - "$tmp" "$shared" <<'PY' || failures=$((failures + 1))
 import json, os, sys
 tmp, shared = sys.argv[1:]
@@ -126,12 +107,12 @@ for threads in "${limited_runs[@]}"; do
     passed=$((passed + 1))
   fi
 done
-expect 0 '"faces": \[\]' -- --detector mtcnn --min-face 2000 --factor 0.5 --thresholds 0.5,0.5,0.5 --threads 2 "$img"
+expect 0 '"faces": \[\]' -- "$exe" --detector mtcnn --min-face 2000 --factor 0.5 --thresholds 0.5,0.5,0.5 --threads 2 "$img"
 
 # Dense landmarks: PFLD-GhostOne on the golden face. The golden box is upstream's detector's, the
 # 2019 RetinaFace at full size; every one of the 98 points must be within 1 px of the golden file.
 portrait="$shared/upstream/images/portrait_kate_siegel.jpg"
-expect 0 "" -- --model weights/retinaface_mnet025.facet --max-side 0 --landmark-model weights/pfld_ghostone.facet "$portrait" \
+expect 0 "" -- "$exe" --model weights/retinaface_mnet025.facet --max-side 0 --landmark-model weights/pfld_ghostone.facet "$portrait" \
   --json "$tmp/landmarks.json" --annotate "$tmp/landmarks.png" --crops "$tmp/landmark_crops"
 /usr/bin/python3 - "$tmp" "$shared" <<'PY' || failures=$((failures + 1))
 import json, os, sys
@@ -147,18 +128,18 @@ assert "portrait_kate_siegel_0.png" in os.listdir(f"{tmp}/landmark_crops")
 pose = face["head_pose"]
 assert abs(pose["yaw"]) < 15 and abs(pose["pitch"]) < 20 and abs(pose["roll"]) < 10, pose
 PY
-expect 0 '"head_pose": {"yaw": ' -- --landmarks 98 "$portrait"
-expect 2 "--landmarks wants 68 or 98, got '70'" -- --landmarks 70 "$img"
-expect 2 "--landmarks wants a whole number" -- --landmarks many "$img"
-expect 1 "gives 98 landmarks, not the 68 --landmarks asks for" -- --landmarks 68 --landmark-model weights/pfld_ghostone.facet "$img"
-expect 0 '"landmarks98"' -- --detector mtcnn --landmark-model weights/pfld_ghostone.facet "$img"
-expect 1 "is a 'retinaface' model, expected a 'graph' model" -- --landmark-model weights/retinaface_mnet025.facet "$img"
-expect 1 "/nonexistent.facet: cannot open weight file" -- --landmark-model /nonexistent.facet "$img"
-expect 2 "--landmark-model needs a value" -- "$img" --landmark-model
+expect 0 '"head_pose": {"yaw": ' -- "$exe" --landmarks 98 "$portrait"
+expect 2 "--landmarks wants 68 or 98, got '70'" -- "$exe" --landmarks 70 "$img"
+expect 2 "--landmarks wants a whole number" -- "$exe" --landmarks many "$img"
+expect 1 "gives 98 landmarks, not the 68 --landmarks asks for" -- "$exe" --landmarks 68 --landmark-model weights/pfld_ghostone.facet "$img"
+expect 0 '"landmarks98"' -- "$exe" --detector mtcnn --landmark-model weights/pfld_ghostone.facet "$img"
+expect 1 "is a 'retinaface' model, expected a 'graph' model" -- "$exe" --landmark-model weights/retinaface_mnet025.facet "$img"
+expect 1 "/nonexistent.facet: cannot open weight file" -- "$exe" --landmark-model /nonexistent.facet "$img"
+expect 2 "--landmark-model needs a value" -- "$exe" "$img" --landmark-model
 
 # Attributes (face-api's age / gender and expression nets): every face of a group photo gets an age,
 # a gender label with its probability and the seven expression probabilities summing to 1.
-expect 0 "" -- --attributes --threads 2 "$img" "$portrait" --json "$tmp/attributes.json"
+expect 0 "" -- "$exe" --attributes --threads 2 "$img" "$portrait" --json "$tmp/attributes.json"
 /usr/bin/python3 - "$tmp" <<'PY' || failures=$((failures + 1))
 import json, sys
 labels = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]
@@ -171,20 +152,20 @@ for face in (face for record in records for face in record["faces"]):
     assert abs(sum(face["expression"].values()) - 1) < 1e-3, face["expression"]
 assert records[1]["faces"][0]["gender"]["label"] == "female", records[1]["faces"][0]
 PY
-expect 2 "--expression-model applies with --attributes only" -- --expression-model weights/face_expression.facet "$img"
-expect 2 "--age-gender-model needs a value" -- "$img" --attributes --age-gender-model
-expect 1 "face_landmark_68.facet: bad metadata (attributes): no 'attributes': not a face attribute model" -- \
+expect 2 "--expression-model applies with --attributes only" -- "$exe" --expression-model weights/face_expression.facet "$img"
+expect 2 "--age-gender-model needs a value" -- "$exe" "$img" --attributes --age-gender-model
+expect 1 "face_landmark_68.facet: bad metadata (attributes): no 'attributes': not a face attribute model" -- "$exe" \
   --attributes --age-gender-model weights/face_landmark_68.facet "$img"
-expect 1 "age_gender.facet: bad metadata (attributes): no 'attributes.expression'" -- \
+expect 1 "age_gender.facet: bad metadata (attributes): no 'attributes.expression'" -- "$exe" \
   --attributes --expression-model weights/age_gender.facet "$img"
-expect 1 "is a 'retinaface' model, expected a 'graph' model" -- --attributes --expression-model weights/retinaface_mnet025.facet "$img"
-expect 1 "/nonexistent.facet: cannot open weight file" -- --attributes --age-gender-model /nonexistent.facet "$img"
+expect 1 "is a 'retinaface' model, expected a 'graph' model" -- "$exe" --attributes --expression-model weights/retinaface_mnet025.facet "$img"
+expect 1 "/nonexistent.facet: cannot open weight file" -- "$exe" --attributes --age-gender-model /nonexistent.facet "$img"
 
 # Hostile or careless inputs (issue 21): each a message and exit 1, never a crash or a silent loss.
-expect 1 "makes more than 100 pyramid levels" -- --detector mtcnn --factor 0.999999 "$img"
-expect 1 "weights: is a directory, not a weight file" -- --model weights "$img"
-expect 1 "tests: is a directory, not an image" -- tests
-expect 1 "/dev/zero: file larger than 1 GiB, facet's limit for an image" -- /dev/zero
+expect 1 "makes more than 100 pyramid levels" -- "$exe" --detector mtcnn --factor 0.999999 "$img"
+expect 1 "weights: is a directory, not a weight file" -- "$exe" --model weights "$img"
+expect 1 "tests: is a directory, not an image" -- "$exe" tests
+expect 1 "/dev/zero: file larger than 1 GiB, facet's limit for an image" -- "$exe" /dev/zero
 # Outputs that cannot be written (a full disk) fail loudly.
 if [ -w /dev/full ]; then
   if "$exe" "$img" >/dev/full 2>"$tmp/stderr" || ! grep -q "cannot write to standard output" "$tmp/stderr"; then
@@ -192,8 +173,8 @@ if [ -w /dev/full ]; then
   else
     passed=$((passed + 1))
   fi
-  expect 1 "/dev/full: cannot write JSON (No space left on device)" -- "$img" --json /dev/full
-  expect 1 "/dev/full: cannot write PNG (No space left on device)" -- "$img" --annotate /dev/full
+  expect 1 "/dev/full: cannot write JSON (No space left on device)" -- "$exe" "$img" --json /dev/full
+  expect 1 "/dev/full: cannot write PNG (No space left on device)" -- "$exe" "$img" --annotate /dev/full
 fi
 # A file name that is not UTF-8 is escaped in the JSON, which stays valid.
 cp "$img" "$tmp/$(printf 'caf\xe9')".jpg
@@ -204,5 +185,4 @@ else
   echo "FAIL: a Latin-1 file name does not come back from the JSON"; failures=$((failures + 1))
 fi
 
-echo "$passed passed, $failures failed"
-[ "$failures" -eq 0 ]
+summary

@@ -10,26 +10,7 @@ kate="$images/portrait_kate_siegel.jpg" paul="$images/portrait_paul_rudd.jpg"
 # The portrait's face box, cut out unresized (tests/faceapi/make_recognition_crops.py): the same
 # person in another file.
 kate_crop=tests/faceapi/recognition/kate_siegel_box.png
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-passed=0
-
-# expect STATUS PATTERN -- COMMAND...: checks the exit status and that stdout (status 0) or stderr
-# (otherwise) matches the extended regular expression PATTERN.
-expect() {
-  local status="$1" pattern="$2"; shift 3
-  local out err code
-  out=$(timeout 120 "$@" 2>"$tmp/stderr"); code=$?
-  err=$(cat "$tmp/stderr")
-  if [ "$code" -ne "$status" ] || { [ "$status" -eq 0 ] && ! grep -Eq -- "$pattern" <<<"$out"; } ||
-     { [ "$status" -ne 0 ] && ! grep -Eq -- "$pattern" <<<"$err"; }; then
-    echo "FAIL: $* -> exit $code (want $status, '$pattern')"; echo "  stdout: ${out:0:300}"; echo "  stderr: $err"
-    failures=$((failures + 1))
-  else
-    passed=$((passed + 1))
-  fi
-}
+source "$(dirname "$0")/cli_test_lib.sh"
 
 expect 0 "usage: facet-compare" -- "$compare" --help
 expect 0 "^0\.[0-5][0-9]* same$" -- "$compare" "$kate" "$kate_crop"
@@ -91,5 +72,4 @@ fi
 expect 0 '"embedding": \[' -- "$detect" --recognition-model weights/face_recognition.facet "$kate"
 expect 1 "/nonexistent.facet: cannot open weight file" -- "$detect" --recognition-model /nonexistent.facet "$kate"
 
-echo "$passed passed, $failures failed"
-[ "$failures" -eq 0 ]
+summary

@@ -4,6 +4,7 @@
 #include <facet/io/image.hpp>
 #include <facet/io/json.hpp>
 #include <facet/models/landmarks.hpp>
+#include <facet/models/recognizer.hpp>
 
 #include <cmath>
 #include <fstream>
@@ -36,6 +37,25 @@ GoldenFace load_golden_face() {
     for (const json::Value& p : face["landmarks98"].array())
         g.landmarks.push_back({static_cast<float>(p[0].number()), static_cast<float>(p[1].number())});
     return g;
+}
+
+// A graph file whose height x width input is pooled to one pixel, then a dense layer with zero
+// weights: its output is `bias`, whatever the image. `landmarks` goes into the metadata as it is
+// (e.g. R"("landmarks": {...}, )").
+WeightFile pooled_dense_file(int height, int width, const std::vector<float>& bias, const std::string& landmarks = "") {
+    const std::string size = std::to_string(height) + ", " + std::to_string(width), outputs = std::to_string(bias.size());
+    const std::string metadata =
+        R"({"format": "facet", "model": "graph", "input": {"color": "rgb", "mean": [0, 0, 0], "scale": [1, 1, 1]}, )" + landmarks + R"(
+            "graph": {"input": {"name": "x", "onnx_shape": [1, 3, )" + size + R"(]},
+                      "outputs": [{"name": "points", "value": "points", "onnx_shape": [1, )" + outputs + R"(], "order": "hwc"}],
+                      "values": {"x": [)" + size + R"(, 3], "pooled": [1, 1, 3], "points": [1, 1, )" + outputs + R"(]}, "constants": {},
+                      "ops": [{"op": "avg_pool", "name": "pool", "input": "x", "output": "pooled", "kernel": [)" + size + R"(],
+                               "stride": [)" + size + R"(], "pads": [0, 0, 0, 0], "count_include_pad": false},
+                              {"op": "dense", "name": "fc", "input": "pooled", "output": "points", "weight": "fc.weight",
+                               "bias": "fc.bias", "activation": {"kind": "none"}}]}})";
+    const auto n = static_cast<std::uint32_t>(bias.size());
+    const std::vector<test::TensorSpec> tensors{{"fc.weight", {n, 3}, std::vector<float>(3 * bias.size(), 0.0f)}, {"fc.bias", {n}, bias}};
+    return test::parse(test::write_facet(metadata, tensors));
 }
 
 } // namespace
@@ -113,25 +133,21 @@ TEST_CASE("a graph that is not a 98- or 68-point landmark model is refused") {
     }
 }
 
+TEST_CASE("a graph whose input is not square is refused by the landmark and face recognition models, naming its size") {
+    // A 68-point model's output, so only the input's shape is wrong for the landmark model.
+    const auto model = std::make_shared<const GraphModel>(pooled_dense_file(6, 8, std::vector<float>(136, 0.0f)));
+    CHECK_THROWS_WITH_AS(FaceLandmarker{model}, "a landmark model takes a square crop; this one's input is 8x6", Error);
+    CHECK_THROWS_WITH_AS(FaceRecognizer{model}, "a face recognition model takes a square crop; this one's input is 8x6", Error);
+}
+
 TEST_CASE("a 68-point model: points in [0, 1] of the crop map to the square around the box") {
-    // An 8 x 8 input pooled to one pixel, then a dense layer with zero weights whose biases put
-    // point i at (i / 68, 1 - i / 68) of the crop.
-    const std::string metadata =
-        R"({"format": "facet", "model": "graph", "input": {"color": "rgb", "mean": [0, 0, 0], "scale": [1, 1, 1]},
-            "graph": {"input": {"name": "x", "onnx_shape": [1, 3, 8, 8]},
-                      "outputs": [{"name": "points", "value": "points", "onnx_shape": [1, 136], "order": "hwc"}],
-                      "values": {"x": [8, 8, 3], "pooled": [1, 1, 3], "points": [1, 1, 136]}, "constants": {},
-                      "ops": [{"op": "avg_pool", "name": "pool", "input": "x", "output": "pooled", "kernel": [8, 8],
-                               "stride": [8, 8], "pads": [0, 0, 0, 0], "count_include_pad": false},
-                              {"op": "dense", "name": "fc", "input": "pooled", "output": "points", "weight": "fc.weight",
-                               "bias": "fc.bias", "activation": {"kind": "none"}}]}})";
+    // Biases that put point i at (i / 68, 1 - i / 68) of the crop.
     std::vector<float> bias(136);
     for (int i = 0; i < 68; ++i) {
         bias[2 * i] = i / 68.0f;
         bias[2 * i + 1] = 1 - i / 68.0f;
     }
-    const std::vector<test::TensorSpec> tensors{{"fc.weight", {136, 3}, std::vector<float>(408, 0.0f)}, {"fc.bias", {136}, bias}};
-    const auto model = std::make_shared<const GraphModel>(test::parse(test::write_facet(metadata, tensors)));
+    const auto model = std::make_shared<const GraphModel>(pooled_dense_file(8, 8, bias));
     CHECK(model->landmark_crop_margin == 0.0f);
     FaceLandmarker landmarker(model);
     CHECK(landmarker.points() == 68);
@@ -157,17 +173,12 @@ TEST_CASE("a 68-point model: points in [0, 1] of the crop map to the square arou
 
     // The file's landmarks.crop_margin grows the square by that fraction of max(w, h) on each side:
     // 0.25 of 30.4 makes it 45.6 -> 46 pixels around the box's centre (20.1, 20.2), from (-3, -3).
-    std::string with_margin = metadata;
-    with_margin.insert(with_margin.find("\"graph\": {"), R"("landmarks": {"crop_margin": 0.25}, )");
-    FaceLandmarker loose(std::make_shared<const GraphModel>(test::parse(test::write_facet(with_margin, tensors))));
+    FaceLandmarker loose(std::make_shared<const GraphModel>(pooled_dense_file(8, 8, bias, R"("landmarks": {"crop_margin": 0.25}, )")));
     CHECK(landmark_crop(box, 0.25f).side == 46);
     CHECK(landmark_crop(box, 0.25f).x == -3);
     const LandmarkPoints loose_points = loose.landmarks(image, box);
     CHECK(loose_points[0][0] == doctest::Approx(-3.0f));
     CHECK(loose_points[67][0] == doctest::Approx(-3 + 46.0 * 67 / 68).epsilon(1e-5));
-    for (const char* bad : {R"("landmarks": {"crop_margin": -0.1}, )", R"("landmarks": {"crop_margin": 1.5}, )", R"("landmarks": {}, )"}) {
-        std::string refused = metadata;
-        refused.insert(refused.find("\"graph\": {"), bad);
-        CHECK_THROWS_AS(GraphModel(test::parse(test::write_facet(refused, tensors))), Error);
-    }
+    for (const char* bad : {R"("landmarks": {"crop_margin": -0.1}, )", R"("landmarks": {"crop_margin": 1.5}, )", R"("landmarks": {}, )"})
+        CHECK_THROWS_AS(GraphModel(pooled_dense_file(8, 8, bias, bad)), Error);
 }

@@ -58,9 +58,10 @@ class ManifestTestCase(unittest.TestCase):
         (self.root / "model.bin").write_bytes(self.data if data is None else data)
         return path
 
-    def convert(self, manifest=None, data=None, **options):
+    def convert(self, manifest=None, data=None, net=None, **options):
+        """The model (default the synthetic one) converted with --net `net` (default the class's)."""
         out = self.root / "out.facet"
-        convert(self.write(manifest, data), out, net=self.net, **options)
+        convert(self.write(manifest, data), out, net=net or self.net, **options)
         return read_facet(out)
 
     def refused(self, message, manifest=None, data=None):
@@ -268,27 +269,16 @@ class RecognitionTest(ManifestTestCase):
         self.assertEqual(metadata["source"][1]["file"], "face_recognition_model.bin")
 
 
-class AttributeNetsTest(unittest.TestCase):
+class AttributeNetsTest(ManifestTestCase):
     """--net face_expression and age_gender: the graphs face-api's FaceExpressionNet and AgeGenderNet
     compute, their labels in face-api's order, and a manifest of another net refused by name."""
 
-    def setUp(self):
-        self.directory = tempfile.TemporaryDirectory()
-        self.root = Path(self.directory.name)
-
-    def tearDown(self):
-        self.directory.cleanup()
-
-    def convert(self, net, manifest_net=None):
-        manifest, data = synthetic_manifest(1, manifest_net or net)
-        path = self.root / "model-weights_manifest.json"
-        path.write_text(json.dumps(manifest))
-        (self.root / "model.bin").write_bytes(data)
-        convert(path, self.root / "out.facet", net=net)
-        return read_facet(self.root / "out.facet")
+    def convert_net(self, net, manifest_net=None):
+        """A synthetic model of `manifest_net` (default `net`) converted with --net `net`."""
+        return self.convert(*synthetic_manifest(1, manifest_net or net), net=net)
 
     def test_expression_graph(self):
-        metadata, tensors = self.convert("face_expression")
+        metadata, tensors = self.convert_net("face_expression")
         self.assertEqual(metadata["input"], {"color": "rgb", "mean": [122.782, 117.001, 104.298], "scale": [1 / 255] * 3})
         self.assertEqual(metadata["attributes"], {"crop_margin": 0.0, "expression": {
             "labels": ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]}})
@@ -303,7 +293,7 @@ class AttributeNetsTest(unittest.TestCase):
         self.assertEqual(tensors["fc.weight"].shape, (7, 256))
 
     def test_age_gender_graph(self):
-        metadata, tensors = self.convert("age_gender")
+        metadata, tensors = self.convert_net("age_gender")
         self.assertEqual(metadata["attributes"], {"crop_margin": 0.0, "age": {"unit": "years"},
                                                   "gender": {"labels": ["male", "female"]}})
         graph = metadata["graph"]
@@ -339,12 +329,12 @@ class AttributeNetsTest(unittest.TestCase):
 
     def test_another_nets_manifest_is_refused_by_name(self):
         with self.assertRaisesRegex(ConversionError, "tensor fc/weights has shape \\[256, 136\\], face_expression has \\[256, 7\\]"):
-            self.convert("face_expression", "face_landmark_68")
+            self.convert_net("face_expression", "face_landmark_68")
         with self.assertRaisesRegex(ConversionError, "tensor entry_flow/conv_in/filters is missing .* is this face-api's "
                                                      "age_gender model"):
-            self.convert("age_gender", "face_expression")
+            self.convert_net("age_gender", "face_expression")
         with self.assertRaisesRegex(ConversionError, "tensor dense0/conv0/filters is missing .* face_landmark_68 model"):
-            self.convert("face_landmark_68", "age_gender")
+            self.convert_net("face_landmark_68", "age_gender")
         result = run_tfjs2facet("--net", "recognition", "--out", self.root / "out.facet", self.root / "absent.json")
         self.assertEqual(result.returncode, 2)
         self.assertIn("argument --net: invalid choice: 'recognition'", result.stderr)

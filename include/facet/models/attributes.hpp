@@ -134,10 +134,7 @@ public:
             }
             return 0;
         });
-        const GraphValue& in = model->input();
-        if (in.h != in.w)
-            throw Error(path + ": a face attribute model takes a square crop; this one's input is " + std::to_string(in.w) + "x" +
-                        std::to_string(in.h));
+        model->require_square_input(path + ": a face attribute model");
         for (const auto& [name, label_count] : outputs) {
             const auto& o = model->outputs();
             const auto it = std::find_if(o.begin(), o.end(), [&](const GraphOutput& x) { return x.name == name; });

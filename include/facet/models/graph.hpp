@@ -98,6 +98,14 @@ public:
     const GraphValue& input() const { return values_[input_]; }
     int input_value() const { return input_; }
 
+    // For the face models that take a square crop: an Error saying `model_kind` ("a landmark
+    // model") takes one unless the input is square.
+    void require_square_input(const std::string& model_kind) const {
+        const GraphValue& in = input();
+        if (in.h != in.w)
+            throw Error(model_kind + " takes a square crop; this one's input is " + std::to_string(in.w) + "x" + std::to_string(in.h));
+    }
+
     // Input normalisation: network channel c = (pixel[source_channel[c]] - mean[c]) * scale[c].
     std::array<int, 3> source_channel{};
     std::array<float, 3> mean{}, scale{};

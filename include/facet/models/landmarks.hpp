@@ -72,9 +72,7 @@ public:
                             int threads = 1)
         : net_(std::move(model), kernels, threads) {
         const GraphModel& m = net_.model();
-        const GraphValue& in = m.input();
-        if (in.h != in.w)
-            throw Error("a landmark model takes a square crop; this one's input is " + std::to_string(in.w) + "x" + std::to_string(in.h));
+        m.require_square_input("a landmark model");
         const std::size_t values = net_.output_size(0);
         has_angles_ = m.outputs().size() == 2 && m.outputs()[1].name == "angles" && net_.output_size(1) == 3;
         if ((values != 2 * 98 && values != 2 * 68) || (m.outputs().size() > 1 && !has_angles_))
@@ -83,7 +81,7 @@ public:
                         std::to_string(values) + " values");
         points_ = static_cast<int>(values / 2);
         values_.resize(values);
-        crop_ = Image(in.w, in.h);
+        crop_ = Image(m.input().w, m.input().h);
     }
     explicit FaceLandmarker(const std::string& path) : FaceLandmarker(GraphModel::from_file(path)) {}
 

@@ -69,10 +69,7 @@ public:
                             int threads = 1)
         : net_(std::move(model), kernels, threads) {
         const GraphModel& m = net_.model();
-        const GraphValue& in = m.input();
-        if (in.h != in.w)
-            throw Error("a face recognition model takes a square crop; this one's input is " + std::to_string(in.w) + "x" +
-                        std::to_string(in.h));
+        m.require_square_input("a face recognition model");
         if (m.outputs().size() != 1 || net_.output_size(0) != kDescriptorSize)
             throw Error("a face recognition model has one output of " + std::to_string(kDescriptorSize) + " values; this one has " +
                         std::to_string(m.outputs().size()) + " outputs, the first of " + std::to_string(net_.output_size(0)) + " values");
