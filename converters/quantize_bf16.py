@@ -13,13 +13,14 @@ depthwise convs (no bf16 kernel: memory-bound, bf16 would not speed them) and th
 whose five 3x3 convs in bf16 Winograd lost faces (a landmark 1.7% of the box off on crowd.jpg, a
 score 0.033 off on selfie_group.jpg).
 
-A graph file (model "graph": PFLD-GhostOne, face_landmark_68; graph.hpp runs it): the convs with a
-bf16 kernel run in bf16, every pointwise conv and every dense 3x3 stride-1 conv (groups 1, no
-dilation, same or no padding), layers named by their op. Kept float32: depthwise, strided, 2x2 and
-other convs, and dense layers (no bf16 kernel: bf16 would only round them). Measured (README, "bf16
-weights"; tests/test_landmarks_bf16.cpp holds the gate): with all of them in bf16 both landmark
-networks stay within 0.2% of the box of their fp32 points, and the convs with few channels were
-not slower, so none is left out.
+A graph file (model "graph": PFLD-GhostOne, face_landmark_68; graph.hpp runs it): its pointwise
+convs run in bf16, layers named by their op. Kept float32: depthwise, strided, 2x2 and larger convs
+and dense layers (no bf16 kernel: bf16 would only round them), and the dense 3x3 stride-1 convs,
+which have one (Winograd) but, measured (README, "bf16 weights"; tests/test_landmarks_bf16.cpp holds
+the gate), cost accuracy for no time: PFLD-GhostOne's only one (Conv_107, 16 -> 32 channels on its
+7 x 7 map) in bf16 tripled the mean NME against fp32 on the shared images' faces (0.05% -> 0.15% of
+the box, worst 0.31% -> 0.65%). face_landmark_68's first pointwise convs (32 input channels) were
+measured faster in bf16 too, so every pointwise conv is in.
 
 `--keep-fp32 REGEX` keeps more layers float32 (a layer's name: the weight tensor's without
 ".weight" for RetinaFace, the op's for a graph).
@@ -53,7 +54,7 @@ BF16_LAYERS = [
 
 
 def retinaface_layers(tensors):
-    """(layer, weight tensor name, whether it has a bf16 kernel) for each conv of a RetinaFace file."""
+    """(layer, weight tensor name, whether it runs in bf16) for each conv of a RetinaFace file."""
     bf16 = re.compile("|".join(f"(?:{pattern})" for pattern in BF16_LAYERS))
     for name, array in tensors.items():
         layer, _, kind = name.rpartition(".")
@@ -61,19 +62,14 @@ def retinaface_layers(tensors):
             yield layer, name, bool(bf16.fullmatch(layer))
 
 
-def has_bf16_kernel(op):
-    """Whether graph.hpp runs this graph op as a dense conv of a shape with a bf16 kernel
-    (conv_weights_bf16.hpp's has_bf16_kernel): pointwise, or 3x3 stride 1 padded by 1 all round or
-    not at all."""
-    if op.get("op") != "conv" or op.get("groups") != 1 or op.get("dilation") != [1, 1] or op.get("stride") != [1, 1]:
-        return False
-    if op.get("kernel") == [1, 1]:
-        return op.get("pads") == [0, 0, 0, 0]
-    return op.get("kernel") == [3, 3] and op.get("pads") in ([1, 1, 1, 1], [0, 0, 0, 0])
+def is_pointwise(op):
+    """Whether graph.hpp runs this graph op on the pointwise conv kernel (conv1x1_bf16 in bf16)."""
+    return (op.get("op") == "conv" and op.get("groups") == 1 and op.get("kernel") == [1, 1] and
+            op.get("stride") == [1, 1] and op.get("pads") == [0, 0, 0, 0] and op.get("dilation") == [1, 1])
 
 
 def graph_layers(source, metadata, tensors):
-    """(op name, weight tensor name, whether it has a bf16 kernel) for each conv and dense op of a graph file."""
+    """(op name, weight tensor name, whether it runs in bf16) for each conv and dense op of a graph file."""
     try:
         ops = metadata["graph"]["ops"]
         for op in ops:
@@ -82,7 +78,7 @@ def graph_layers(source, metadata, tensors):
                 if not isinstance(tensors.get(name), np.ndarray) or tensors[name].dtype != np.float32:
                     raise InputFileError(f"{source}: op {op['name']!r} reads weight {name!r}, which is not a float32 tensor "
                                          "of the file")
-                yield op["name"], name, has_bf16_kernel(op)
+                yield op["name"], name, is_pointwise(op)
     except (KeyError, TypeError) as error:
         raise InputFileError(f"{source}: bad graph metadata ({error!r} missing or malformed)") from None
 
@@ -111,7 +107,7 @@ def quantize(source, out, keep_fp32):
             in_fp32.append(layer)
     if not in_bf16:
         raise ConverterError(f"no layer is left in bf16 (every bf16 layer matched --keep-fp32, or the file has none "
-                             f"of the {model} layers that have a bf16 kernel)")
+                             f"of the {model} layers that run in bf16)")
     facetfile.write_facet(out, {**metadata, "precision": "bf16"}, written)
     return in_bf16, in_fp32
 

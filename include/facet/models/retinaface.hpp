@@ -261,7 +261,6 @@ inline PackedConv load_stem(const WeightFile& f, const InputNormalisation& in, s
 } // namespace detail
 
 inline void RetinaFaceModel::load(const WeightFile& f) {
-    using detail::LayerWeights;
     using detail::load_conv;
     using detail::read_activation;
     f.expect_model("retinaface");
