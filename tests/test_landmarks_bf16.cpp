@@ -11,18 +11,17 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "detection_gate.hpp"
 #include "facet_writer.hpp"
 #include "test_util.hpp"
 
 using namespace facet;
 
 namespace {
-
-const char* const kImages[] = {"crowd.jpg", "multiface.jpg", "portrait_angelina_jolie.jpg", "portrait_kate_siegel.jpg",
-                               "portrait_paul_rudd.jpg", "sample.jpg", "selfie_group.jpg"};
 
 std::shared_ptr<const GraphModel> load_graph(const std::string& file) {
     const std::string path = test::weights_path(file);
@@ -48,7 +47,7 @@ TEST_CASE("landmark graphs in bf16 keep the fp32 points within 1% of the box on 
     RetinaFace detector(RetinaFaceModel::from_file(test::weights_path("retinaface_mnet025_official.facet")));
     std::vector<Image> images;
     std::vector<std::vector<Face>> faces;
-    for (const char* name : kImages) {
+    for (const char* name : test::kGateImages) {
         images.push_back(load_image(test::shared_path(std::string("upstream/images/") + name)));
         faces.push_back(detector.detect(images.back()));
         REQUIRE(!faces.back().empty());
@@ -77,10 +76,12 @@ TEST_CASE("landmark graphs in bf16 keep the fp32 points within 1% of the box on 
                     worst = std::max(worst, nme);
                 }
                 CAPTURE(std::string(ks->isa));
-                CAPTURE(std::string(kImages[i]));
+                CAPTURE(std::string(test::kGateImages[i]));
                 CHECK(worst <= 0.01);
-                MESSAGE(model << " " << ks->isa << (ks->conv1x1_bf16 ? " (bf16 kernels) " : " (widened) ") << kImages[i] << ": "
-                              << faces[i].size() << " faces, worst NME " << worst * 100 << "% of the box");
+                std::ostringstream line;
+                line << model << " " << ks->isa << (ks->conv1x1_bf16 ? " (bf16 kernels) " : " (widened) ") << test::kGateImages[i]
+                     << ": " << faces[i].size() << " faces, worst NME " << worst * 100 << "% of the box";
+                MESSAGE(line.str());
             }
         }
     }

@@ -15,9 +15,6 @@ using namespace facet;
 
 namespace {
 
-const char* const kImages[] = {"crowd.jpg", "multiface.jpg", "portrait_angelina_jolie.jpg", "portrait_kate_siegel.jpg",
-                               "portrait_paul_rudd.jpg", "sample.jpg", "selfie_group.jpg"};
-
 std::shared_ptr<const RetinaFaceModel> load_model(const std::string& file) {
     const std::string path = test::weights_path(file);
     INFO("weight file " << path << " (made by ./setup.sh)");
@@ -42,7 +39,7 @@ TEST_CASE("RetinaFace bf16 keeps the fp32 detections on every shared image, on e
         CHECK((ks->conv_for(pointwise) == (ks->conv1x1_bf16 ? ks->conv1x1_bf16 : ks->conv1x1)));
         ran_bf16_kernels = ran_bf16_kernels || ks->conv1x1_bf16;
         RetinaFace reference(fp32, {}, *ks), candidates(fp32, before_nms, *ks), detector(bf16, {}, *ks);
-        for (const char* name : kImages) {
+        for (const char* name : test::kGateImages) {
             const Image image = load_image(test::shared_path(std::string("upstream/images/") + name));
             const test::GateReport r = test::compare_detections(reference.detect(image), candidates.detect(image), detector.detect(image));
             CAPTURE(std::string(ks->isa));
