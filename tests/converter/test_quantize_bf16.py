@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""quantize_bf16: which layers of a RetinaFace or graph file become bfloat16 (rounded to nearest even, biases and the other layers
-kept float32, "precision": "bf16" in the metadata), and every refusal as one line with exit status 2."""
+"""quantize_bf16: which layers of a RetinaFace or graph file become bfloat16 (rounded to nearest even,
+biases and the other layers kept float32, "precision": "bf16" in the metadata), and every refusal as
+one line with exit status 2."""
 
 import subprocess
 import sys
