@@ -10,6 +10,10 @@
 //                                    keeps one core busy (noisy_neighbour.hpp)
 //   BM_FaceLandmark68_Face/<isa>     the same for face-api's 68-point network (face_landmark_68.facet,
 //   BM_FaceLandmark68_Network/<isa>  converters/tfjs2facet.py) on the same face
+//   BM_PFLD_GhostOne_Face_Bf16/<isa> BM_..._Face with the bf16 weight files (pfld_ghostone_bf16.facet,
+//   BM_FaceLandmark68_Face_Bf16/<isa> face_landmark_68_bf16.facet, converters/quantize_bf16.py): their
+//                                    bf16 convs on the AVX512-BF16 kernels where the CPU has them,
+//                                    widened to float32 elsewhere
 //   BM_FaceRecognizer/<isa>          FaceRecognizer::embed on that face's box (the 218 x 304 crop
 //                                    tests/faceapi/recognition/kate_siegel_box.png): padded to a square,
 //                                    bilinear to 150 x 150, face-api's ResNet (face_recognition.facet),
@@ -34,7 +38,7 @@
 //   pad_end/<h>x<w>x<c>-><c'>        zeros appended to a map (face_recognition's residualDown shortcuts;
 //                                    one build for every instruction set, a copy)
 //
-// Inputs: weights/pfld_ghostone.facet, face_landmark_68.facet, face_recognition.facet,
+// Inputs: weights/pfld_ghostone.facet, face_landmark_68.facet, their _bf16 twins, face_recognition.facet,
 // face_expression.facet and age_gender.facet (FACET_WEIGHTS_DIR overrides the directory; ./setup.sh makes them) and
 // ../shared/upstream/images/portrait_kate_siegel.jpg (FACET_SHARED overrides ../shared); when one
 // is missing the cases needing it report an error saying so and the others still run.
@@ -69,6 +73,8 @@ using namespace facet;
 
 constexpr const char* kPfldFile = "pfld_ghostone.facet";
 constexpr const char* kFaceLandmark68File = "face_landmark_68.facet";
+constexpr const char* kPfldBf16File = "pfld_ghostone_bf16.facet";
+constexpr const char* kFaceLandmark68Bf16File = "face_landmark_68_bf16.facet";
 constexpr const char* kFaceRecognitionFile = "face_recognition.facet";
 constexpr const char* kFaceExpressionFile = "face_expression.facet";
 constexpr const char* kAgeGenderFile = "age_gender.facet";
@@ -313,6 +319,10 @@ const bool kRegistered = [] {
                 ->UseRealTime()
                 ->Unit(benchmark::kMillisecond);
         }
+        for (auto [model, file] : {std::pair<const char*, const char*>{"PFLD_GhostOne", kPfldBf16File}, {"FaceLandmark68", kFaceLandmark68Bf16File}})
+            benchmark::RegisterBenchmark(("BM_" + std::string(model) + "_Face_Bf16/" + name).c_str(), bm_face, ks, file)
+                ->UseRealTime()
+                ->Unit(benchmark::kMillisecond);
         benchmark::RegisterBenchmark(("BM_FaceRecognizer/" + name).c_str(), bm_face_recognizer, ks)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);

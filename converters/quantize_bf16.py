@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turn a RetinaFace facet file (float32) into a bf16 one: the weights of the layers facet runs in
+"""Turn a RetinaFace or graph facet file (float32) into a bf16 one: the weights of the layers facet runs in
 bf16 (AVX512-BF16, kernels/conv1x1_bf16.hpp and winograd_f43_bf16.hpp) rounded to bfloat16 (to
 nearest, ties to even), their biases and every other layer kept float32, and "precision": "bf16"
 in the metadata. facet loads each layer by its weights' dtype; on a CPU without AVX512-BF16 it
@@ -11,10 +11,23 @@ Kept float32: the stem conv and the first block (they run fused in float32, mobi
 second block's pointwise conv (16 input channels: 5% slower in bf16, the conversion outweighs), the
 depthwise convs (no bf16 kernel: memory-bound, bf16 would not speed them) and the context modules,
 whose five 3x3 convs in bf16 Winograd lost faces (a landmark 1.7% of the box off on crowd.jpg, a
-score 0.033 off on selfie_group.jpg). `--keep-fp32 REGEX` keeps more layers float32.
+score 0.033 off on selfie_group.jpg).
+
+A graph file (model "graph": PFLD-GhostOne, face_landmark_68; graph.hpp runs it): its pointwise
+convs run in bf16, layers named by their op. Kept float32: depthwise, strided, 2x2 and larger convs
+and dense layers (no bf16 kernel: bf16 would only round them), and the dense 3x3 stride-1 convs,
+which have one (Winograd) but, measured (README, "bf16 weights"; tests/test_landmarks_bf16.cpp holds
+the gate), cost accuracy for no time: PFLD-GhostOne's only one (Conv_107, 16 -> 32 channels on its
+7 x 7 map) in bf16 tripled the mean NME against fp32 on the shared images' faces (0.05% -> 0.15% of
+the box, worst 0.31% -> 0.65%). face_landmark_68's first pointwise convs (32 input channels) were
+measured faster in bf16 too, so every pointwise conv is in.
+
+`--keep-fp32 REGEX` keeps more layers float32 (a layer's name: the weight tensor's without
+".weight" for RetinaFace, the op's for a graph).
 
     python3 converters/quantize_bf16.py --out weights/retinaface_mnet025_official_bf16.facet \\
         weights/retinaface_mnet025_official.facet
+    python3 converters/quantize_bf16.py --out weights/pfld_ghostone_bf16.facet weights/pfld_ghostone.facet
 
 NumPy and the standard library only, as the other converters.
 """
@@ -40,32 +53,61 @@ BF16_LAYERS = [
 ]
 
 
+def retinaface_layers(tensors):
+    """(layer, weight tensor name, whether it runs in bf16) for each conv of a RetinaFace file."""
+    bf16 = re.compile("|".join(f"(?:{pattern})" for pattern in BF16_LAYERS))
+    for name, array in tensors.items():
+        layer, _, kind = name.rpartition(".")
+        if kind == "weight" and array.ndim == 4 and array.dtype == np.float32:
+            yield layer, name, bool(bf16.fullmatch(layer))
+
+
+def is_pointwise(op):
+    """Whether graph.hpp runs this graph op on the pointwise conv kernel (conv1x1_bf16 in bf16)."""
+    return (op.get("op") == "conv" and op.get("groups") == 1 and op.get("kernel") == [1, 1] and
+            op.get("stride") == [1, 1] and op.get("pads") == [0, 0, 0, 0] and op.get("dilation") == [1, 1])
+
+
+def graph_layers(source, metadata, tensors):
+    """(op name, weight tensor name, whether it runs in bf16) for each conv and dense op of a graph file."""
+    try:
+        ops = metadata["graph"]["ops"]
+        for op in ops:
+            if op["op"] in ("conv", "dense"):
+                name = op["weight"]
+                if not isinstance(tensors.get(name), np.ndarray) or tensors[name].dtype != np.float32:
+                    raise InputFileError(f"{source}: op {op['name']!r} reads weight {name!r}, which is not a float32 tensor "
+                                         "of the file")
+                yield op["name"], name, is_pointwise(op)
+    except (KeyError, TypeError) as error:
+        raise InputFileError(f"{source}: bad graph metadata ({error!r} missing or malformed)") from None
+
+
 def quantize(source, out, keep_fp32):
     """Writes the bf16 file; returns (layers in bf16, layers kept float32)."""
     try:
         metadata, tensors = facetfile.read_facet(source)
     except ValueError as error:  # read_facet names the file and the reason
         raise InputFileError(str(error)) from None
-    if metadata.get("model") != "retinaface":
-        raise InputFileError(f"{source}: model is {metadata.get('model')!r}; this tool's layer choice was measured "
-                             "for 'retinaface' files only")
+    model = metadata.get("model")
+    if model not in ("retinaface", "graph"):
+        raise InputFileError(f"{source}: model is {model!r}; this tool's layer choice was measured "
+                             "for 'retinaface' and 'graph' files only")
     if metadata.get("precision", "fp32") != "fp32":
         raise InputFileError(f"{source}: precision is {metadata['precision']!r}; give the float32 file")
-    bf16 = re.compile("|".join(f"(?:{pattern})" for pattern in BF16_LAYERS))
+    layers = list(retinaface_layers(tensors) if model == "retinaface" else graph_layers(source, metadata, tensors))
     kept = [re.compile(pattern) for pattern in keep_fp32]
-    written, in_bf16, in_fp32 = {}, [], []
-    for name, array in tensors.items():
-        layer, _, kind = name.rpartition(".")
-        if kind == "weight" and array.ndim == 4 and array.dtype == np.float32:
-            if bf16.fullmatch(layer) and not any(k.search(layer) for k in kept):
-                written[name] = facetfile.BFloat16.from_float32(array)  # to nearest, ties to even
-                in_bf16.append(layer)
-                continue
+    written = {name: np.array(array) for name, array in tensors.items()}
+    in_bf16, in_fp32 = [], []
+    for layer, weight, eligible in layers:
+        if eligible and not any(k.search(layer) for k in kept):
+            written[weight] = facetfile.BFloat16.from_float32(tensors[weight])  # to nearest, ties to even
+            in_bf16.append(layer)
+        else:
             in_fp32.append(layer)
-        written[name] = np.array(array)
     if not in_bf16:
-        raise ConverterError("no layer is left in bf16 (every bf16 layer matched --keep-fp32, or the file has none "
-                             "of RetinaFace's layer names)")
+        raise ConverterError(f"no layer is left in bf16 (every bf16 layer matched --keep-fp32, or the file has none "
+                             f"of the {model} layers that run in bf16)")
     facetfile.write_facet(out, {**metadata, "precision": "bf16"}, written)
     return in_bf16, in_fp32
 
@@ -75,7 +117,8 @@ def _argument_parser():
     parser.add_argument("--out", required=True, help="the bf16 facet file to write")
     parser.add_argument("--keep-fp32", action="append", default=[], metavar="REGEX",
                         help="also keep float32 the layers whose name matches (repeatable), e.g. 'fpn\\.merge'")
-    parser.add_argument("source", help="a RetinaFace facet file in float32 (converters/pth2facet.py's output)")
+    parser.add_argument("source", help="a RetinaFace or graph facet file in float32 (pth2facet.py's, onnx2facet.py's or "
+                                       "tfjs2facet.py's output)")
     return parser
 
 

@@ -73,8 +73,8 @@ convert retinaface_mnet025_official retinaface-mnet025-official retinaface/offic
 convert retinaface_mnet025 retinaface-mnet025 retinaface/mobilenet0.25_Final.pth
 convert retinaface_mnet025_1mb retinaface-mnet025-1mb retinaface/face-detector-1mb/mobilenet0.25_Final.pth
 convert mtcnn mtcnn mtcnn/pnet.pt mtcnn/rnet.pt mtcnn/onet.pt
-# The bf16 RetinaFace (README, "bf16 weights"), from the fp32 file: quantize_bf16 NAME makes
-# weights/NAME_bf16.facet.
+# The bf16 RetinaFace and landmark graphs (README, "bf16 weights"), from their fp32 files:
+# quantize_bf16 NAME makes weights/NAME_bf16.facet.
 quantize_bf16() {
   local source="weights/$1.facet" out="weights/$1_bf16.facet" dependency
   for dependency in "$source" converters/quantize_bf16.py converters/facetfile.py converters/cli.py; do
@@ -86,6 +86,7 @@ quantize_bf16 retinaface_mnet025_official
 # PFLD-GhostOne, 98 landmarks (MODELS.md section 6): RGB, (x / 255 - 0.5) / 0.5.
 convert_onnx pfld_ghostone pfld/PFLD_GhostOne_112_1_opt_sim.onnx --color rgb --mean 127.5,127.5,127.5 \
   --scale 0.00784313725490196,0.00784313725490196,0.00784313725490196
+quantize_bf16 pfld_ghostone
 # face-api's networks (TF.js weights in the npm package), converted by tfjs2facet:
 # convert_faceapi_model PACKAGE NAME MANIFEST_STEM [tfjs2facet options] writes weights/NAME.facet
 # from PACKAGE/model/MANIFEST_STEM-weights_manifest.json.
@@ -118,5 +119,6 @@ convert_faceapi() {
   convert_faceapi_model "$package" age_gender age_gender_model --net age_gender
 }
 convert_faceapi
+quantize_bf16 face_landmark_68
 # The demo and test images.
 for image in images/crowd.jpg images/multiface.jpg images/portrait_kate_siegel.jpg; do fetch "$image" >/dev/null; done

@@ -23,6 +23,10 @@
 
 namespace facet::test {
 
+// The shared images (../shared/upstream/images) the reduced-precision gates run on: all seven.
+inline const char* const kGateImages[] = {"crowd.jpg", "multiface.jpg", "portrait_angelina_jolie.jpg", "portrait_kate_siegel.jpg",
+                                          "portrait_paul_rudd.jpg", "sample.jpg", "selfie_group.jpg"};
+
 struct DetectionGate {
     float min_reference_score = 0.5f; // fp32 faces that must be found
     float min_iou = 0.9f;

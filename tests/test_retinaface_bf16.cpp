@@ -12,13 +12,6 @@
 
 using namespace facet;
 
-namespace {
-
-const char* const kImages[] = {"crowd.jpg", "multiface.jpg", "portrait_angelina_jolie.jpg", "portrait_kate_siegel.jpg",
-                               "portrait_paul_rudd.jpg", "sample.jpg", "selfie_group.jpg"};
-
-} // namespace
-
 TEST_CASE("RetinaFace bf16 keeps the fp32 detections on every shared image, on every instruction set") {
     const auto fp32 = test::load_retinaface_model("retinaface_mnet025_official.facet");
     const auto bf16 = test::load_retinaface_model("retinaface_mnet025_official_bf16.facet");
@@ -34,7 +27,7 @@ TEST_CASE("RetinaFace bf16 keeps the fp32 detections on every shared image, on e
         CHECK((ks->conv_for(pointwise) == (ks->conv1x1_bf16 ? ks->conv1x1_bf16 : ks->conv1x1)));
         ran_bf16_kernels = ran_bf16_kernels || ks->conv1x1_bf16;
         RetinaFace reference(fp32, {}, *ks), candidates(fp32, before_nms, *ks), detector(bf16, {}, *ks);
-        for (const char* name : kImages) {
+        for (const char* name : test::kGateImages) {
             const Image image = load_image(test::shared_path(std::string("upstream/images/") + name));
             const test::GateReport r = test::compare_detections(reference.detect(image), candidates.detect(image), detector.detect(image));
             CAPTURE(std::string(ks->isa));

@@ -98,13 +98,17 @@ inline std::string weights_path(const std::string& name) {
     return (env && *env ? std::string(env) : source_path("weights")) + "/" + name;
 }
 
-// A RetinaFace weight file of weights/ (FACET_WEIGHTS_DIR overrides); the test fails, naming the
+// The path of a weight file of weights/ (FACET_WEIGHTS_DIR overrides); the test fails, naming the
 // file, when setup.sh has not made it.
-inline std::shared_ptr<const RetinaFaceModel> load_retinaface_model(const std::string& file) {
+inline std::string required_weights_path(const std::string& file) {
     const std::string path = weights_path(file);
     INFO("weight file " << path << " (made by ./setup.sh)");
     REQUIRE(std::ifstream(path).good());
-    return RetinaFaceModel::from_file(path);
+    return path;
+}
+
+inline std::shared_ptr<const RetinaFaceModel> load_retinaface_model(const std::string& file) {
+    return RetinaFaceModel::from_file(required_weights_path(file));
 }
 
 } // namespace facet::test

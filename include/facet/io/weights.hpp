@@ -298,4 +298,22 @@ private:
     std::map<std::string, std::size_t> by_name_;
 };
 
+// A layer's weights as floats, and whether the file stores them in bf16 (then widened, exactly):
+// how every model reads a tensor that may be float32 or bfloat16 (FORMAT.md, "Reduced precision").
+struct LayerWeights {
+    std::vector<float> values;
+    bool bf16 = false;
+};
+
+inline LayerWeights read_layer_weights(const WeightFile& f, const std::string& name, const std::vector<int>& shape) {
+    if (f.dtype_of(name) != DType::bfloat16) {
+        const WeightTensor& t = f.tensor(name, shape);
+        return {std::vector<float>(t.data, t.data + t.count), false};
+    }
+    const WeightTensor& t = f.tensor_of_type(name, DType::bfloat16, shape);
+    LayerWeights w{std::vector<float>(t.count), true};
+    for (std::size_t i = 0; i < t.count; ++i) w.values[i] = bfloat16_to_float(t.bf16s[i]);
+    return w;
+}
+
 } // namespace facet

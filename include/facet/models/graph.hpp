@@ -24,6 +24,7 @@
 #include "../core/tensor.hpp"
 #include "../io/image.hpp"
 #include "../io/weights.hpp"
+#include "../kernels/conv_weights_bf16.hpp"
 #include "../kernels/kernel_set.hpp"
 #include "../kernels/map_copy.hpp"
 
@@ -109,6 +110,12 @@ public:
     // Input normalisation: network channel c = (pixel[source_channel[c]] - mean[c]) * scale[c].
     std::array<int, 3> source_channel{};
     std::array<float, 3> mean{}, scale{};
+
+    // The file's "precision": "fp32" (absent), or "bf16" (converters/quantize_bf16.py). Each conv
+    // and dense layer is loaded by its weight tensor's dtype: bfloat16 weights are widened to float32
+    // (exactly), and pointwise and 3x3 stride-1 dense convs also run on the bf16 kernels where the
+    // CPU has AVX512-BF16. Graphs have no int8 kernels: int8 tensors are refused by name.
+    std::string precision = "fp32";
 
     // For a landmark network (metadata "landmarks", FORMAT.md): how much larger than the detector's
     // box the square it was trained on is, as a fraction of the box's longer side added on each side.
@@ -202,6 +209,9 @@ inline void GraphModel::load(const WeightFile& f) {
             mean[c] = detail::read_float(in["mean"][c], "input mean");
             scale[c] = detail::read_float(in["scale"][c], "input scale");
         }
+        if (m.has("precision")) precision = m["precision"].string();
+        if (precision != "fp32" && precision != "bf16")
+            throw Error("precision '" + precision + "' is not supported by graph models (fp32 or bf16 are; they have no int8 kernels)");
         if (m.has("landmarks")) {
             landmark_crop_margin = detail::read_float(m["landmarks"]["crop_margin"], "landmarks crop_margin");
             if (!(landmark_crop_margin >= 0.0f && landmark_crop_margin <= 1.0f)) throw Error("landmarks crop_margin must be in [0, 1]");
@@ -281,6 +291,13 @@ inline Epilogue read_graph_epilogue(const WeightFile& f, const json::Value& a, i
     throw Error("activation '" + kind + "' is not an epilogue");
 }
 
+// A conv's or dense layer's weight tensor as floats: float32, or bfloat16 widened (exactly).
+inline LayerWeights read_graph_weights(const WeightFile& f, const std::string& name, const std::vector<int>& shape) {
+    if (f.dtype_of(name) == DType::int8)
+        throw Error("weight '" + name + "' is int8, but graph models have no int8 kernels (float32 or bfloat16 weights only)");
+    return read_layer_weights(f, name, shape);
+}
+
 inline void GraphModel::load_op(const WeightFile& f, const json::Value& spec) {
     GraphOp op;
     op.name = spec["name"].string();
@@ -305,9 +322,9 @@ inline void GraphModel::load_op(const WeightFile& f, const json::Value& spec) {
             const float* bias = spec.has("bias") ? f.tensor(spec["bias"].string(), {out.c}).data : nullptr;
             if (kind == "dense") {
                 if (in.h != 1 || in.w != 1) throw Error("a dense layer reads a vector (a 1 x 1 map)");
-                const WeightTensor& w = f.tensor(spec["weight"].string(), {out.c, in.c});
+                const LayerWeights w = read_graph_weights(f, spec["weight"].string(), {out.c, in.c});
                 op.kind = GraphOp::Kind::dense;
-                op.dense = pack_dense(w.data, bias, out.c, 1, 1, in.c, epilogue);
+                op.dense = pack_dense(w.values.data(), bias, out.c, 1, 1, in.c, epilogue);
             } else {
                 const std::vector<int> k = detail::read_ints(spec["kernel"], 2, "kernel");
                 const std::vector<int> s = detail::read_ints(spec["stride"], 2, "stride");
@@ -319,7 +336,7 @@ inline void GraphModel::load_op(const WeightFile& f, const json::Value& spec) {
                 for (int axis : {0, 1})
                     if (static_cast<long long>(k[axis] - 1) * d[axis] + 1 > detail::kMaxWindowSpan)
                         throw Error("the kernel with its dilation spans more than 2^24 pixels");
-                const WeightTensor& w = f.tensor(spec["weight"].string(), {out.c, in.c / groups, k[0], k[1]});
+                const LayerWeights w = read_graph_weights(f, spec["weight"].string(), {out.c, in.c / groups, k[0], k[1]});
                 // TensorFlow's "same" padding at stride 2 pads a 3x3 conv by 0 before and 1 after on an
                 // even size. Its output pixel y reads input rows 2y .. 2y + 2: the rows the symmetric
                 // pad-1 kernel reads (2y - 1 .. 2y + 1) of the map seen from pixel (1, 1) on, whose
@@ -338,10 +355,11 @@ inline void GraphModel::load_op(const WeightFile& f, const json::Value& spec) {
                 const int stride = s[0], size = k[0];
                 if (plain && groups == 1 && ((size <= 2 && stride == 1) || (size == 3 && stride <= 2))) {
                     op.kind = GraphOp::Kind::conv;
-                    op.conv = pack_conv(w.data, bias, out.c, in.c, size, stride, epilogue);
+                    op.conv = pack_conv(w.values.data(), bias, out.c, in.c, size, stride, epilogue);
+                    if (w.bf16) add_bf16_weights(op.conv); // a shape without a bf16 kernel runs widened
                 } else if (plain && groups == in.c && groups == out.c && size == 3 && stride <= 2) {
                     op.kind = GraphOp::Kind::depthwise;
-                    op.depthwise = pack_depthwise(w.data, bias, out.c, stride, epilogue);
+                    op.depthwise = pack_depthwise(w.values.data(), bias, out.c, stride, epilogue);
                 } else {
                     op.view_inset = 0;
                     ConvGeometry g;
@@ -351,7 +369,7 @@ inline void GraphModel::load_op(const WeightFile& f, const json::Value& spec) {
                     g.dilation_h = d[0]; g.dilation_w = d[1];
                     g.groups = groups;
                     op.kind = GraphOp::Kind::grouped_conv;
-                    op.grouped = pack_grouped_conv(w.data, bias, out.c, in.c, g, epilogue);
+                    op.grouped = pack_grouped_conv(w.values.data(), bias, out.c, in.c, g, epilogue);
                 }
             }
         } else if (kind == "activation") {

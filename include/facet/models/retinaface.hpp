@@ -150,23 +150,6 @@ inline Epilogue read_activation(const WeightFile& f, const std::string& layer) {
     });
 }
 
-// A layer's weights as floats, and whether the file stores them in bf16 (then widened, exactly).
-struct LayerWeights {
-    std::vector<float> values;
-    bool bf16 = false;
-};
-
-inline LayerWeights read_layer_weights(const WeightFile& f, const std::string& name, const std::vector<int>& shape) {
-    if (f.dtype_of(name) != DType::bfloat16) {
-        const WeightTensor& t = f.tensor(name, shape);
-        return {std::vector<float>(t.data, t.data + t.count), false};
-    }
-    const WeightTensor& t = f.tensor_of_type(name, DType::bfloat16, shape);
-    LayerWeights w{std::vector<float>(t.count), true};
-    for (std::size_t i = 0; i < t.count; ++i) w.values[i] = bfloat16_to_float(t.bf16s[i]);
-    return w;
-}
-
 // A conv stored as `<name>.weight` [cout][cin/groups][k][k] (float32 or bf16) and `<name>.bias`
 // [cout] (float32). A bf16 conv of a shape with a bf16 kernel also gets its bf16 pairs.
 inline PackedConv load_conv(const WeightFile& f, const std::string& name, int cin, int cout, int k, int stride,
@@ -278,7 +261,6 @@ inline PackedConv load_stem(const WeightFile& f, const InputNormalisation& in, s
 } // namespace detail
 
 inline void RetinaFaceModel::load(const WeightFile& f) {
-    using detail::LayerWeights;
     using detail::load_conv;
     using detail::read_activation;
     f.expect_model("retinaface");
@@ -385,7 +367,7 @@ inline void RetinaFaceModel::load(const WeightFile& f) {
             const std::string name = std::string(head) + "." + std::to_string(k) + ".conv1x1";
             const int cout = per_anchor * anchors_per_cell_;
             detail::refuse_int8(f, name);
-            const LayerWeights hw = detail::read_layer_weights(f, name + ".weight", {cout, 64, 1, 1});
+            const LayerWeights hw = read_layer_weights(f, name + ".weight", {cout, 64, 1, 1});
             const WeightTensor& hb = f.tensor(name + ".bias", {cout});
             std::copy(hw.values.begin(), hw.values.end(), w.begin() + static_cast<std::ptrdiff_t>(row) * 64);
             std::copy(hb.data, hb.data + hb.count, b.begin() + row);
