@@ -83,7 +83,6 @@ public:
     const QuantizedMap& map() const { return map_; }
 
 private:
-
     std::unique_ptr<std::uint8_t[]> storage_;
     std::size_t capacity_ = 0;
     QuantizedMap map_;
