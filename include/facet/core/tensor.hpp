@@ -11,6 +11,7 @@
 //    never test borders. Kernels write only the interior (all cstride lanes of it), so the ring
 //    stays zero for as long as the buffer keeps its shape.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -73,6 +74,36 @@ struct FeatureMap {
     }
 };
 
+// The elements a padded map (FeatureMap, QuantizedMap) of h x w pixels, cstride lanes each,
+// takes with its one-pixel ring.
+inline std::size_t padded_map_size(int h, int w, int cstride) {
+    return static_cast<std::size_t>(h + 2) * static_cast<std::size_t>(w + 2) * static_cast<std::size_t>(cstride);
+}
+
+// Shapes `map` as h x w x c, cstride lanes a pixel, over `storage` (padded_map_size elements,
+// ring first): data points at pixel (0, 0).
+template <class Map, class T>
+void lay_out_padded_map(Map& map, T* storage, int h, int w, int c, int cstride) {
+    map.h = h;
+    map.w = w;
+    map.c = c;
+    map.cstride = cstride;
+    map.rstride = static_cast<std::ptrdiff_t>(w + 2) * cstride;
+    map.data = storage + map.rstride + cstride;
+}
+
+// Sets every lane of a padded map's ring (rows -1 and h, columns -1 and w) to `value`.
+template <class Map, class T>
+void fill_ring(const Map& map, T value) {
+    const auto cstride = static_cast<std::size_t>(map.cstride);
+    std::fill_n(map.at(-1, -1), static_cast<std::size_t>(map.rstride), value);
+    std::fill_n(map.at(map.h, -1), static_cast<std::size_t>(map.rstride), value);
+    for (int y = 0; y < map.h; ++y) {
+        std::fill_n(map.at(y, -1), cstride, value);
+        std::fill_n(map.at(y, map.w), cstride, value);
+    }
+}
+
 // Owns the storage of one FeatureMap, ring included.
 class FeatureBuffer {
 public:
@@ -85,20 +116,14 @@ public:
     // changed, only the ring is zeroed: the producer overwrites every interior lane.
     void resize(int h, int w, int c, int channel_align = kChannelAlign) {
         const int cstride = round_up(c, channel_align);
-        const std::size_t need = static_cast<std::size_t>(h + 2) * static_cast<std::size_t>(w + 2) *
-                                 static_cast<std::size_t>(cstride);
+        const std::size_t need = padded_map_size(h, w, cstride);
         const bool reshaped = h != map_.h || w != map_.w || cstride != map_.cstride;
         if (need > capacity_) {
             storage_ = make_aligned_floats(need);
             capacity_ = need;
         }
-        map_.h = h;
-        map_.w = w;
-        map_.c = c;
-        map_.cstride = cstride;
-        map_.rstride = static_cast<std::ptrdiff_t>(w + 2) * cstride;
-        map_.data = storage_.get() + map_.rstride + cstride;
-        if (reshaped) zero_ring();
+        lay_out_padded_map(map_, storage_.get(), h, w, c, cstride);
+        if (reshaped) fill_ring(map_, 0.0f);
     }
 
     const FeatureMap& map() const { return map_; }
@@ -114,16 +139,6 @@ public:
     }
 
 private:
-    void zero_ring() {
-        const std::size_t row_bytes = static_cast<std::size_t>(map_.rstride) * sizeof(float);
-        std::memset(map_.at(-1, -1), 0, row_bytes);
-        std::memset(map_.at(map_.h, -1), 0, row_bytes);
-        for (int y = 0; y < map_.h; ++y) {
-            std::memset(map_.at(y, -1), 0, static_cast<std::size_t>(map_.cstride) * sizeof(float));
-            std::memset(map_.at(y, map_.w), 0, static_cast<std::size_t>(map_.cstride) * sizeof(float));
-        }
-    }
-
     AlignedFloats storage_;
     std::size_t capacity_ = 0;
     FeatureMap map_;

@@ -40,6 +40,16 @@ inline Epilogue own_epilogue(Epilogue e, int count, int count_pad, AlignedFloats
     return e;
 }
 
+// The shape a dense k x k conv's packed weights keep (float PackedConv, int8 PackedConvInt8):
+// cout_pad is cout rounded up to kChannelAlign, the output lanes the kernels write.
+struct ConvShape {
+    int cin = 0, cout = 0, cout_pad = 0, k = 0, stride = 1;
+};
+
+inline ConvShape conv_shape(int cout, int cin, int k, int stride) {
+    return {cin, cout, round_up(cout, kChannelAlign), k, stride};
+}
+
 // A dense k x k convolution (groups = 1), padding (k - 1) / 2 (so none for k = 2).
 // weights: [k * k][cin][cout_pad], so for one tap and one input channel the output channels are one
 // contiguous, aligned run: the kernel broadcasts an input value and FMAs it into whole vectors.
@@ -49,8 +59,7 @@ inline Epilogue own_epilogue(Epilogue e, int count, int count_pad, AlignedFloats
 // A bf16 layer (conv_weights_bf16.hpp) also holds its pointwise weights or its U as bf16 pairs of
 // input channels, `bf16`; `weights` and `winograd` then hold the same numbers widened, for CPUs
 // without AVX512_BF16.
-struct PackedConv {
-    int cin = 0, cout = 0, cout_pad = 0, k = 0, stride = 1;
+struct PackedConv : ConvShape {
     Epilogue epilogue;
     AlignedFloats weights, bias, epilogue_data, winograd;
     AlignedBf16Pairs bf16;
@@ -75,11 +84,7 @@ inline void winograd_f43_weight_transform(const float* g, double (&u)[36]) {
 inline PackedConv pack_conv(const float* w_oihw, const float* bias, int cout, int cin, int k, int stride,
                             Epilogue epilogue) {
     PackedConv p;
-    p.cin = cin;
-    p.cout = cout;
-    p.cout_pad = round_up(cout, kChannelAlign);
-    p.k = k;
-    p.stride = stride;
+    static_cast<ConvShape&>(p) = conv_shape(cout, cin, k, stride);
     p.epilogue = own_epilogue(epilogue, cout, p.cout_pad, p.epilogue_data);
     p.weights = make_aligned_floats(static_cast<std::size_t>(k) * k * cin * p.cout_pad);
     p.bias = make_aligned_floats(static_cast<std::size_t>(p.cout_pad));

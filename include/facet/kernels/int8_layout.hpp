@@ -22,7 +22,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -71,34 +70,19 @@ class QuantizedBuffer {
 public:
     void resize(int h, int w, int c, QuantParams q) {
         const int cstride = round_up(c, kChannelAlign);
-        const std::size_t need = static_cast<std::size_t>(h + 2) * static_cast<std::size_t>(w + 2) * static_cast<std::size_t>(cstride);
+        const std::size_t need = padded_map_size(h, w, cstride);
         const bool reshaped = h != map_.h || w != map_.w || cstride != map_.cstride || q.zero_point != map_.q.zero_point;
         if (need > capacity_) {
             storage_.reset(new std::uint8_t[need]());
             capacity_ = need;
         }
-        map_.h = h;
-        map_.w = w;
-        map_.c = c;
-        map_.cstride = cstride;
-        map_.rstride = static_cast<std::ptrdiff_t>(w + 2) * cstride;
-        map_.data = storage_.get() + map_.rstride + cstride;
+        lay_out_padded_map(map_, storage_.get(), h, w, c, cstride);
         map_.q = q;
-        if (reshaped) fill_ring();
+        if (reshaped) fill_ring(map_, static_cast<std::uint8_t>(q.zero_point));
     }
     const QuantizedMap& map() const { return map_; }
 
 private:
-    void fill_ring() {
-        const auto zp = static_cast<std::uint8_t>(map_.q.zero_point);
-        std::memset(map_.at(-1, -1), zp, static_cast<std::size_t>(map_.rstride));
-        std::memset(map_.at(map_.h, -1), zp, static_cast<std::size_t>(map_.rstride));
-        for (int y = 0; y < map_.h; ++y) {
-            std::memset(map_.at(y, -1), zp, static_cast<std::size_t>(map_.cstride));
-            std::memset(map_.at(y, map_.w), zp, static_cast<std::size_t>(map_.cstride));
-        }
-    }
-
     std::unique_ptr<std::uint8_t[]> storage_;
     std::size_t capacity_ = 0;
     QuantizedMap map_;
@@ -182,19 +166,15 @@ struct Int8OutputChannels {
 // A dense k x k int8 conv (k = 1 or 3, padding (k - 1) / 2). weights [k * k][cin_quads][cout_pad][4]:
 // for one tap, four consecutive input channels' weights of one output channel are one int32,
 // what vpdpbusd multiplies with four input bytes; 16 output channels are one 64-byte vector.
-struct PackedConvInt8 : Int8OutputChannels {
-    int cin = 0, cout = 0, cout_pad = 0, k = 0, stride = 1, cin_quads = 0;
+struct PackedConvInt8 : ConvShape, Int8OutputChannels {
+    int cin_quads = 0;
     std::vector<std::int8_t> weights;
 };
 
 inline PackedConvInt8 pack_conv_int8(const Int8ConvSource& s, int cout, int cin, int k, int stride, const std::string& what) {
     check_int8_source(s, cout, what);
     PackedConvInt8 p;
-    p.cin = cin;
-    p.cout = cout;
-    p.cout_pad = round_up(cout, kChannelAlign);
-    p.k = k;
-    p.stride = stride;
+    static_cast<ConvShape&>(p) = conv_shape(cout, cin, k, stride);
     p.cin_quads = (cin + 3) / 4;
     p.init(s, p.cout_pad);
     p.weights.assign(static_cast<std::size_t>(k) * k * p.cin_quads * p.cout_pad * 4, 0);
