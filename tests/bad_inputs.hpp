@@ -375,6 +375,28 @@ inline std::vector<BadInput> bad_weight_files(const std::vector<std::uint8_t>& g
     for (std::size_t i = 0; i < missing.size(); ++i)
         if (missing[i].name == "fpn.merge1.0.bias") missing.erase(missing.begin() + static_cast<std::ptrdiff_t>(i));
     add("missing_tensor.facet", "a tensor of the recipe missing", write_facet(meta, missing), "tensor 'fpn.merge1.0.bias' is missing");
+    // Reduced-precision layers facet has no kernel for, in files facet-quantize never writes.
+    const auto with_int8 = [&](const std::string& layer, bool with_quantisation) {
+        auto edited_tensors = tensors;
+        for (auto& t : edited_tensors)
+            if (t.name == layer + ".weight") {
+                const std::uint32_t cout = t.shape[0];
+                t = TensorSpec(t.name, t.shape, DType::int8, std::vector<std::uint8_t>(t.values.size(), 1));
+                if (!with_quantisation) break;
+                const std::int32_t zero_point = 0;
+                edited_tensors.push_back({layer + ".weight_scale", {cout}, std::vector<float>(cout, 0.01f)});
+                edited_tensors.push_back({layer + ".input_scale", {1}, {0.02f}});
+                edited_tensors.push_back({layer + ".input_zero_point", {1}, DType::int32,
+                                          std::vector<std::uint8_t>(reinterpret_cast<const std::uint8_t*>(&zero_point),
+                                                                    reinterpret_cast<const std::uint8_t*>(&zero_point) + 4)});
+                break;
+            }
+        return write_facet(meta, edited_tensors);
+    };
+    add("int8_head.facet", "an int8 head (the heads run in float: no int8 kernel)", with_int8("ClassHead.0.conv1x1", false),
+        "ClassHead.0.conv1x1 is int8, but the fused stem and the heads have no int8 kernel");
+    add("int8_depthwise_alone.facet", "an int8 depthwise before a float32 pointwise (its uint8 output has no reader)",
+        with_int8("body.stage2.0.0", true), "body.stage2.0.0 is int8 but body.stage2.0.3 is not");
     add("toy_model.facet", "a valid file of another model kind", write_facet(R"({"model": "toy"})", {{"x", {1}, {1.0f}}}),
         "is a 'toy' model, expected a 'retinaface' model");
     return v;
