@@ -147,8 +147,9 @@ inline std::vector<std::uint8_t> bytes_of(const std::string& s) { return {s.begi
 
 #ifdef FACET_WITH_LIBJPEG
 // A JPEG from libjpeg: `channels` 1 (grey), 3 (RGB) or 4 (CMYK, with the Adobe marker), baseline
-// or progressive.
-inline std::vector<std::uint8_t> jpeg(int w, int h, int channels, bool progressive, const std::vector<std::uint8_t>& samples) {
+// or progressive, at `quality`.
+inline std::vector<std::uint8_t> jpeg(int w, int h, int channels, bool progressive, const std::vector<std::uint8_t>& samples,
+                                      int quality = 95) {
     jpeg_compress_struct info;
     jpeg_error_mgr err;
     info.err = jpeg_std_error(&err);
@@ -161,7 +162,7 @@ inline std::vector<std::uint8_t> jpeg(int w, int h, int channels, bool progressi
     info.input_components = channels;
     info.in_color_space = channels == 1 ? JCS_GRAYSCALE : channels == 3 ? JCS_RGB : JCS_CMYK;
     jpeg_set_defaults(&info);
-    jpeg_set_quality(&info, 95, TRUE);
+    jpeg_set_quality(&info, quality, TRUE);
     if (progressive) jpeg_simple_progression(&info);
     jpeg_start_compress(&info, TRUE);
     while (info.next_scanline < info.image_height) {

@@ -21,6 +21,12 @@ namespace {
 
 // An exact match, up to the reassociation a compiler may allow itself in the reference.
 constexpr double kBitTolerance = 1e-6;
+// Winograd's transforms are float32 sums whose last bit depends on where the compiler contracts a
+// multiply and an add into an FMA (the sanitizer build does it elsewhere than the release build),
+// and a different last bit can round a transformed value to the other bf16 neighbour: 2^-8 of one
+// term, up to 5.7e-4 of the output's scale measured in that build. A wrong kernel is off by the
+// output's scale itself.
+constexpr double kWinogradBf16Tolerance = 2e-3;
 
 const std::vector<float> kSlopes = test::random_floats(256, 77, -0.5f, 1.5f);
 const Epilogue kBf16Epilogues[] = {{Activation::none, 0.0f},
@@ -85,7 +91,7 @@ void check_winograd_bf16(int cin, int cout, int h, int w, Epilogue epilogue, uns
             FeatureBuffer out(h, w, cout);
             ks->conv3x3_s1_winograd_bf16(in.map(), packed, out.map(), threads);
             CAPTURE(threads);
-            CHECK(test::max_scaled_error(out.map(), expected.map()) <= kBitTolerance);
+            CHECK(test::max_scaled_error(out.map(), expected.map()) <= kWinogradBf16Tolerance);
             CHECK(test::padding_is_zero(out.map()));
             // And it is the convolution, to the precision of F(4x4, 3x3) in bf16: its transforms
             // multiply by up to 5 and 8 on each side, so V and M are much larger than the output and
@@ -139,7 +145,7 @@ TEST_CASE("conv1x1 bf16: SIMD matches the reference bit for bit on odd sizes") {
             }
 }
 
-TEST_CASE("Winograd F(4x4, 3x3) bf16: SIMD matches the reference bit for bit on odd sizes") {
+TEST_CASE("Winograd F(4x4, 3x3) bf16: SIMD matches the reference to one bf16 rounding on odd sizes") {
     unsigned seed = 900;
     double worst_vs_float = 0;
     for (int cin : {1, 3, 7, 17, 64})
