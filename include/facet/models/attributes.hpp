@@ -137,7 +137,8 @@ public:
         model->require_square_input(path + ": a face attribute model");
         for (const auto& [name, label_count] : outputs) {
             const auto& o = model->outputs();
-            const auto it = std::find_if(o.begin(), o.end(), [&](const GraphOutput& x) { return x.name == name; });
+            // `wanted`: C++17 lambdas cannot capture a structured binding (clang refuses it).
+            const auto it = std::find_if(o.begin(), o.end(), [&wanted = name](const GraphOutput& x) { return x.name == wanted; });
             if (it == o.end()) throw Error(path + ": the graph has no output '" + name + "'");
             const GraphValue& v = model->values()[it->value];
             if (v.h * v.w * v.c != std::max(label_count, 1))
