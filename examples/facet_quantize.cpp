@@ -29,7 +29,8 @@ const char* const kUsage = R"(usage: facet-quantize IN.facet OUT.facet --calibra
 Writes OUT.facet, the RetinaFace of IN.facet (float32) with its convs in int8: weights symmetric
 per output channel, activations uint8 with a scale and zero point per conv input, measured by
 running the float network on the calibration images (at the detector's default size, longer
-side 640). The fused stem (first conv, first block, second depthwise) and the heads stay float32.
+side 640) and on crops of their largest faces. The fused stem (first conv, first block, second
+depthwise) and the heads stay float32.
 
 options:
   --calibrate IMAGE...  calibration images (at least one; every argument after it up to the next option)
@@ -39,20 +40,31 @@ options:
                         the upper end where 256 levels lose least information: least
                         Kullback-Leibler divergence) or 'minmax' (the extremes)
   --percentile P        for 'percentile' and 'entropy', in [90, 100] (default 99.99)
+  --minmax REGEX        the input range of every conv whose module name contains a match of
+                        REGEX is its min/max whatever --method says (convs reading one map must
+                        agree); repeatable
+  --face-crops N        also calibrate on squares around the N largest faces the float network
+                        finds in each image, 1.6 and 2.5 times the face's side, so that the
+                        calibration sees faces filling the frame (default 4; 0: none)
   --no-equalise         skip the cross-layer equalisation of the backbone's channel ranges (an
                         exact rescaling of the float network that int8 needs far fewer levels for)
   --keep-fp32 REGEX     keep float32 every conv whose module name contains a match of REGEX
                         (ECMAScript syntax, e.g. 'fpn\.' or '^ssh'; a pointwise keeps its
                         depthwise too); repeatable
+  --no-bias-correction  skip the bias correction (each int8 layer's bias moved, in network order,
+                        by how far the means of its output before the activation drift from the
+                        float network's on the calibration images)
   -h, --help            this help
 )";
 
 struct Args {
     std::string in, out, method = "percentile";
     std::vector<std::string> images;
-    std::vector<std::string> keep_fp32; // regular expressions
+    std::vector<std::string> keep_fp32, minmax; // regular expressions
     double percentile = 99.99;
+    int face_crops = 4;
     bool equalise = true;
+    bool correct_bias = true;
 };
 
 Args parse_args(int argc, char** argv) {
@@ -63,6 +75,14 @@ Args parse_args(int argc, char** argv) {
         const auto value = [&]() -> std::string {
             if (i + 1 >= argc) throw UsageError(arg + " wants a value");
             return argv[++i];
+        };
+        const auto regex_value = [&](std::vector<std::string>& to) {
+            to.push_back(value());
+            try {
+                std::regex(to.back());
+            } catch (const std::regex_error& e) {
+                throw UsageError(arg + " '" + to.back() + "' is no regular expression (" + e.what() + ")");
+            }
         };
         if (arg == "-h" || arg == "--help") {
             std::cout << kUsage;
@@ -77,13 +97,14 @@ Args parse_args(int argc, char** argv) {
             a.percentile = parse_number(arg, value(), 90.0, 100.0);
         } else if (arg == "--no-equalise") {
             a.equalise = false;
+        } else if (arg == "--no-bias-correction") {
+            a.correct_bias = false;
         } else if (arg == "--keep-fp32") {
-            a.keep_fp32.push_back(value());
-            try {
-                std::regex(a.keep_fp32.back());
-            } catch (const std::regex_error& e) {
-                throw UsageError("--keep-fp32 '" + a.keep_fp32.back() + "' is no regular expression (" + e.what() + ")");
-            }
+            regex_value(a.keep_fp32);
+        } else if (arg == "--minmax") {
+            regex_value(a.minmax);
+        } else if (arg == "--face-crops") {
+            a.face_crops = facet::cli::parse_int(arg, value(), 0, 64);
         } else if (!arg.empty() && arg[0] == '-') {
             throw UsageError("unknown option '" + arg + "'");
         } else {
@@ -191,12 +212,45 @@ facet::QuantParams activation_params(float lo, float hi) {
     return {scale, std::clamp(static_cast<int>(std::nearbyint(-lo / scale)), 0, 255)};
 }
 
-// Runs the float network on every image; `see` gets each conv's input map.
-void run_calibration(facet::RetinaFace& detector, const std::vector<facet::Image>& images,
-                     const std::function<void(const std::string&, const facet::FeatureMap&)>& see) {
+// Runs `detector` on every image; `see` gets each conv's input as the conv reads it.
+void run_calibration(facet::RetinaFace& detector, const std::vector<facet::Image>& images, const facet::CalibrationObserver& see) {
     detector.set_calibration_observer(see);
     for (const facet::Image& image : images) detector.detect(image);
     detector.set_calibration_observer(nullptr);
+}
+
+// The same for a float network, whose every conv reads a float map.
+void run_float_calibration(facet::RetinaFace& detector, const std::vector<facet::Image>& images,
+                           const std::function<void(const std::string&, const facet::FeatureMap&)>& see) {
+    run_calibration(detector, images, [&](const std::string& layer, const facet::LayerInput& in) { see(layer, *in.floats); });
+}
+
+// The mean of each channel of what every conv (or only `only`, when not empty) reads over the
+// images, uint8 maps dequantised; and the convs in the order the network runs them.
+struct InputMeans {
+    std::map<std::string, std::vector<double>> means;
+    std::vector<std::string> order;
+};
+
+InputMeans input_means(facet::RetinaFace& detector, const std::vector<facet::Image>& images, const std::string& only = {}) {
+    InputMeans r;
+    std::map<std::string, double> pixels;
+    run_calibration(detector, images, [&](const std::string& layer, const facet::LayerInput& in) {
+        if (!only.empty() && layer != only) return;
+        std::vector<double>& sum = r.means[layer];
+        if (sum.empty()) r.order.push_back(layer);
+        const int h = in.floats ? in.floats->h : in.bytes->h, w = in.floats ? in.floats->w : in.bytes->w,
+                  c = in.floats ? in.floats->c : in.bytes->c;
+        sum.resize(static_cast<std::size_t>(c));
+        for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x)
+                for (int k = 0; k < c; ++k)
+                    sum[static_cast<std::size_t>(k)] += in.floats ? in.floats->at(y, x)[k] : in.bytes->q.dequantize(in.bytes->at(y, x)[k]);
+        pixels[layer] += static_cast<double>(h) * w;
+    });
+    for (auto& [layer, sum] : r.means)
+        for (double& v : sum) v /= pixels[layer];
+    return r;
 }
 
 std::string json_string(const std::string& s) {
@@ -296,7 +350,7 @@ private:
 // The largest |value| of each channel of every conv's input over the images.
 std::map<std::string, std::vector<float>> channel_ranges(facet::RetinaFace& detector, const std::vector<facet::Image>& images) {
     std::map<std::string, std::vector<float>> amax;
-    run_calibration(detector, images, [&](const std::string& layer, const facet::FeatureMap& m) {
+    run_float_calibration(detector, images, [&](const std::string& layer, const facet::FeatureMap& m) {
         std::vector<float>& v = amax[layer];
         v.resize(static_cast<std::size_t>(m.c));
         InputRange::for_each_value(m, [&, c = 0](float x) mutable {
@@ -326,102 +380,237 @@ std::vector<std::uint8_t> equalised_file(const facet::WeightFile& file, const fa
     return e.bytes(metadata);
 }
 
+// The layer a tensor belongs to, when its name ends with `suffix` ("body.stage1.0.0" of
+// "body.stage1.0.0.weight"); else empty.
+std::string layer_of(const std::string& tensor, const std::string& suffix) {
+    if (tensor.size() <= suffix.size() || tensor.compare(tensor.size() - suffix.size(), suffix.size(), suffix) != 0) return {};
+    return tensor.substr(0, tensor.size() - suffix.size());
+}
+
+// A conv as facet-quantize writes it: weights int8, symmetric per output channel (max |w| at
+// 127), and the uint8 quantisation of its input.
+struct Int8Layer {
+    std::vector<std::int8_t> weights;
+    std::vector<float> weight_scale;
+    facet::QuantParams input;
+
+    static Int8Layer of(const facet::WeightTensor& t, facet::QuantParams input) {
+        Int8Layer q;
+        q.input = input;
+        const std::size_t cout = static_cast<std::size_t>(t.shape[0]), per_channel = t.count / cout;
+        q.weights.resize(t.count);
+        q.weight_scale.resize(cout);
+        for (std::size_t o = 0; o < cout; ++o) {
+            float amax = 0;
+            for (std::size_t i = 0; i < per_channel; ++i) amax = std::max(amax, std::fabs(t.data[o * per_channel + i]));
+            q.weight_scale[o] = amax > 0 ? amax / 127.0f : 1.0f;
+            for (std::size_t i = 0; i < per_channel; ++i)
+                q.weights[o * per_channel + i] =
+                    static_cast<std::int8_t>(std::clamp(std::nearbyint(t.data[o * per_channel + i] / q.weight_scale[o]), -127.0f, 127.0f));
+        }
+        return q;
+    }
+};
+
+// `file` with the layers of `int8` in int8 and their biases moved by `bias_shift`.
+std::vector<std::uint8_t> int8_file_bytes(const facet::WeightFile& file, const std::map<std::string, Int8Layer>& int8,
+                                          const std::map<std::string, std::vector<float>>& bias_shift, const std::string& metadata) {
+    std::vector<facet::TensorRecord> tensors;
+    for (const facet::WeightTensor& t : file.tensors()) {
+        const std::vector<std::uint32_t> shape(t.shape.begin(), t.shape.end());
+        const auto quantized = int8.find(layer_of(t.name, ".weight"));
+        const auto shift = bias_shift.find(layer_of(t.name, ".bias"));
+        if (quantized != int8.end()) {
+            const std::string& layer = quantized->first;
+            const Int8Layer& q = quantized->second;
+            const std::int32_t zero_point = q.input.zero_point;
+            tensors.push_back(facet::TensorRecord::of(t.name, facet::DType::int8, shape, q.weights.data(), q.weights.size()));
+            tensors.push_back(facet::TensorRecord::of(layer + ".weight_scale", facet::DType::float32, {shape[0]}, q.weight_scale.data(),
+                                                      q.weight_scale.size()));
+            tensors.push_back(facet::TensorRecord::of(layer + ".input_scale", facet::DType::float32, {1}, &q.input.scale, 1));
+            tensors.push_back(facet::TensorRecord::of(layer + ".input_zero_point", facet::DType::int32, {1}, &zero_point, 1));
+        } else if (shift != bias_shift.end()) {
+            std::vector<float> b(t.data, t.data + t.count);
+            for (std::size_t o = 0; o < b.size(); ++o) b[o] += shift->second[o];
+            tensors.push_back(facet::TensorRecord::of(t.name, t.dtype, shape, b.data(), b.size()));
+        } else {
+            tensors.push_back(record_of(t));
+        }
+    }
+    return facet::write_weight_bytes(metadata, tensors, facet::format_version_for(tensors));
+}
+
+// Empirical bias correction (Nagel et al. 2019, "Data-Free Quantization", section 4.2, measured
+// on the calibration images): rounding the weights and clipping the activations move the mean of
+// a layer's output, and deeper layers add their drift to what they are fed. Each int8 layer, in
+// the order the network runs them, gets its bias moved by the difference between the float
+// layer's mean output before the activation (its weights' per-input-channel sums times the means
+// of its float input) and the int8 layer's (its dequantised weights times the means of the uint8
+// map it reads in the network whose earlier layers are already corrected). A conv is linear, so
+// those means are exact up to the border, where both see the same zero padding.
+std::map<std::string, std::vector<float>> corrected_biases(const facet::WeightFile& file, const std::map<std::string, Int8Layer>& int8,
+                                                            const std::vector<facet::Image>& images, const std::string& metadata) {
+    facet::RetinaFace float_network(std::make_shared<const facet::RetinaFaceModel>(file));
+    const InputMeans float_means = input_means(float_network, images);
+    std::map<std::string, std::vector<float>> shift;
+    for (const std::string& layer : float_means.order) {
+        const auto q = int8.find(layer);
+        if (q == int8.end()) continue;
+        const std::vector<std::uint8_t> bytes = int8_file_bytes(file, int8, shift, metadata);
+        facet::RetinaFace network(
+            std::make_shared<const facet::RetinaFaceModel>(facet::WeightFile::from_bytes(bytes.data(), bytes.size(), "int8 network")));
+        const InputMeans int8_means = input_means(network, images, layer);
+        const std::vector<double>& int8_mean = int8_means.means.at(layer);
+        const std::vector<double>& float_mean = float_means.means.at(layer);
+        const facet::WeightTensor& w = file.tensor(layer + ".weight");
+        const std::size_t cout = static_cast<std::size_t>(w.shape[0]), weight_cin = static_cast<std::size_t>(w.shape[1]);
+        const std::size_t taps = w.count / (cout * weight_cin);
+        const bool depthwise = weight_cin == 1 && float_mean.size() == cout && cout > 1; // input channel o feeds output o only
+        std::vector<float>& s = shift[layer];
+        s.assign(cout, 0.0f);
+        for (std::size_t o = 0; o < cout; ++o) {
+            double drift = 0;
+            for (std::size_t i = 0; i < weight_cin; ++i) {
+                double float_sum = 0, int8_sum = 0;
+                for (std::size_t t = 0; t < taps; ++t) {
+                    float_sum += w.data[(o * weight_cin + i) * taps + t];
+                    int8_sum += q->second.weights[(o * weight_cin + i) * taps + t];
+                }
+                const std::size_t channel = depthwise ? o : i;
+                drift += float_sum * float_mean[channel] - int8_sum * q->second.weight_scale[o] * int8_mean[channel];
+            }
+            s[o] = static_cast<float>(drift);
+        }
+    }
+    return shift;
+}
+
+// Calibration for large faces: squares centred on the `count` largest faces `detector` finds in
+// `image`, 1.6 and 2.5 times the face's longer side (clipped to the image). Group photos hold
+// faces of a few dozen pixels, and the coarsest level's maps then never see the values a face
+// filling the frame makes: clipped there, a portrait's box grew 8% (README, "int8 RetinaFace").
+std::vector<facet::Image> face_crops(facet::RetinaFace& detector, const facet::Image& image, int count) {
+    std::vector<facet::Face> faces = detector.detect(image);
+    const auto side = [](const facet::Face& f) { return std::max(f.box[2] - f.box[0], f.box[3] - f.box[1]); };
+    std::stable_sort(faces.begin(), faces.end(), [&](const facet::Face& a, const facet::Face& b) { return side(a) > side(b); });
+    faces.resize(std::min(faces.size(), static_cast<std::size_t>(count)));
+    std::vector<facet::Image> crops;
+    for (const facet::Face& f : faces)
+        for (const float margin : {1.6f, 2.5f}) {
+            const float cx = (f.box[0] + f.box[2]) / 2, cy = (f.box[1] + f.box[3]) / 2, half = side(f) * margin / 2;
+            const int x0 = std::clamp(static_cast<int>(cx - half), 0, image.width), x1 = std::clamp(static_cast<int>(cx + half), 0, image.width);
+            const int y0 = std::clamp(static_cast<int>(cy - half), 0, image.height), y1 = std::clamp(static_cast<int>(cy + half), 0, image.height);
+            if (x1 - x0 < 2 || y1 - y0 < 2) continue;
+            facet::Image& crop = crops.emplace_back(x1 - x0, y1 - y0);
+            for (int y = y0; y < y1; ++y) std::copy(image.pixel(x0, y), image.pixel(x1 - 1, y) + 3, crop.pixel(0, y - y0));
+        }
+    return crops;
+}
+
+// The convs facet-quantize converts (`ranges`' keys) whose name has a match of one of `patterns`,
+// the values of `option`; a pattern matching none is an error (a misspelt name).
+std::set<std::string> layers_matching(const std::vector<std::string>& patterns, const std::map<std::string, InputRange>& ranges,
+                                      const std::string& option) {
+    std::set<std::string> layers;
+    for (const std::string& pattern : patterns) {
+        const std::regex re(pattern);
+        bool matched = false;
+        for (const auto& [layer, range] : ranges)
+            if (std::regex_search(layer, re)) {
+                layers.insert(layer);
+                matched = true;
+            }
+        if (!matched) throw facet::Error(option + " " + pattern + ": no such conv among those facet-quantize converts");
+    }
+    return layers;
+}
+
 int run(const Args& a) {
     const facet::WeightFile original = facet::WeightFile::load(a.in);
-    const facet::RetinaFaceModel original_model(original);
-    if (original_model.precision != "fp32")
-        throw facet::Error(a.in + ": is already " + original_model.precision + " (facet-quantize wants a float32 file)");
-    if (original_model.deformable_context) throw facet::Error(a.in + ": deformable context modules have no int8 form");
+    const auto original_model = std::make_shared<const facet::RetinaFaceModel>(original);
+    if (original_model->precision != "fp32")
+        throw facet::Error(a.in + ": is already " + original_model->precision + " (facet-quantize wants a float32 file)");
+    if (original_model->deformable_context) throw facet::Error(a.in + ": deformable context modules have no int8 form");
     std::vector<facet::Image> images;
     for (const std::string& path : a.images) images.push_back(facet::load_image(path));
+    if (a.face_crops > 0) {
+        facet::RetinaFace finder(original_model);
+        for (std::size_t i = 0, files = images.size(); i < files; ++i)
+            for (facet::Image& crop : face_crops(finder, images[i], a.face_crops)) images.push_back(std::move(crop));
+    }
     const std::string original_metadata = metadata_text(a.in);
 
     // The float network to quantise: the file's, or its equalised twin (the same function).
-    const std::vector<std::uint8_t> equalised = a.equalise ? equalised_file(original, original_model, images, original_metadata)
+    const std::vector<std::uint8_t> equalised = a.equalise ? equalised_file(original, *original_model, images, original_metadata)
                                                            : std::vector<std::uint8_t>();
     const facet::WeightFile file = a.equalise ? facet::WeightFile::from_bytes(equalised.data(), equalised.size(), a.in + " (equalised)")
                                               : facet::WeightFile::load(a.in);
     facet::RetinaFace detector(std::make_shared<const facet::RetinaFaceModel>(file));
     std::map<std::string, InputRange> ranges;
-    run_calibration(detector, images, [&](const std::string& layer, const facet::FeatureMap& m) { ranges[layer].see_extremes(m); });
+    run_float_calibration(detector, images, [&](const std::string& layer, const facet::FeatureMap& m) { ranges[layer].see_extremes(m); });
     if (a.method != "minmax")
-        run_calibration(detector, images, [&](const std::string& layer, const facet::FeatureMap& m) { ranges[layer].see_histogram(m); });
-    std::set<std::string> keep_fp32;
-    for (const std::string& pattern : a.keep_fp32) {
-        const std::regex re(pattern);
-        bool matched = false;
-        for (const auto& [layer, range] : ranges)
-            if (std::regex_search(layer, re)) {
-                keep_fp32.insert(layer);
-                matched = true;
-            }
-        if (!matched)
-            throw facet::Error("--keep-fp32 " + pattern + ": no such conv among those facet-quantize converts");
-    }
+        run_float_calibration(detector, images, [&](const std::string& layer, const facet::FeatureMap& m) { ranges[layer].see_histogram(m); });
+    std::set<std::string> keep_fp32 = layers_matching(a.keep_fp32, ranges, "--keep-fp32");
+    const std::set<std::string> minmax = layers_matching(a.minmax, ranges, "--minmax");
     // An int8 depthwise writes uint8 for its pointwise only: a float32 pointwise keeps its depthwise float32.
-    for (const auto& block : original_model.blocks)
+    for (const auto& block : original_model->blocks)
         if (keep_fp32.count(block.pw.name)) keep_fp32.insert(block.dw.name);
 
-    std::vector<facet::TensorRecord> tensors;
-    std::vector<std::string> int8_layers, fp32_layers;
+    std::map<std::string, Int8Layer> int8;
+    std::vector<std::string> int8_layers, fp32_layers; // in the file's order
     for (const facet::WeightTensor& t : file.tensors()) {
-        const std::vector<std::uint32_t> shape(t.shape.begin(), t.shape.end());
-        const std::string suffix = ".weight";
-        const std::string layer = t.name.size() > suffix.size() && t.name.compare(t.name.size() - suffix.size(), suffix.size(), suffix) == 0
-                                      ? t.name.substr(0, t.name.size() - suffix.size())
-                                      : std::string();
+        const std::string layer = layer_of(t.name, ".weight");
         const auto range = ranges.find(layer);
-        if (range == ranges.end() || keep_fp32.count(layer)) {
-            if (range != ranges.end()) fp32_layers.push_back(layer);
-            tensors.push_back(record_of(t));
+        if (range == ranges.end()) continue;
+        if (keep_fp32.count(layer)) {
+            fp32_layers.push_back(layer);
             continue;
-        }
-        // Weights: symmetric per output channel, max |w| at 127.
-        const std::size_t cout = shape[0], per_channel = t.count / cout;
-        std::vector<std::int8_t> q(t.count);
-        std::vector<float> weight_scale(cout);
-        for (std::size_t o = 0; o < cout; ++o) {
-            float amax = 0;
-            for (std::size_t i = 0; i < per_channel; ++i) amax = std::max(amax, std::fabs(t.data[o * per_channel + i]));
-            weight_scale[o] = amax > 0 ? amax / 127.0f : 1.0f;
-            for (std::size_t i = 0; i < per_channel; ++i)
-                q[o * per_channel + i] = static_cast<std::int8_t>(std::clamp(std::nearbyint(t.data[o * per_channel + i] / weight_scale[o]), -127.0f, 127.0f));
         }
         const InputRange& r = range->second;
         const double outside = 1.0 - a.percentile / 100.0;
-        const auto [lo, hi] = a.method == "percentile" ? r.quantiles(outside)
-                              : a.method == "entropy"  ? r.least_divergence(outside)
-                                                       : std::pair<float, float>{r.lo, r.hi};
-        const facet::QuantParams input = activation_params(lo, hi);
-        const std::int32_t zero_point = input.zero_point;
-        tensors.push_back(facet::TensorRecord::of(t.name, facet::DType::int8, shape, q.data(), q.size()));
-        tensors.push_back(facet::TensorRecord::of(layer + ".weight_scale", facet::DType::float32, {static_cast<std::uint32_t>(cout)},
-                                                  weight_scale.data(), cout));
-        tensors.push_back(facet::TensorRecord::of(layer + ".input_scale", facet::DType::float32, {1}, &input.scale, 1));
-        tensors.push_back(facet::TensorRecord::of(layer + ".input_zero_point", facet::DType::int32, {1}, &zero_point, 1));
+        const auto [lo, hi] = a.method == "minmax" || minmax.count(layer) ? std::pair<float, float>{r.lo, r.hi}
+                              : a.method == "percentile"                  ? r.quantiles(outside)
+                                                                          : r.least_divergence(outside);
+        int8.emplace(layer, Int8Layer::of(t, activation_params(lo, hi)));
         int8_layers.push_back(layer);
     }
-
     if (int8_layers.empty()) throw facet::Error("--keep-fp32 keeps every conv float32: nothing is left to quantise");
 
     std::vector<std::string> image_names;
     for (const std::string& path : a.images) image_names.push_back(base_name(path));
     std::string quantization = "\"precision\": \"int8\", \"quantization\": {\"method\": " + json_string(a.method);
     if (a.method != "minmax") quantization += ", \"percentile\": " + facet::cli::format_number(a.percentile);
+    quantization += ", \"minmax_layers\": " + json_list({minmax.begin(), minmax.end()});
     quantization += std::string(", \"channel_equalisation\": ") + (a.equalise ? "true" : "false");
-    quantization += ", \"calibration_images\": " + json_list(image_names) + ", \"weights\": \"int8 symmetric per output channel\"" +
+    quantization += std::string(", \"bias_correction\": ") + (a.correct_bias ? "true" : "false");
+    quantization += ", \"calibration_images\": " + json_list(image_names) + ", \"face_crops\": " + std::to_string(a.face_crops) +
+                    ", \"weights\": \"int8 symmetric per output channel\"" +
                     ", \"activations\": \"uint8 asymmetric per tensor\", \"int8_layers\": " + json_list(int8_layers) +
                     ", \"float32_layers\": " + json_list(fp32_layers) + "}, ";
     std::string metadata = original_metadata;
     const std::size_t brace = metadata.find('{');
     if (brace == std::string::npos) throw facet::Error(a.in + ": metadata is not a JSON object");
     metadata.insert(brace + 1, quantization);
-    const std::vector<std::uint8_t> bytes = facet::write_weight_bytes(metadata, tensors, facet::format_version_for(tensors));
-    // Check what was written loads as the model it is meant to be before saving it.
-    facet::RetinaFaceModel(facet::WeightFile::from_bytes(bytes.data(), bytes.size(), a.out));
+    // The int8 layers must fit together (the model's load checks that convs reading one uint8 map
+    // agree on its quantisation) before the bias correction runs them; and what is written must
+    // load as the model it is meant to be.
+    const auto check_loads = [&](const std::vector<std::uint8_t>& bytes) {
+        try {
+            facet::RetinaFaceModel(facet::WeightFile::from_bytes(bytes.data(), bytes.size(), a.out));
+        } catch (const facet::Error& e) {
+            if (a.minmax.empty()) throw;
+            throw facet::Error(std::string(e.what()) + " (--minmax must match every conv reading one map)");
+        }
+    };
+    check_loads(int8_file_bytes(file, int8, {}, metadata));
+    std::map<std::string, std::vector<float>> bias_shift;
+    if (a.correct_bias) bias_shift = corrected_biases(file, int8, images, metadata);
+    const std::vector<std::uint8_t> bytes = int8_file_bytes(file, int8, bias_shift, metadata);
+    check_loads(bytes);
     facet::save_weight_file(a.out, bytes);
     std::cerr << "facet-quantize: " << a.out << ": " << int8_layers.size() << " convs int8, " << fp32_layers.size()
-              << " kept float32 (and the stem and heads), calibrated on " << images.size() << " images\n";
+              << " kept float32 (and the stem and heads), calibrated on " << images.size() << " images ("
+              << images.size() - a.images.size() << " of them face crops)\n";
     return 0;
 }
 

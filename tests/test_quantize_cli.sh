@@ -24,9 +24,14 @@ expect 2 "wants --calibrate" "$model" "$tmp/out.facet"
 expect 2 "--percentile wants a number in [90, 100]" "$model" "$tmp/out.facet" --calibrate "$image" --percentile 50
 expect 2 "--method must be" "$model" "$tmp/out.facet" --calibrate "$image" --method kl
 expect 2 "--keep-fp32 '(' is no regular expression" "$model" "$tmp/out.facet" --calibrate "$image" --keep-fp32 "("
+expect 2 "--minmax '(' is no regular expression" "$model" "$tmp/out.facet" --calibrate "$image" --minmax "("
+expect 2 "--face-crops wants a whole number in [0, 64], got '2.5'" "$model" "$tmp/out.facet" --calibrate "$image" --face-crops 2.5
 expect 1 "missing.facet: cannot open weight file" "$tmp/missing.facet" "$tmp/out.facet" --calibrate "$image"
 expect 1 "missing.jpg: cannot open image" "$model" "$tmp/out.facet" --calibrate "$tmp/missing.jpg"
 expect 1 "--keep-fp32 fpn.nothing: no such conv" "$model" "$tmp/out.facet" --calibrate "$image" --keep-fp32 fpn.nothing
+expect 1 "--minmax ssh9: no such conv" "$model" "$tmp/out.facet" --calibrate "$image" --minmax ssh9
+# fpn.output2.0 and body.stage3.0.0 read one uint8 map, so they must share its quantisation.
+expect 1 "(--minmax must match every conv reading one map)" "$model" "$tmp/out.facet" --calibrate "$image" --minmax 'fpn\.output2'
 expect 1 "keeps every conv float32" "$model" "$tmp/out.facet" --calibrate "$image" --keep-fp32 .
 
 if "$quantize" "$model" "$tmp/int8.facet" --calibrate "$image" --keep-fp32 'stage2\.1\.3$' --keep-fp32 '^ssh3' 2>/dev/null &&
@@ -35,6 +40,14 @@ if "$quantize" "$model" "$tmp/int8.facet" --calibrate "$image" --keep-fp32 'stag
   passed=$((passed + 1))
 else
   failed=$((failed + 1)); echo "FAIL: quantising $model and detecting with it"
+fi
+# The metadata says how the file was calibrated.
+if "$quantize" "$model" "$tmp/minmax.facet" --calibrate "$image" --minmax '^ssh2' --face-crops 1 --no-bias-correction 2>/dev/null &&
+   grep -qa '"minmax_layers": \["ssh2.conv3X3.0", "ssh2.conv5X5_1.0", "ssh2.conv5X5_2.0", "ssh2.conv7X7_2.0", "ssh2.conv7x7_3.0"\], "channel_equalisation": true, "bias_correction": false' "$tmp/minmax.facet" &&
+   grep -qa '"face_crops": 1,' "$tmp/minmax.facet" && "$detect" --model "$tmp/minmax.facet" "$image" >/dev/null; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: quantising $model with --minmax, --face-crops and --no-bias-correction and detecting with it"
 fi
 # Entropy calibration writes a file that runs and says how it was calibrated.
 if "$quantize" "$model" "$tmp/entropy.facet" --calibrate "$image" --method entropy 2>/dev/null &&

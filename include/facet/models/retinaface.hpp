@@ -423,9 +423,17 @@ inline void RetinaFaceModel::link_quantized_outputs() {
     }
 }
 
-// Called by RetinaFace::run_network with the float input map of every conv it runs, named as in
-// the file (the stem and the heads excepted): what facet-quantize calibrates on.
-using CalibrationObserver = std::function<void(const std::string& layer, const FeatureMap& input)>;
+// What a conv reads, as it reads it: a float32 layer its float map, an int8 layer its uint8 map
+// (the producer's own, or the float one quantised on the way in; one of the two is set).
+struct LayerInput {
+    const FeatureMap* floats = nullptr;
+    const QuantizedMap* bytes = nullptr;
+};
+
+// Called by RetinaFace::run_network with the input of every conv it runs, named as in the file
+// (the stem and the heads excepted): what facet-quantize calibrates a float network on, and
+// corrects an int8 one's biases by (the means of what each int8 layer really reads).
+using CalibrationObserver = std::function<void(const std::string& layer, const LayerInput& input)>;
 
 class RetinaFace {
 public:
@@ -530,18 +538,23 @@ private:
         return quantized_input_.map();
     }
 
-    // A float map shown to the calibration observer (facet-quantize) as the input of `layer`.
-    void observe(const std::string& layer, const LayerMap& in) {
-        if (observer_ && !in.quantized) observer_(layer, in.floats.map());
+    void observe(const std::string& layer, const FeatureMap& floats) {
+        if (observer_) observer_(layer, {&floats, nullptr});
+    }
+    void observe(const std::string& layer, const QuantizedMap& bytes) {
+        if (observer_) observer_(layer, {nullptr, &bytes});
     }
 
     // Runs `layer` in its precision on `in` into `out`, uint8 or float as the layer's output says.
     void conv(const ConvLayer& layer, const LayerMap& in, LayerMap& out) {
-        observe(layer.name, in);
         const int oh = conv_out_size(in.h(), layer.k(), layer.stride()), ow = conv_out_size(in.w(), layer.k(), layer.stride());
         out.quantized = layer.quantized() && layer.int8.requant.quantized_output;
-        if (!layer.quantized()) return conv(layer.fp32, in.floats.map(), out.floats);
+        if (!layer.quantized()) {
+            observe(layer.name, in.floats.map());
+            return conv(layer.fp32, in.floats.map(), out.floats);
+        }
         const QuantizedMap& x = bytes_of(in, layer.int8.input);
+        observe(layer.name, x);
         if (out.quantized) {
             out.bytes.resize(oh, ow, layer.cout(), layer.int8.requant.output);
             kernels_->conv_int8_for(layer.int8)(x, layer.int8, {&out.bytes.map(), nullptr}, options_.threads);
@@ -553,20 +566,25 @@ private:
 
     // The same into a channel slice of a float map (a concatenation).
     void conv_into(const ConvLayer& layer, const LayerMap& in, const FeatureMap& out_slice) {
-        observe(layer.name, in);
-        if (!layer.quantized()) return kernels_->conv_for(layer.fp32)(in.floats.map(), layer.fp32, out_slice, options_.threads);
-        kernels_->conv_int8_for(layer.int8)(bytes_of(in, layer.int8.input), layer.int8, {nullptr, &out_slice}, options_.threads);
+        if (!layer.quantized()) {
+            observe(layer.name, in.floats.map());
+            return kernels_->conv_for(layer.fp32)(in.floats.map(), layer.fp32, out_slice, options_.threads);
+        }
+        const QuantizedMap& x = bytes_of(in, layer.int8.input);
+        observe(layer.name, x);
+        kernels_->conv_int8_for(layer.int8)(x, layer.int8, {nullptr, &out_slice}, options_.threads);
     }
 
     void dwconv(const DepthwiseLayer& layer, const LayerMap& in, LayerMap& out) {
-        observe(layer.name, in);
         const int oh = conv_out_size(in.h(), 3, layer.stride()), ow = conv_out_size(in.w(), 3, layer.stride());
         out.quantized = layer.quantized();
         if (!layer.quantized()) {
+            observe(layer.name, in.floats.map());
             out.floats.resize(oh, ow, layer.c());
             return kernels_->dwconv_for(layer.fp32)(in.floats.map(), layer.fp32, out.floats.map(), options_.threads);
         }
         const QuantizedMap& x = bytes_of(in, layer.int8.input);
+        observe(layer.name, x);
         out.bytes.resize(oh, ow, layer.c(), layer.int8.requant.output);
         kernels_->dwconv_int8_for(layer.int8)(x, layer.int8, out.bytes.map(), options_.threads);
     }
