@@ -262,8 +262,10 @@ const bool kRegistered = [] {
             bool at_720p;
             Weights weights;
         };
-        for (const Threaded& c : {Threaded{"BM_RetinaFace_VGA", false, Weights::fp32}, Threaded{"BM_RetinaFace_VGA_Int8", false, Weights::int8},
-                                  Threaded{"BM_RetinaFace_VGA_Bf16", false, Weights::bf16}, Threaded{"BM_RetinaFace_720p", true, Weights::fp32}})
+        for (const Threaded& c : {Threaded{"BM_RetinaFace_VGA", false, Weights::fp32},
+                                  Threaded{"BM_RetinaFace_VGA_Int8", false, Weights::int8},
+                                  Threaded{"BM_RetinaFace_VGA_Bf16", false, Weights::bf16},
+                                  Threaded{"BM_RetinaFace_720p", true, Weights::fp32}})
             for (bool neighbour : {false, true})
                 for (int threads : {1, 2})
                     if (neighbour || threads == 2 || c.at_720p)
