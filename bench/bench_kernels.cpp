@@ -12,7 +12,9 @@
 //
 // The dense and depthwise convs are also timed in int8 (`conv1x1_int8/...`, kernels/conv_int8.hpp:
 // uint8 maps in and out, leaky ReLU requantised); their counter is OPS, integer operations counted
-// as FLOPS are, so the two compare.
+// as FLOPS are, so the two compare. `quantize_int8/<isa>/<c>x<h>x<w>` times the int8 path's one
+// other kernel, float map -> uint8 map, at the maps the int8 file quantises (see
+// retinaface_mnet025_calls): its counter is bytes, as for the memory-bound kernels.
 //
 // Counters: FLOPS (2 x the useful multiply-accumulates, padded lanes not counted) for the convs;
 // also bytes for the memory-bound depthwise and up-sampling kernels: the size of the maps they
@@ -41,14 +43,14 @@ constexpr int kKernelThreads = 1;
 // that no number is flattered by a cheaper activation.
 constexpr Epilogue kEpilogue{Activation::leaky_relu, 0.1f};
 
-enum class Kind { dense, depthwise, upsample_add, mobilenet_stem };
+enum class Kind { dense, depthwise, upsample_add, mobilenet_stem, quantize };
 
 // One kernel call of the network.
 struct KernelCall {
     Kind kind;
-    int k, stride;          // dense and depthwise only; upsample_add: 1, 1
+    int k, stride;          // dense and depthwise only; upsample_add and quantize: 1, 1
     int cin, h, w;          // the input map (upsample_add: the coarse map)
-    int cout, oh, ow;       // the output map (upsample_add: the fine map it adds into)
+    int cout, oh, ow;       // the output map (upsample_add: the fine map it adds into; quantize: the input's size)
     int per_frame;          // how many times one frame makes this exact call
     bool winograd = false;  // 3x3 stride 1: time the Winograd kernel instead of the direct one
     int mid = 0;            // mobilenet_stem: the conv's (and depthwise's) channels
@@ -78,6 +80,8 @@ public:
     void upsample_add(int c, int coarse_h, int coarse_w, int fine_h, int fine_w) {
         add({Kind::upsample_add, 1, 1, c, coarse_h, coarse_w, c, fine_h, fine_w, 1});
     }
+    // The int8 file only: a float map quantised to uint8 for an int8 layer (RetinaFace::bytes_of).
+    void quantize(int c, int h, int w) { add({Kind::quantize, 1, 1, c, h, w, c, h, w, 1}); }
     // The fused stem: 3x3 stride-2 conv cin -> mid, depthwise, pointwise mid -> cout, stride-2
     // depthwise.
     std::pair<int, int> mobilenet_stem(int cin, int mid, int cout, int h, int w) {
@@ -103,12 +107,19 @@ private:
 
 // The kernel calls of RetinaFace-mnet0.25 on an h x w frame. It mirrors RetinaFaceModel::load and
 // RetinaFace::run_network (models/retinaface.hpp), which keep the block table to themselves.
+//
+// The quantize calls are the int8 file's (setup.sh's: every conv after the fused stem int8, the
+// stem and the heads float): an int8 layer reading a float map quantises it first
+// (RetinaFace::bytes_of), once per reading layer; maps between int8 layers stay uint8
+// (RetinaFaceModel::link_quantized_outputs). At VGA that is 16x120x160 once, 64x60x80 once,
+// 64x30x40 three times and 64x15x20 twice (checked by logging the kernel's calls on that file).
 std::vector<KernelCall> retinaface_mnet025_calls(int h, int w) {
     constexpr int kLevels = 3, kFpnChannels = 64;
     CallList net;
     // The stem conv (3 -> 8), the first block (8 -> 16) and the second's depthwise run fused,
-    // reading the frame's bytes.
+    // reading the frame's bytes, into a float map: the second pointwise quantises it.
     std::tie(h, w) = net.mobilenet_stem(3, 8, 16, h, w);
+    net.quantize(16, h, w);
     net.dense(1, 1, 16, 32, h, w);
 
     // MobileNetV1 x0.25 after that: depthwise 3x3 (stride) then pointwise 1x1, per block. The
@@ -135,6 +146,7 @@ std::vector<KernelCall> retinaface_mnet025_calls(int h, int w) {
     for (int k = 0; k < kLevels; ++k) net.dense(1, 1, level_c[k], kFpnChannels, level_h[k], level_w[k]);
     for (int k = kLevels - 2; k >= 0; --k) {
         net.upsample_add(kFpnChannels, level_h[k + 1], level_w[k + 1], level_h[k], level_w[k]);
+        net.quantize(kFpnChannels, level_h[k], level_w[k]); // the merge reads the float sum
         net.dense(3, 1, kFpnChannels, kFpnChannels, level_h[k], level_w[k]);
     }
 
@@ -142,6 +154,10 @@ std::vector<KernelCall> retinaface_mnet025_calls(int h, int w) {
     // three heads fused into one 1x1 (2 anchors x (2 + 4 + 10) = 32 channels).
     for (int k = 0; k < kLevels; ++k) {
         const int lh = level_h[k], lw = level_w[k];
+        // Levels 1 and 2 read float maps (merge2's output and the last lateral are up-sampled
+        // too), which the first two convs quantise each; level 0 reads merge1's uint8 output.
+        if (k > 0)
+            for (int reader = 0; reader < 2; ++reader) net.quantize(kFpnChannels, lh, lw);
         net.dense(3, 1, kFpnChannels, 32, lh, lw);
         net.dense(3, 1, kFpnChannels, 16, lh, lw);
         for (int i = 0; i < 3; ++i) net.dense(3, 1, 16, 16, lh, lw);
@@ -159,6 +175,7 @@ std::string kernel_name(const KernelCall& c) {
     case Kind::depthwise: return "dwconv3x3_s" + std::to_string(c.stride) + (c.int8 ? "_int8" : "");
     case Kind::upsample_add: return "upsample_nearest_add";
     case Kind::mobilenet_stem: return "mobilenet_stem";
+    case Kind::quantize: return "quantize_int8";
     }
     return "?";
 }
@@ -169,7 +186,8 @@ std::string benchmark_name(const KernelCall& c, const KernelSet& ks) {
                        std::to_string(c.w);
     switch (c.kind) {
     case Kind::dense: return name + "->" + std::to_string(c.cout);
-    case Kind::depthwise: return name;
+    case Kind::depthwise:
+    case Kind::quantize: return name;
     case Kind::mobilenet_stem: return name + "->" + std::to_string(c.mid) + "->" + std::to_string(c.cout) + "/s2";
     case Kind::upsample_add: return name + "->" + std::to_string(c.oh) + "x" + std::to_string(c.ow);
     }
@@ -196,6 +214,7 @@ void fill_random(const FeatureMap& m, unsigned seed) {
 }
 
 double map_bytes(const FeatureMap& m) { return static_cast<double>(m.h) * m.w * m.cstride * sizeof(float); }
+double map_bytes(const QuantizedMap& m) { return static_cast<double>(m.h) * m.w * m.cstride; }
 
 using Rate = benchmark::Counter;
 Rate per_second(double per_iteration) { return Rate(per_iteration, Rate::kIsIterationInvariantRate, Rate::kIs1000); }
@@ -282,8 +301,18 @@ void run_depthwise_int8(benchmark::State& state, const KernelSet& ks, const Kern
     const DepthwiseInt8Kernel kernel = ks.dwconv_int8_for(packed);
     time_calls(state, [&] { kernel(in.map(), packed, out.map(), kKernelThreads); });
     state.counters["OPS"] = per_second(2.0 * c.oh * c.ow * c.cin * 9);
-    const auto bytes = [](const QuantizedMap& m) { return static_cast<double>(m.h) * m.w * m.cstride; };
-    state.counters["bytes"] = per_second(bytes(in.map()) + bytes(out.map()));
+    state.counters["bytes"] = per_second(map_bytes(in.map()) + map_bytes(out.map()));
+}
+
+// Float in [-1, 1] quantised at kInt8Activation: its values do not change the time. bytes: the
+// float map read, the uint8 map written, padded lanes included (the kernel converts them too).
+void run_quantize(benchmark::State& state, const KernelSet& ks, const KernelCall& c) {
+    FeatureBuffer in(c.h, c.w, c.cin);
+    fill_random(in.map(), 1);
+    QuantizedBuffer out;
+    out.resize(c.oh, c.ow, c.cout, kInt8Activation);
+    time_calls(state, [&] { ks.quantize_int8(in.map(), out.map(), kKernelThreads); });
+    state.counters["bytes"] = per_second(map_bytes(in.map()) + map_bytes(out.map()));
 }
 
 void run_upsample_add(benchmark::State& state, const KernelSet& ks, const KernelCall& c) {
@@ -333,6 +362,7 @@ void register_call(const KernelSet& ks, const KernelCall& call) {
         case Kind::depthwise: call.int8 ? run_depthwise_int8(state, *kernels, call) : run_depthwise(state, *kernels, call); break;
         case Kind::upsample_add: run_upsample_add(state, *kernels, call); break;
         case Kind::mobilenet_stem: run_mobilenet_stem(state, *kernels, call); break;
+        case Kind::quantize: run_quantize(state, *kernels, call); break;
         }
         state.counters["per_frame"] = call.per_frame;
     };

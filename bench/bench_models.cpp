@@ -6,11 +6,13 @@
 //   BM_RetinaFace_VGA_Int8/<isa>               the same with the int8 file (facet-quantize; its FLOPS
 //                                              count the same arithmetic)
 //   BM_RetinaFace_VGA_Network/<isa>            forward_raw(): the network, see bm_network
-//   BM_RetinaFace_VGA/<best isa>/kernel_threads:2   detect() with the kernels on two threads
+//   BM_RetinaFace_VGA/<best isa>/kernel_threads:2   detect() with the kernels on two threads (also
+//                                                   _Int8 and _Bf16: each file's own kernels)
 //   BM_RetinaFace_720p/<best isa>/kernel_threads:N  detect() on the frame scaled to 1280x720, 1 and 2
 //                                                   threads: how the kernels scale on a larger map
 //   .../kernel_threads:N/neighbour             the same while another process keeps one core busy
 //                                              (noisy_neighbour.hpp), best isa, 1 and 2 threads
+//                                              (VGA from all three files, 720p fp32)
 //   BM_Throughput_Images/<best isa>/threads:N[/neighbour]
 //                                              detect_files() over every image of
 //                                              shared/upstream/images (decode + detect at the
@@ -253,16 +255,23 @@ const bool kRegistered = [] {
     }
     if (!isas.empty()) {
         const KernelSet* best = &kernel_set(isas.back());
-        register_case(std::string("BM_RetinaFace_VGA/") + best->isa + "/kernel_threads:2", bm_detect, best, 2, false, false,
-                      Weights::fp32);
-        for (int threads : {1, 2})
-            register_case(std::string("BM_RetinaFace_720p/") + best->isa + "/kernel_threads:" + std::to_string(threads),
-                          bm_detect, best, threads, true, false, Weights::fp32);
-        for (bool at_720p : {false, true})
-            for (int threads : {1, 2})
-                register_case(std::string(at_720p ? "BM_RetinaFace_720p/" : "BM_RetinaFace_VGA/") + best->isa +
-                                  "/kernel_threads:" + std::to_string(threads) + "/neighbour",
-                              bm_detect, best, threads, at_720p, true, Weights::fp32);
+        // 1 and 2 threads, idle and beside the neighbour: VGA from each file (its 1-thread idle case
+        // is the per-isa one above), 720p from the fp32 file.
+        struct Threaded {
+            const char* stem;
+            bool at_720p;
+            Weights weights;
+        };
+        for (const Threaded& c : {Threaded{"BM_RetinaFace_VGA", false, Weights::fp32},
+                                  Threaded{"BM_RetinaFace_VGA_Int8", false, Weights::int8},
+                                  Threaded{"BM_RetinaFace_VGA_Bf16", false, Weights::bf16},
+                                  Threaded{"BM_RetinaFace_720p", true, Weights::fp32}})
+            for (bool neighbour : {false, true})
+                for (int threads : {1, 2})
+                    if (neighbour || threads == 2 || c.at_720p)
+                        register_case(std::string(c.stem) + "/" + best->isa + "/kernel_threads:" + std::to_string(threads) +
+                                          (neighbour ? "/neighbour" : ""),
+                                      bm_detect, best, threads, c.at_720p, neighbour, c.weights);
         for (bool neighbour : {false, true})
             for (int threads : {1, 2})
                 register_case(std::string("BM_Throughput_Images/") + best->isa + "/threads:" + std::to_string(threads) +

@@ -18,6 +18,8 @@ import sys
 # "<threads>" and an optional "/neighbour".
 CASES = [
     ("RetinaFace VGA", "BM_RetinaFace_VGA/avx512", "BM_RetinaFace_VGA/avx512/kernel_threads:{t}"),
+    ("RetinaFace VGA int8", "BM_RetinaFace_VGA_Int8/avx512", "BM_RetinaFace_VGA_Int8/avx512/kernel_threads:{t}"),
+    ("RetinaFace VGA bf16", "BM_RetinaFace_VGA_Bf16/avx512", "BM_RetinaFace_VGA_Bf16/avx512/kernel_threads:{t}"),
     ("RetinaFace 720p", "BM_RetinaFace_720p/avx512/kernel_threads:1", "BM_RetinaFace_720p/avx512/kernel_threads:{t}"),
     ("RetinaFace DCN VGA network", "BM_RetinaFace_DCN_VGA_Network/avx512", "BM_RetinaFace_DCN_VGA_Network/avx512/kernel_threads:{t}"),
     ("MTCNN VGA", "BM_MTCNN_VGA/avx512", "BM_MTCNN_VGA/avx512/threads:{t}"),

@@ -7,8 +7,9 @@
 // Ties. Where fp32 itself has two candidates for one face (overlapping, so NMS keeps one) whose
 // scores differ by less than the score tolerance, a detector allowed to move scores by that much
 // may keep the other; its box and landmarks are then the other candidate's, as valid as the kept
-// one but up to several percent of the box away (sample.jpg has one: 0.95996 and 0.95941, noses
-// 1.9 px apart on a 43 px face). So a face counts as found when it meets the limits against the
+// one but up to several percent of the box away (sample.jpg has two: 0.84778 and 0.84724, noses
+// 1.9 px apart on a 43 px wide face, flipped by the bf16 kernels; 0.95996 and 0.95941, 2.4 px on a
+// 35 px wide face, flipped too by the widened weights). So a face counts as found when it meets the limits against the
 // fp32 face or against such a tied candidate: `reference_candidates` is the fp32 detector's output
 // before NMS (RetinaFaceOptions::nms_iou = 1), the limits stay the same.
 #pragma once

@@ -2,6 +2,7 @@
 """facet against ONNX Runtime, OpenCV DNN and PyTorch on one 640x480 frame, one thread, in one run.
 
     /usr/bin/python3 bench/peers/run.py [--runs N] [--warmup N] [--repetitions N] [--markdown PATH]
+    /usr/bin/python3 bench/peers/run.py --accuracy-only   # step 6 for facet's weight files alone
 
 Steps (bench/peers/README.md says why each is fair):
 1. Build RetinaFace-mnet0.25 in PyTorch (retinaface_torch.py) and check it before timing anything:
@@ -188,30 +189,39 @@ def accuracy_inputs():
     return inputs
 
 
-def faces_in_image(outputs, x, size, threshold):
-    """Decoded faces (facet's defaults) in the pixels of the image the input x was shrunk from."""
+def faces_in_image(outputs, x, size, threshold, nms_iou=retinaface_post.EVAL_NMS_IOU):
+    """Decoded faces (facet's defaults but the threshold and the NMS IoU) in the pixels of the
+    image the input x was shrunk from."""
     height, width = x.shape[2:]
     boxes, scores, points = retinaface_post.detect(outputs["loc"].reshape(-1, 4), outputs["conf"].reshape(-1),
-                                                   outputs["landms"].reshape(-1, 10), height, width, threshold=threshold)
+                                                   outputs["landms"].reshape(-1, 10), height, width, threshold=threshold,
+                                                   iou=nms_iou)
     scale = np.array(size, dtype=np.float32) / [width, height]
     return boxes * np.tile(scale, 2), scores, points * scale
 
 
 def pytorch_reference(model, inputs):
-    """The fp32 faces every line is held against."""
-    return [faces_in_image(torch_outputs(model, x), x, size, detection_gate.REFERENCE_THRESHOLD) for _, size, x in inputs]
+    """The fp32 faces every line is held against, per image: (faces, faces before NMS). The second
+    are the tied candidates of the gate's tie rule (detection_gate.py), decoded with NMS IoU 1 (no
+    suppression) at the candidates' threshold: a tie scores within the tolerance of a face >= 0.5."""
+    references = []
+    for _, size, x in inputs:
+        outputs = torch_outputs(model, x)
+        references.append((faces_in_image(outputs, x, size, detection_gate.REFERENCE_THRESHOLD),
+                           faces_in_image(outputs, x, size, detection_gate.CANDIDATE_THRESHOLD, nms_iou=1.0)))
+    return references
 
 
 def ort_accuracy(onnx_path, inputs, reference, workdir):
     """The gate per image for an ONNX model run in ONNX Runtime (as timed: optimisation level all)."""
     runs = ort_node.run_model(onnx_path, [x for _, _, x in inputs], workdir, optimization="all")
-    return [detection_gate.compare(ref, faces_in_image(out, x, size, detection_gate.CANDIDATE_THRESHOLD))
-            for ref, out, (_, size, x) in zip(reference, runs, inputs)]
+    return [detection_gate.compare(ref, faces_in_image(out, x, size, detection_gate.CANDIDATE_THRESHOLD), before_nms)
+            for (ref, before_nms), out, (_, size, x) in zip(reference, runs, inputs)]
 
 
 def facet_accuracy(detect_path, weights, inputs, reference):
     faces = facet_detections(detect_path, weights, [path for path, _, _ in inputs])
-    return [detection_gate.compare(ref, found) for ref, found in zip(reference, faces)]
+    return [detection_gate.compare(ref, found, before_nms) for (ref, before_nms), found in zip(reference, faces)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -487,8 +497,9 @@ def accuracy_summary(row):
         return row.get("accuracy_note", "-")
     results = row["accuracy"]
     found, faces = sum(r["found"] for r in results), sum(r["faces"] for r in results)
-    extra = sum(r["extra"] for r in results)
-    return f"{found}/{faces} found, {extra} extra: " + ("pass" if all(r["pass"] for r in results) else "fail")
+    extra, tied = sum(r["extra"] for r in results), sum(r["tied"] for r in results)
+    return (f"{found}/{faces} found" + (f" ({tied} through a tie)" if tied else "") + f", {extra} extra: "
+            + ("pass" if all(r["pass"] for r in results) else "fail"))
 
 
 def format_table(rows, facet_e2e, facet_net):
@@ -514,7 +525,8 @@ def format_table(rows, facet_e2e, facet_net):
 
 
 def format_accuracy_table(rows):
-    """Per image: fp32 faces found / fp32 faces (+ extra faces); then the worst score and landmark errors."""
+    """Per image: fp32 faces found / fp32 faces (+ extra faces, and how many found through a tie);
+    then the worst score and landmark errors."""
     calibration = set(make_qdq.CALIBRATION_IMAGES)
     header = (["implementation"] + [Path(name).stem + (" (cal.)" if name in calibration else "") for name in ACCURACY_IMAGES]
               + ["worst score error", "worst landmark error", "gate"])
@@ -523,7 +535,8 @@ def format_accuracy_table(rows):
         if "accuracy" not in row:
             continue
         results = row["accuracy"]
-        lines.append([row["name"]] + [f"{r['found']}/{r['faces']} +{r['extra']}" for r in results] + [
+        lines.append([row["name"]] + [f"{r['found']}/{r['faces']} +{r['extra']}" + (f" ({r['tied']} tied)" if r["tied"] else "")
+                                      for r in results] + [
             f"{max(r['worst_score'] for r in results):.3f}",
             f"{100 * max(r['worst_landmark'] for r in results):.2f}%",
             "pass" if all(r["pass"] for r in results) else "fail"])
@@ -553,8 +566,9 @@ def format_report(table, accuracy_table, context):
             f"fp32 faces (score >= {detection_gate.REFERENCE_THRESHOLD}) found with IoU >= {detection_gate.MATCH_IOU} "
             f"/ fp32 faces, + faces >= {detection_gate.EXTRA_SCORE} where fp32 has none. The gate (issue 19) also "
             f"needs scores within {detection_gate.SCORE_TOLERANCE} and landmarks within "
-            f"{100 * detection_gate.LANDMARK_TOLERANCE}% of the box side on the found faces. facet lines: "
-            "facet-detect on its default ISA.")
+            f"{100 * detection_gate.LANDMARK_TOLERANCE}% of the box side on the found faces; (N tied): found through "
+            "a tie, a suppressed fp32 candidate within the score tolerance of the kept one (detection_gate.py). "
+            "facet lines: facet-detect on its default ISA.")
     return table + "\n\n" + "\n".join(notes) + "\n\n" + gate + "\n\n" + accuracy_table + "\n"
 
 
@@ -569,6 +583,8 @@ def parse_args():
                         help="facet's benchmark program (default build/bin/facet-bench, built if missing)")
     parser.add_argument("--facet-detect", type=Path, default=FACET_DETECT,
                         help="facet's detector program, for the accuracy (default build/bin/facet-detect, built if missing)")
+    parser.add_argument("--accuracy-only", action="store_true",
+                        help="only the accuracy of facet's weight files against PyTorch fp32 (no timing, no peers)")
     args = parser.parse_args()
     for option in ("runs", "warmup", "repetitions"):
         if getattr(args, option) < (0 if option == "warmup" else 1):
@@ -609,11 +625,16 @@ def main():
     check_golden_detections(model)
     reference = torch_outputs(model, frame)
     faces = count_faces(reference, USER_THRESHOLD)
-    bench_path = facet_program(args.facet_bench, FACET_BENCH, "facet-bench")
     quantised = quantised_facet_files()
     detect_path = facet_program(args.facet_detect, FACET_DETECT, "facet-detect")
     inputs = accuracy_inputs()
     fp32_faces = pytorch_reference(model, inputs)
+    if args.accuracy_only:
+        files = [("fp32", weights_dir() / FACET_FP32_WEIGHTS)] + [(label, path) for label, _, path in quantised]
+        print(format_accuracy_table([{"name": f"facet {label}", "accuracy": facet_accuracy(detect_path, path, inputs, fp32_faces)}
+                                     for label, path in files]))
+        return
+    bench_path = facet_program(args.facet_bench, FACET_BENCH, "facet-bench")
 
     with tempfile.TemporaryDirectory(prefix="facet-peers-") as tmp, LoadMeter() as load:
         workdir = Path(tmp)
