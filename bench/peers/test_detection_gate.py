@@ -62,6 +62,14 @@ class CompareTest(unittest.TestCase):
         self.assertAlmostEqual(beyond["worst_landmark"], 0.02)
         self.assertFalse(beyond["pass"])
 
+    def test_box_side_is_the_longer_side(self):
+        # A 100 x 200 box, one point off by (1.5, 2.0): 2.5 px, 1.25% of the longer side (200): within,
+        # as tests/detection_gate.hpp reads it (the sides' mean, 150, would make it 1.67%: beyond).
+        tall = [0.0, 0.0, 100.0, 200.0]
+        result = detection_gate.compare(faces((tall, 0.9, POINTS)), faces((tall, 0.9, shifted(POINTS[:1], 1.5, 2.0) + POINTS[1:])))
+        self.assertAlmostEqual(result["worst_landmark"], 0.0125)
+        self.assertTrue(result["pass"])
+
     def test_extra_faces_from_0_6_only(self):
         elsewhere = [300, 300, 400, 400]
         extra = detection_gate.compare(faces((BOX, 0.9, POINTS)), faces((BOX, 0.9, POINTS), (elsewhere, 0.65, POINTS)))
