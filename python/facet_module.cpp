@@ -263,7 +263,8 @@ facet.Error naming the file for an unreadable, malformed or truncated stream.)")
 
 RetinaFace(model, *, score_threshold=0.5, nms_iou=0.4, top_k=5000, max_faces=750, max_side=640, threads=1)
 
-model: a .facet weight file (weights/retinaface_mnet025_official.facet). Images whose longer side
+model: a .facet weight file (weights/retinaface_mnet025_official.facet, or its _int8 / _bf16 twin;
+`precision` says which). Images whose longer side
 exceeds max_side are shrunk before the network (0: never) and results mapped back. Faces are
 returned best first. One detector per thread (clone()); calls on one detector are serialised.
 Raises facet.Error for a missing or wrong weight file.)");
@@ -281,6 +282,8 @@ Raises facet.Error for a missing or wrong weight file.)");
                    py::arg("model"), py::kw_only(), py::arg("score_threshold") = 0.5f, py::arg("nms_iou") = 0.4f,
                    py::arg("top_k") = 5000, py::arg("max_faces") = 750, py::arg("max_side") = 640, py::arg("threads") = 1);
     def_detect(retinaface);
+    retinaface.def_property_readonly("precision", [](PyRetinaFace& self) { return self.detector.model().precision; },
+                                     "the weight file's precision: 'fp32', 'bf16' or 'int8'");
 
     py::class_<PyMtcnn> mtcnn(m, "Mtcnn", R"(MTCNN face detector (P-, R- and O-Net cascade).
 

@@ -40,7 +40,17 @@ def assert_same_faces(faces, expected):
 @pytest.mark.parametrize("name", ["crowd.jpg", "multiface.jpg"])
 def test_retinaface_matches_the_command_line(name):
     detector = facet.RetinaFace(RETINAFACE)
+    assert detector.precision == "fp32"
     assert_same_faces(detector.detect(facet.load_image(str(IMAGES / name))), facet_detect(IMAGES / name))
+
+
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_reduced_precision_files_run_and_say_so(precision):
+    model = str(WEIGHTS / f"retinaface_mnet025_official_{precision}.facet")
+    detector = facet.RetinaFace(model)
+    assert detector.precision == precision
+    name = IMAGES / "selfie_group.jpg"
+    assert_same_faces(detector.detect(facet.load_image(str(name))), facet_detect("--model", model, name))
 
 
 @pytest.mark.parametrize("name", ["crowd.jpg", "multiface.jpg"])

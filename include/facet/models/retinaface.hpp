@@ -448,6 +448,8 @@ public:
 
     RetinaFaceOptions& options() { return options_; }
     const RetinaFaceOptions& options() const { return options_; }
+    // The weights it runs (their precision among them).
+    const RetinaFaceModel& model() const { return *model_; }
     const KernelSet& kernels() const { return *kernels_; }
     // Sees the inputs of every later call's layers (calibration); an empty function: none.
     void set_calibration_observer(CalibrationObserver observer) { observer_ = std::move(observer); }
