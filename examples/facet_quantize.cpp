@@ -403,7 +403,9 @@ struct Int8Layer {
         for (std::size_t o = 0; o < cout; ++o) {
             float amax = 0;
             for (std::size_t i = 0; i < per_channel; ++i) amax = std::max(amax, std::fabs(t.data[o * per_channel + i]));
-            q.weight_scale[o] = amax > 0 ? amax / 127.0f : 1.0f;
+            // The format's smallest scale (kernels/int8_layout.hpp) for a channel of near-zero
+            // weights: they round to 0, as they would to within 2^-40 anyway.
+            q.weight_scale[o] = amax > 0 ? std::max(amax / 127.0f, facet::kMinInt8Scale) : 1.0f;
             for (std::size_t i = 0; i < per_channel; ++i)
                 q.weights[o * per_channel + i] =
                     static_cast<std::int8_t>(std::clamp(std::nearbyint(t.data[o * per_channel + i] / q.weight_scale[o]), -127.0f, 127.0f));

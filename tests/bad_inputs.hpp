@@ -377,7 +377,7 @@ inline std::vector<BadInput> bad_weight_files(const std::vector<std::uint8_t>& g
         if (missing[i].name == "fpn.merge1.0.bias") missing.erase(missing.begin() + static_cast<std::ptrdiff_t>(i));
     add("missing_tensor.facet", "a tensor of the recipe missing", write_facet(meta, missing), "tensor 'fpn.merge1.0.bias' is missing");
     // Reduced-precision layers facet has no kernel for, in files facet-quantize never writes.
-    const auto with_int8 = [&](const std::string& layer, bool with_quantisation) {
+    const auto with_int8 = [&](const std::string& layer, bool with_quantisation, float input_scale = 0.02f) {
         auto edited_tensors = tensors;
         for (auto& t : edited_tensors)
             if (t.name == layer + ".weight") {
@@ -386,7 +386,7 @@ inline std::vector<BadInput> bad_weight_files(const std::vector<std::uint8_t>& g
                 if (!with_quantisation) break;
                 const std::int32_t zero_point = 0;
                 edited_tensors.push_back({layer + ".weight_scale", {cout}, std::vector<float>(cout, 0.01f)});
-                edited_tensors.push_back({layer + ".input_scale", {1}, {0.02f}});
+                edited_tensors.push_back({layer + ".input_scale", {1}, {input_scale}});
                 edited_tensors.push_back({layer + ".input_zero_point", {1}, DType::int32,
                                           std::vector<std::uint8_t>(reinterpret_cast<const std::uint8_t*>(&zero_point),
                                                                     reinterpret_cast<const std::uint8_t*>(&zero_point) + 4)});
@@ -398,6 +398,9 @@ inline std::vector<BadInput> bad_weight_files(const std::vector<std::uint8_t>& g
         "ClassHead.0.conv1x1 is int8, but the fused stem and the heads have no int8 kernel");
     add("int8_depthwise_alone.facet", "an int8 depthwise before a float32 pointwise (its uint8 output has no reader)",
         with_int8("body.stage2.0.0", true), "body.stage2.0.0 is int8 but body.stage2.0.3 is not");
+    // Finite and positive, but input scale x weight scale / output scale would overflow a float.
+    add("int8_scale_1e30.facet", "an int8 conv whose input_scale is 1e30 (requantisation would overflow)",
+        with_int8("body.stage2.0.3", true, 1e30f), "body.stage2.0.3: input_scale is 1e+30, outside [2^-40, 2^40]");
     add("toy_model.facet", "a valid file of another model kind", write_facet(R"({"model": "toy"})", {{"x", {1}, {1.0f}}}),
         "is a 'toy' model, expected a 'retinaface' model");
     return v;

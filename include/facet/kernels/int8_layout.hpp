@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <memory>
 #include <string>
@@ -123,13 +124,27 @@ inline std::int32_t quantized_bias(float bias, float input_scale, float weight_s
     return static_cast<std::int32_t>(std::min(std::max(b, -kLimit), kLimit));
 }
 
+// Scales are limited to [2^-40, 2^40] (real ones are 1e-6 to 1e2), so that every requantisation
+// multiplier, input scale x weight scale / output scale, is a normal float: a hostile file cannot
+// make one overflow to infinity or vanish, which would turn a conv's output into NaN or zeros
+// instead of being refused.
+constexpr float kMinInt8Scale = 0x1p-40f, kMaxInt8Scale = 0x1p40f;
+
+inline bool valid_int8_scale(float s) { return s >= kMinInt8Scale && s <= kMaxInt8Scale; }
+
+inline std::string int8_scale_error(const std::string& what, const std::string& tensor, float s) {
+    char value[32];
+    std::snprintf(value, sizeof value, "%g", static_cast<double>(s));
+    return what + ": " + tensor + " is " + value + ", outside [2^-40, 2^40]";
+}
+
 inline void check_int8_source(const Int8ConvSource& s, int cout, const std::string& what) {
-    if (!(s.input.scale > 0.0f) || !std::isfinite(s.input.scale))
-        throw Error(what + ": input_scale must be positive and finite");
+    if (!valid_int8_scale(s.input.scale))
+        throw Error(int8_scale_error(what, "input_scale", s.input.scale));
     if (s.input.zero_point < 0 || s.input.zero_point > 255) throw Error(what + ": input_zero_point must be in [0, 255]");
     for (int o = 0; o < cout; ++o)
-        if (!(s.weight_scale[o] > 0.0f) || !std::isfinite(s.weight_scale[o]))
-            throw Error(what + ": weight_scale[" + std::to_string(o) + "] must be positive and finite");
+        if (!valid_int8_scale(s.weight_scale[o]))
+            throw Error(int8_scale_error(what, "weight_scale[" + std::to_string(o) + "]", s.weight_scale[o]));
     if (s.activation.kind == Activation::prelu) throw Error(what + ": PReLU has no int8 kernel");
 }
 
