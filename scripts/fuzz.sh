@@ -30,7 +30,7 @@ cmake --build build-fuzz -j"$jobs" --target fuzz_weights fuzz_detect fuzz_y4m fa
 ctest --test-dir build-fuzz --output-on-failure -R '^fuzz_'
 
 # Seeds: the bad-input table's images, weight files and graph files of extreme geometry (tests/bad_inputs.hpp), a face photo shrunk
-# to 192 px, the weight files, small YUV4MPEG2 streams. Weight-file seeds start with the mode byte
+# to 192 px, the weight files (float32, and the int8 and bf16 ones setup makes), small YUV4MPEG2 streams. Weight-file seeds start with the mode byte
 # 1 (fuzz_weights.cpp: size and CRC fixed up), so mutations reach the metadata and table.
 upstream="${FACET_UPSTREAM:-../shared/upstream}"
 photo="$upstream/images/multiface.jpg"
@@ -47,7 +47,7 @@ while IFS=$'\t' read -r file kind _; do
 done < "$seeds/inputs/table.tsv"
 cp "$seeds"/inputs/face.* "$seeds/detect/"
 for f in build-fuzz/mesh/k1_xyz.facet build-fuzz/mesh/k6_xyzrgb.facet weights/retinaface_mnet025.facet weights/mtcnn.facet \
-         weights/pfld_ghostone.facet; do
+         weights/pfld_ghostone.facet weights/*_int8.facet weights/*_bf16.facet; do
   [ ! -f "$f" ] || { printf '\001'; cat "$f"; } > "$seeds/weights/$(basename "$f")"
 done
 y4m() { # NAME HEADER FRAME_BYTES FRAMES
