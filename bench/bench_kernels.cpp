@@ -108,18 +108,18 @@ private:
 // The kernel calls of RetinaFace-mnet0.25 on an h x w frame. It mirrors RetinaFaceModel::load and
 // RetinaFace::run_network (models/retinaface.hpp), which keep the block table to themselves.
 //
-// The quantize calls are the int8 file's (setup.sh's: every conv after the fused stem int8, the
-// stem and the heads float): an int8 layer reading a float map quantises it first
-// (RetinaFace::bytes_of), once per reading layer; maps between int8 layers stay uint8
-// (RetinaFaceModel::link_quantized_outputs). At VGA that is 16x120x160 once, 64x60x80 once,
-// 64x30x40 three times and 64x15x20 twice (checked by logging the kernel's calls on that file).
+// The quantize calls are the int8 file's (setup.sh's: the stem, the rest of the first backbone
+// stage and the heads float, every other conv int8): an int8 layer reading a float map quantises
+// it first (RetinaFace::bytes_of), once per reading layer; maps between int8 layers stay uint8
+// (RetinaFaceModel::link_quantized_outputs). At VGA that is 64x60x80 three times (the first
+// stage's output for the second stage and the FPN's first lateral, merge1's input), 64x30x40
+// three times and 64x15x20 twice.
 std::vector<KernelCall> retinaface_mnet025_calls(int h, int w) {
     constexpr int kLevels = 3, kFpnChannels = 64;
     CallList net;
     // The stem conv (3 -> 8), the first block (8 -> 16) and the second's depthwise run fused,
-    // reading the frame's bytes, into a float map: the second pointwise quantises it.
+    // reading the frame's bytes.
     std::tie(h, w) = net.mobilenet_stem(3, 8, 16, h, w);
-    net.quantize(16, h, w);
     net.dense(1, 1, 16, 32, h, w);
 
     // MobileNetV1 x0.25 after that: depthwise 3x3 (stride) then pointwise 1x1, per block. The
@@ -136,6 +136,9 @@ std::vector<KernelCall> retinaface_mnet025_calls(int h, int w) {
         std::tie(h, w) = net.depthwise(blocks[b].stride, blocks[b].cin, h, w);
         net.dense(1, 1, blocks[b].cin, blocks[b].cout, h, w);
         if (level < kLevels && b == stage_end[level]) {
+            // The float first stage's output, quantised by each of its two int8 readers.
+            if (level == 0)
+                for (int reader = 0; reader < 2; ++reader) net.quantize(blocks[b].cout, h, w);
             level_h[level] = h;
             level_w[level] = w;
             level_c[level++] = blocks[b].cout;

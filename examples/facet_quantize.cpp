@@ -448,9 +448,10 @@ std::vector<std::uint8_t> int8_file_bytes(const facet::WeightFile& file, const s
 // of its float input) and the int8 layer's (its dequantised weights times the means of the uint8
 // map it reads in the network whose earlier layers are already corrected). A conv is linear, so
 // those means are exact up to the border, where both see the same zero padding.
-std::map<std::string, std::vector<float>> corrected_biases(const facet::WeightFile& file, const std::map<std::string, Int8Layer>& int8,
+// `float_network` runs `file`.
+std::map<std::string, std::vector<float>> corrected_biases(const facet::WeightFile& file, facet::RetinaFace& float_network,
+                                                            const std::map<std::string, Int8Layer>& int8,
                                                             const std::vector<facet::Image>& images, const std::string& metadata) {
-    facet::RetinaFace float_network(std::make_shared<const facet::RetinaFaceModel>(file));
     const InputMeans float_means = input_means(float_network, images);
     std::map<std::string, std::vector<float>> shift;
     for (const std::string& layer : float_means.order) {
@@ -604,7 +605,7 @@ int run(const Args& a) {
     };
     check_loads(int8_file_bytes(file, int8, {}, metadata));
     std::map<std::string, std::vector<float>> bias_shift;
-    if (a.correct_bias) bias_shift = corrected_biases(file, int8, images, metadata);
+    if (a.correct_bias) bias_shift = corrected_biases(file, detector, int8, images, metadata);
     const std::vector<std::uint8_t> bytes = int8_file_bytes(file, int8, bias_shift, metadata);
     check_loads(bytes);
     facet::save_weight_file(a.out, bytes);

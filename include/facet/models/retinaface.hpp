@@ -17,11 +17,10 @@
 #include "../core/tensor.hpp"
 #include "../io/image.hpp"
 #include "../io/weights.hpp"
-#include "../kernels/conv_weights_bf16.hpp"
-#include "../kernels/int8_layout.hpp"
 #include "../kernels/kernel_set.hpp"
 #include "../post/nms.hpp"
 #include "../post/priors.hpp"
+#include "layers.hpp"
 #include "modulated_deform_conv.hpp"
 
 namespace facet {
@@ -33,38 +32,6 @@ struct RetinaFaceOptions {
     int max_faces = 750;          // faces kept after NMS
     int max_side = 640;           // shrink so the longer side is at most this before the network; 0: never
     int threads = 1;              // threads inside the kernels (core/parallel.hpp)
-};
-
-// A conv as the file stores it: float32, or int8 (weights/FORMAT.md, "int8") with its input's
-// quantisation; `name` is its module's, e.g. "body.stage2.3.3".
-struct ConvLayer {
-    std::string name;
-    PackedConv fp32;       // a float32 layer
-    PackedConvInt8 int8;   // an int8 layer (int8.k > 0)
-    bool quantized() const { return int8.k != 0; }
-    int cin() const { return quantized() ? int8.cin : fp32.cin; }
-    int cout() const { return quantized() ? int8.cout : fp32.cout; }
-    int k() const { return quantized() ? int8.k : fp32.k; }
-    int stride() const { return quantized() ? int8.stride : fp32.stride; }
-};
-
-struct DepthwiseLayer {
-    std::string name;
-    PackedDepthwise fp32;
-    PackedDepthwiseInt8 int8; // an int8 layer (int8.c > 0); its output is always uint8, for its int8 pointwise
-    bool quantized() const { return int8.c != 0; }
-    int c() const { return quantized() ? int8.c : fp32.c; }
-    int stride() const { return quantized() ? int8.stride : fp32.stride; }
-};
-
-// A map between two layers: float, or uint8 where an int8 layer feeds only int8 layers
-// (RetinaFaceModel::load decides which, RetinaFace::run_network follows).
-struct LayerMap {
-    FeatureBuffer floats;
-    QuantizedBuffer bytes;
-    bool quantized = false;
-    int h() const { return quantized ? bytes.map().h : floats.map().h; }
-    int w() const { return quantized ? bytes.map().w : floats.map().w; }
 };
 
 // The network's outputs for one input, in prior order (level, row, column, anchor).
@@ -150,53 +117,6 @@ inline Epilogue read_activation(const WeightFile& f, const std::string& layer) {
     });
 }
 
-// A conv stored as `<name>.weight` [cout][cin/groups][k][k] (float32 or bf16) and `<name>.bias`
-// [cout] (float32). A bf16 conv of a shape with a bf16 kernel also gets its bf16 pairs.
-inline PackedConv load_conv(const WeightFile& f, const std::string& name, int cin, int cout, int k, int stride,
-                            Epilogue epilogue) {
-    const LayerWeights w = read_layer_weights(f, name + ".weight", {cout, cin, k, k});
-    const WeightTensor& b = f.tensor(name + ".bias", {cout});
-    PackedConv p = pack_conv(w.values.data(), b.data, cout, cin, k, stride, epilogue);
-    if (w.bf16) add_bf16_weights(p);
-    return p;
-}
-
-inline bool stored_int8(const WeightFile& f, const std::string& name) {
-    return f.dtype_of(name + ".weight") == DType::int8;
-}
-
-// The int8 tensors of conv `name` (weights/FORMAT.md): weights [cout][cin/groups][k][k],
-// weight_scale and bias [cout], input_scale [1] and input_zero_point [1].
-inline Int8ConvSource read_int8_conv(const WeightFile& f, const std::string& name, int cin_per_group, int cout, int k,
-                                     Epilogue activation) {
-    const WeightTensor& w = f.int8_tensor(name + ".weight");
-    if (w.shape != std::vector<int>{cout, cin_per_group, k, k})
-        throw Error(f.path() + ": tensor '" + name + ".weight' has shape " + w.shape_string() + ", expected (" +
-                    std::to_string(cout) + ", " + std::to_string(cin_per_group) + ", " + std::to_string(k) + ", " +
-                    std::to_string(k) + ")");
-    const WeightTensor& zp = f.int32_tensor(name + ".input_zero_point");
-    if (zp.count != 1) throw Error(f.path() + ": tensor '" + name + ".input_zero_point' must hold one value");
-    Int8ConvSource s;
-    s.weights = w.int8s;
-    s.weight_scale = f.tensor(name + ".weight_scale", {cout}).data;
-    s.bias = f.tensor(name + ".bias", {cout}).data;
-    s.input = QuantParams{f.tensor(name + ".input_scale", {1}).data[0], zp.ints[0]};
-    s.activation = activation;
-    return s;
-}
-
-// A conv in the precision the file stores it in.
-inline ConvLayer load_layer(const WeightFile& f, const std::string& name, int cin, int cout, int k, int stride,
-                            Epilogue epilogue) {
-    ConvLayer layer;
-    layer.name = name;
-    if (stored_int8(f, name))
-        layer.int8 = pack_conv_int8(read_int8_conv(f, name, cin, cout, k, epilogue), cout, cin, k, stride, f.path() + ": " + name);
-    else
-        layer.fp32 = load_conv(f, name, cin, cout, k, stride, epilogue);
-    return layer;
-}
-
 inline ConvLayer load_layer(const WeightFile& f, const std::string& name, int cin, int cout, int k, int stride) {
     return load_layer(f, name, cin, cout, k, stride, read_activation(f, name));
 }
@@ -206,17 +126,7 @@ inline PackedConv load_conv(const WeightFile& f, const std::string& name, int ci
 }
 
 inline DepthwiseLayer load_depthwise_layer(const WeightFile& f, const std::string& name, int c, int stride) {
-    DepthwiseLayer layer;
-    layer.name = name;
-    const Epilogue activation = read_activation(f, name);
-    if (stored_int8(f, name)) {
-        layer.int8 = pack_depthwise_int8(read_int8_conv(f, name, 1, c, 3, activation), c, stride, f.path() + ": " + name);
-    } else {
-        const LayerWeights w = read_layer_weights(f, name + ".weight", {c, 1, 3, 3});
-        const WeightTensor& b = f.tensor(name + ".bias", {c});
-        layer.fp32 = pack_depthwise(w.values.data(), b.data, c, stride, activation);
-    }
-    return layer;
+    return load_depthwise_layer(f, name, c, stride, read_activation(f, name));
 }
 
 // Layers never int8 in any file: the fused stem kernel and the heads have no int8 form.
@@ -423,36 +333,24 @@ inline void RetinaFaceModel::link_quantized_outputs() {
     }
 }
 
-// What a conv reads, as it reads it: a float32 layer its float map, an int8 layer its uint8 map
-// (the producer's own, or the float one quantised on the way in; one of the two is set).
-struct LayerInput {
-    const FeatureMap* floats = nullptr;
-    const QuantizedMap* bytes = nullptr;
-};
-
-// Called by RetinaFace::run_network with the input of every conv it runs, named as in the file
-// (the stem and the heads excepted): what facet-quantize calibrates a float network on, and
-// corrects an int8 one's biases by (the means of what each int8 layer really reads).
-using CalibrationObserver = std::function<void(const std::string& layer, const LayerInput& input)>;
-
 class RetinaFace {
 public:
     explicit RetinaFace(std::shared_ptr<const RetinaFaceModel> model, RetinaFaceOptions options = {},
                         const KernelSet& kernels = default_kernel_set())
-        : model_(std::move(model)), options_(options), kernels_(&kernels) {}
+        : model_(std::move(model)), options_(options), layers_(kernels) {}
     explicit RetinaFace(const std::string& weight_path, RetinaFaceOptions options = {})
         : RetinaFace(RetinaFaceModel::from_file(weight_path), options) {}
 
     // Another detector on the same weights, with its own scratch memory (for another thread).
-    RetinaFace clone() const { return RetinaFace(model_, options_, *kernels_); }
+    RetinaFace clone() const { return RetinaFace(model_, options_, layers_.kernels()); }
 
     RetinaFaceOptions& options() { return options_; }
     const RetinaFaceOptions& options() const { return options_; }
     // The weights it runs (their precision among them).
     const RetinaFaceModel& model() const { return *model_; }
-    const KernelSet& kernels() const { return *kernels_; }
+    const KernelSet& kernels() const { return layers_.kernels(); }
     // Sees the inputs of every later call's layers (calibration); an empty function: none.
-    void set_calibration_observer(CalibrationObserver observer) { observer_ = std::move(observer); }
+    void set_calibration_observer(CalibrationObserver observer) { layers_.set_observer(std::move(observer)); }
 
     // Faces in `image`, best first.
     std::vector<Face> detect(const Image& image) {
@@ -524,76 +422,11 @@ private:
         stem_input_ = StemImage::of_map(in);
     }
 
-    // Runs `w` on `in` into `out`, sized here from the conv's shape.
-    void conv(const PackedConv& w, const FeatureMap& in, FeatureBuffer& out) {
-        out.resize(conv_out_size(in.h, w.k, w.stride), conv_out_size(in.w, w.k, w.stride), w.cout);
-        kernels_->conv_for(w)(in, w, out.map(), options_.threads);
-    }
-
-    // The input of an int8 layer as bytes: the map's own (in `q` by construction: RetinaFaceModel's
-    // link_quantized_outputs), or its float values quantised with `q`.
-    const QuantizedMap& bytes_of(const LayerMap& in, const QuantParams& q) {
-        if (in.quantized) return in.bytes.map();
-        const FeatureMap& f = in.floats.map();
-        quantized_input_.resize(f.h, f.w, f.c, q);
-        kernels_->quantize_int8(f, quantized_input_.map(), options_.threads);
-        return quantized_input_.map();
-    }
-
-    void observe(const std::string& layer, const FeatureMap& floats) {
-        if (observer_) observer_(layer, {&floats, nullptr});
-    }
-    void observe(const std::string& layer, const QuantizedMap& bytes) {
-        if (observer_) observer_(layer, {nullptr, &bytes});
-    }
-
-    // Runs `layer` in its precision on `in` into `out`, uint8 or float as the layer's output says.
-    void conv(const ConvLayer& layer, const LayerMap& in, LayerMap& out) {
-        const int oh = conv_out_size(in.h(), layer.k(), layer.stride()), ow = conv_out_size(in.w(), layer.k(), layer.stride());
-        out.quantized = layer.quantized() && layer.int8.requant.quantized_output;
-        if (!layer.quantized()) {
-            observe(layer.name, in.floats.map());
-            return conv(layer.fp32, in.floats.map(), out.floats);
-        }
-        const QuantizedMap& x = bytes_of(in, layer.int8.input);
-        observe(layer.name, x);
-        if (out.quantized) {
-            out.bytes.resize(oh, ow, layer.cout(), layer.int8.requant.output);
-            kernels_->conv_int8_for(layer.int8)(x, layer.int8, {&out.bytes.map(), nullptr}, options_.threads);
-        } else {
-            out.floats.resize(oh, ow, layer.cout());
-            kernels_->conv_int8_for(layer.int8)(x, layer.int8, {nullptr, &out.floats.map()}, options_.threads);
-        }
-    }
-
-    // The same into a channel slice of a float map (a concatenation).
-    void conv_into(const ConvLayer& layer, const LayerMap& in, const FeatureMap& out_slice) {
-        if (!layer.quantized()) {
-            observe(layer.name, in.floats.map());
-            return kernels_->conv_for(layer.fp32)(in.floats.map(), layer.fp32, out_slice, options_.threads);
-        }
-        const QuantizedMap& x = bytes_of(in, layer.int8.input);
-        observe(layer.name, x);
-        kernels_->conv_int8_for(layer.int8)(x, layer.int8, {nullptr, &out_slice}, options_.threads);
-    }
-
-    void dwconv(const DepthwiseLayer& layer, const LayerMap& in, LayerMap& out) {
-        const int oh = conv_out_size(in.h(), 3, layer.stride()), ow = conv_out_size(in.w(), 3, layer.stride());
-        out.quantized = layer.quantized();
-        if (!layer.quantized()) {
-            observe(layer.name, in.floats.map());
-            out.floats.resize(oh, ow, layer.c());
-            return kernels_->dwconv_for(layer.fp32)(in.floats.map(), layer.fp32, out.floats.map(), options_.threads);
-        }
-        const QuantizedMap& x = bytes_of(in, layer.int8.input);
-        observe(layer.name, x);
-        out.bytes.resize(oh, ow, layer.c(), layer.int8.requant.output);
-        kernels_->dwconv_int8_for(layer.int8)(x, layer.int8, out.bytes.map(), options_.threads);
-    }
-
     void run_network() {
         const RetinaFaceModel& m = *model_;
         const int threads = options_.threads;
+        layers_.threads = threads;
+        const KernelSet& kernels = layers_.kernels();
         // The stem conv, the first block and the second block's depthwise run fused
         // (kernels/mobilenet_stem.hpp), in float32 in any file. Then the backbone alternates two
         // buffers: a block's depthwise writes ping_[1], its pointwise ping_[0] (whose old content,
@@ -608,27 +441,27 @@ private:
             stem_scratch_ = make_aligned_floats(scratch);
             stem_scratch_floats_ = scratch;
         }
-        kernels_->mobilenet_stem(in, m.stem, first.dw.fp32, first.pw.fp32, second.dw.fp32, stem_scratch_.get(),
+        kernels.mobilenet_stem(in, m.stem, first.dw.fp32, first.pw.fp32, second.dw.fp32, stem_scratch_.get(),
                                  ping_[1].floats.map(), threads);
-        conv(second.pw, ping_[1], ping_[0]);
+        layers_.conv(second.pw, ping_[1], ping_[0]);
         const LayerMap* x = &ping_[0];
         int level = 0;
         for (std::size_t b = 2; b < m.blocks.size(); ++b) {
             const auto& block = m.blocks[b];
-            dwconv(block.dw, *x, ping_[1]);
+            layers_.dwconv(block.dw, *x, ping_[1]);
             // A stage's last output feeds the FPN and must outlive the ping-pong buffers.
             const bool stage_end = level < RetinaFaceModel::kLevels && static_cast<int>(b) == m.stage_end[level];
             LayerMap& pw_out = stage_end ? stage_[level++] : ping_[0];
-            conv(block.pw, ping_[1], pw_out);
+            layers_.conv(block.pw, ping_[1], pw_out);
             x = &pw_out;
         }
         // FPN: lateral 1x1s, then top-down: o2 = merge2(o2 + up(o3)), o1 = merge1(o1 + up(o2)).
         // The laterals and merge2's output are float (the up-sample-add is).
-        for (int k = 0; k < RetinaFaceModel::kLevels; ++k) conv(m.fpn_output[k], stage_[k], lateral_[k]);
+        for (int k = 0; k < RetinaFaceModel::kLevels; ++k) layers_.conv(m.fpn_output[k], stage_[k], lateral_[k]);
         const LayerMap* coarser = &lateral_[2];
         for (int k = RetinaFaceModel::kLevels - 2; k >= 0; --k) {
-            kernels_->upsample_nearest_add(coarser->floats.map(), lateral_[k].floats.map(), threads);
-            conv(m.fpn_merge[k], lateral_[k], merged_[k]);
+            kernels.upsample_nearest_add(coarser->floats.map(), lateral_[k].floats.map(), threads);
+            layers_.conv(m.fpn_merge[k], lateral_[k], merged_[k]);
             coarser = &merged_[k];
         }
         const LayerMap* features[RetinaFaceModel::kLevels] = {&merged_[0], &merged_[1], &lateral_[2]};
@@ -641,7 +474,7 @@ private:
             if (m.deformable_context) {
                 // The same dataflow as below, every conv deformable (ContextModule::deformable), float32.
                 const auto deformable = [&](int i, const FeatureMap& in, const FeatureMap& to) {
-                    run_modulated_deform_conv(*kernels_, c.deformable[i], in, context_offsets_, to, threads);
+                    run_modulated_deform_conv(kernels, c.deformable[i], in, context_offsets_, to, threads);
                 };
                 context_t_.floats.resize(f.h(), f.w(), 16);
                 context_u_.floats.resize(f.h(), f.w(), 16);
@@ -651,13 +484,13 @@ private:
                 deformable(3, context_t_.floats.map(), context_u_.floats.map());
                 deformable(4, context_u_.floats.map(), out.channels(48, 16));
             } else {
-                conv_into(c.conv3x3, f, out.channels(0, 32));
-                conv(c.conv5x5_1, f, context_t_);
-                conv_into(c.conv5x5_2, context_t_, out.channels(32, 16));
-                conv(c.conv7x7_2, context_t_, context_u_);
-                conv_into(c.conv7x7_3, context_u_, out.channels(48, 16));
+                layers_.conv_into(c.conv3x3, f, out.channels(0, 32));
+                layers_.conv(c.conv5x5_1, f, context_t_);
+                layers_.conv_into(c.conv5x5_2, context_t_, out.channels(32, 16));
+                layers_.conv(c.conv7x7_2, context_t_, context_u_);
+                layers_.conv_into(c.conv7x7_3, context_u_, out.channels(48, 16));
             }
-            conv(m.heads[k], out, heads_[k]);
+            layers_.conv(m.heads[k], out, heads_[k]);
         }
     }
 
@@ -720,18 +553,16 @@ private:
 
     std::shared_ptr<const RetinaFaceModel> model_;
     RetinaFaceOptions options_;
-    const KernelSet* kernels_;
+    LayerRunner layers_; // the kernels, and the int8 layers' scratch and calibration observer
     // Scratch memory, sized at the first call for an input size and reused after.
     StemImage stem_input_;    // the network input: the frame's bytes, or input_
     FeatureBuffer input_;     // the frame resampled to the network's size, when it is not that size
     LayerMap ping_[2], context_t_, context_u_;
-    QuantizedBuffer quantized_input_; // a float map quantised for the int8 layer reading it
     AlignedFloats stem_scratch_; // the fused stem's rows (StemScratch), for every thread
     std::size_t stem_scratch_floats_ = 0;
     FeatureBuffer context_offsets_; // deformable_context: a context conv's predicted offsets and mask
     LayerMap stage_[RetinaFaceModel::kLevels], lateral_[RetinaFaceModel::kLevels], merged_[RetinaFaceModel::kLevels - 1];
     FeatureBuffer context_[RetinaFaceModel::kLevels], heads_[RetinaFaceModel::kLevels];
-    CalibrationObserver observer_;
     std::vector<Prior> priors_;
     int priors_h_ = -1, priors_w_ = -1;
     std::vector<Candidate> candidates_;
