@@ -9,6 +9,7 @@
 //                                      (OPS, integer operations counted as FLOPS are)
 //   dense/<isa>/<items>x<in_h>x<in_w>x<cin>-><cout>            one dense layer over a batch (FLOPS)
 //   BM_MTCNN_VGA/<isa>                 the cascade on shared/golden/crowd_640x480.png, 1 thread
+//   BM_MTCNN_VGA_Int8/<isa>            the same with weights/mtcnn_int8.facet (setup.sh's int8 file)
 //   BM_MTCNN_VGA/<best isa>/threads:2  the same with pyramid levels and crops on two threads
 //   BM_MTCNN_VGA/<best isa>/threads:N/neighbour   1 and 2 threads while another process keeps
 //                                      one core busy (noisy_neighbour.hpp)
@@ -19,7 +20,7 @@
 // crops, O-Net, landmarks, NMS). pnet_boxes and rnet_boxes are how many candidates P-Net and R-Net
 // pass on (the crops the next stage runs), faces what O-Net keeps.
 //
-// Inputs: weights/mtcnn.facet (FACET_WEIGHTS_DIR overrides the directory) and the golden frame
+// Inputs: weights/mtcnn.facet and mtcnn_int8.facet (FACET_WEIGHTS_DIR overrides the directory) and the golden frame
 // (FACET_SHARED overrides the shared directory); when either is missing the cascade cases report
 // an error saying how to make it, and the kernel cases still run. Times are wall-clock
 // (UseRealTime), as in bench_models.cpp.
@@ -98,7 +99,7 @@ void bm_maxpool(benchmark::State& state, const KernelSet* kernels, int k, int c,
 }
 
 // An unpadded k x k conv (k = 2 or 3) with PReLU on a cin x h x w map, float or int8, as
-// conv_valid runs it: a 3x3 is the padded kernel on the map's interior. FLOPS / OPS: 2 x the
+// LayerRunner runs it unpadded: a 3x3 is the padded kernel on the map's interior. FLOPS / OPS: 2 x the
 // multiply-accumulates of the real output channels.
 void bm_conv_prelu(benchmark::State& state, const KernelSet* kernels, int k, int cin, int h, int w, int cout, bool int8) {
     const int oh = h - k + 1, ow = w - k + 1, inset = (k - 1) / 2;
@@ -132,7 +133,7 @@ void bm_conv_prelu(benchmark::State& state, const KernelSet* kernels, int k, int
         const std::vector<float> weights(static_cast<std::size_t>(cout) * cin * k * k, 0.01f);
         const PackedConv packed = pack_conv(weights.data(), bias.data(), cout, cin, k, 1, prelu);
         for (auto _ : state) {
-            conv_valid_into(*kernels, packed, in.map(), out.map(), 1);
+            kernels->conv_for(packed)(in.map().pixels(inset, inset, h - 2 * inset, w - 2 * inset), packed, out.map(), 1);
             benchmark::ClobberMemory();
         }
     }
@@ -166,9 +167,9 @@ struct CascadeInputs {
     std::string error; // non-empty: the cascade cases skip with this message
 };
 
-CascadeInputs load_cascade_inputs() {
+CascadeInputs load_cascade_inputs(const std::string& weights) {
     CascadeInputs in;
-    const std::string model_path = env_or("FACET_WEIGHTS_DIR", FACET_SOURCE_DIR "/weights") + "/mtcnn.facet";
+    const std::string model_path = env_or("FACET_WEIGHTS_DIR", FACET_SOURCE_DIR "/weights") + "/" + weights;
     const std::string frame_path = env_or("FACET_SHARED", FACET_SOURCE_DIR "/../shared") + "/golden/crowd_640x480.png";
     if (!std::ifstream(model_path).good()) {
         in.error = model_path + " not found: run ./setup.sh to convert the weights (or set FACET_WEIGHTS_DIR)";
@@ -188,14 +189,16 @@ CascadeInputs load_cascade_inputs() {
     return in;
 }
 
-const CascadeInputs& cascade_inputs() {
-    static const CascadeInputs inputs = load_cascade_inputs();
-    return inputs;
+const CascadeInputs& cascade_inputs(bool int8) {
+    static const CascadeInputs fp32_inputs = load_cascade_inputs("mtcnn.facet");
+    if (!int8) return fp32_inputs;
+    static const CascadeInputs int8_inputs = load_cascade_inputs("mtcnn_int8.facet");
+    return int8_inputs;
 }
 
 // The untimed first call sizes the detector's scratch maps, which later frames reuse.
-void bm_cascade(benchmark::State& state, const KernelSet* kernels, int threads, bool neighbour) {
-    const CascadeInputs& in = cascade_inputs();
+void bm_cascade(benchmark::State& state, const KernelSet* kernels, int threads, bool neighbour, bool int8) {
+    const CascadeInputs& in = cascade_inputs(int8);
     if (!in.error.empty()) {
         state.SkipWithError(in.error.c_str());
         return;
@@ -266,15 +269,17 @@ const bool kRegistered = [] {
             register_case("dense" + suffix + std::to_string(d.items) + "x" + std::to_string(d.in_h) + "x" +
                               std::to_string(d.in_w) + "x" + std::to_string(d.cin) + "->" + std::to_string(d.cout),
                           bm_dense, kernels, d.items, d.in_h, d.in_w, d.cin, d.cout);
-        register_case(std::string("BM_MTCNN_VGA/") + kernels->isa, bm_cascade, kernels, 1, false)->Unit(benchmark::kMillisecond);
+        register_case(std::string("BM_MTCNN_VGA/") + kernels->isa, bm_cascade, kernels, 1, false, false)->Unit(benchmark::kMillisecond);
+        register_case(std::string("BM_MTCNN_VGA_Int8/") + kernels->isa, bm_cascade, kernels, 1, false, true)
+            ->Unit(benchmark::kMillisecond);
     }
     if (!isas.empty()) {
         const KernelSet* best = &kernel_set(isas.back());
-        register_case(std::string("BM_MTCNN_VGA/") + best->isa + "/threads:2", bm_cascade, best, 2, false)
+        register_case(std::string("BM_MTCNN_VGA/") + best->isa + "/threads:2", bm_cascade, best, 2, false, false)
             ->Unit(benchmark::kMillisecond);
         for (int threads : {1, 2})
             register_case(std::string("BM_MTCNN_VGA/") + best->isa + "/threads:" + std::to_string(threads) + "/neighbour",
-                          bm_cascade, best, threads, true)
+                          bm_cascade, best, threads, true, false)
                 ->Unit(benchmark::kMillisecond);
     }
     return true;
