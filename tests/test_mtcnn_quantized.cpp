@@ -21,8 +21,12 @@
 // FACET_INT8_GATE_FILE=PATH gates another int8 MTCNN file instead (a facet-quantize setting under trial).
 #include <doctest/doctest.h>
 #include <facet/facet.hpp>
+#include <facet/io/files.hpp>
+#include <facet/io/weights_writer.hpp>
 
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -51,7 +55,55 @@ std::shared_ptr<const MtcnnModel> int8_model() {
     return MtcnnModel::from_file(test::required_weights_path("mtcnn_int8.facet"));
 }
 
+// setup's int8 file with its metadata passed through `edit_metadata` and tensor `replaced` (if
+// named) holding `value`, as bytes.
+std::vector<std::uint8_t> edited_int8_file(std::string (*edit_metadata)(std::string), const std::string& replaced = {},
+                                           std::int32_t value = 0) {
+    const std::string path = test::required_weights_path("mtcnn_int8.facet");
+    const std::vector<std::uint8_t> bytes = read_file(path, WeightFile::kMaxFileSize, "weight file");
+    std::uint64_t offset = 0, size = 0; // the header's meta_offset and meta_size (weights/FORMAT.md)
+    std::memcpy(&offset, bytes.data() + 24, 8);
+    std::memcpy(&size, bytes.data() + 32, 8);
+    const std::string metadata = edit_metadata(std::string(reinterpret_cast<const char*>(bytes.data() + offset), size));
+    const WeightFile file = WeightFile::from_bytes(bytes.data(), bytes.size(), path);
+    std::vector<TensorRecord> tensors;
+    for (const WeightTensor& t : file.tensors()) {
+        const std::vector<std::uint32_t> shape(t.shape.begin(), t.shape.end());
+        if (t.name == replaced) tensors.push_back(TensorRecord::of(t.name, t.dtype, shape, &value, 1));
+        else if (t.dtype == DType::int8) tensors.push_back(TensorRecord::of(t.name, t.dtype, shape, t.int8s, t.count));
+        else if (t.dtype == DType::int32) tensors.push_back(TensorRecord::of(t.name, t.dtype, shape, t.ints, t.count));
+        else tensors.push_back(TensorRecord::of(t.name, t.dtype, shape, t.data, t.count));
+    }
+    return write_weight_bytes(metadata, tensors, format_version_for(tensors));
+}
+
+std::string unchanged(std::string metadata) { return metadata; }
+
+std::string says_bf16(std::string metadata) {
+    const std::string int8 = "\"precision\": \"int8\"";
+    metadata.replace(metadata.find(int8), int8.size(), "\"precision\": \"bf16\"");
+    return metadata;
+}
+
+// The error loading `bytes` as an MTCNN gives, or "" if it loads.
+std::string load_error(const std::vector<std::uint8_t>& bytes) {
+    try {
+        MtcnnModel model(WeightFile::from_bytes(bytes.data(), bytes.size(), "edited.facet"));
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
 } // namespace
+
+TEST_CASE("an int8 MTCNN file loads as written and is refused, by name, where it is wrong") {
+    CHECK(load_error(edited_int8_file(unchanged)) == "");
+    CHECK(load_error(edited_int8_file(unchanged, "onet.conv1.input_zero_point", 300)) ==
+          "edited.facet: onet.conv1: input_zero_point must be in [0, 255]");
+    CHECK(load_error(edited_int8_file(says_bf16)) ==
+          "edited.facet: bad metadata (precision): precision 'bf16' is not supported by MTCNN (fp32 or int8 are)");
+}
 
 TEST_CASE("int8 MTCNN keeps the float32 faces on every shared image and instruction set") {
     const auto fp32 = MtcnnModel::from_file(test::required_weights_path("mtcnn.facet"));
