@@ -20,6 +20,12 @@ build/bin/facet-quantize weights/retinaface_mnet025_official.facet weights/retin
   --percentile 99.999 --keep-fp32 '^body\.stage1' --keep-fp32 '^fpn\.output3|^ssh3' \
   --calibrate "$(image crowd.jpg)" "$(image multiface.jpg)" "$(image sample.jpg)"
 
+# The int8 MTCNN, calibrated on the same three images; only O-Net's first conv is int8: any P-Net or
+# R-Net conv in int8 changes which candidates survive the cascade's NMS and fails issue 19's gate
+# (README.md, "int8 MTCNN"; tests/test_mtcnn_quantized.cpp).
+build/bin/facet-quantize weights/mtcnn.facet weights/mtcnn_int8.facet --keep-fp32 '^(pnet|rnet)\.|^onet\.conv[234]' \
+  --calibrate "$(image crowd.jpg)" "$(image multiface.jpg)" "$(image sample.jpg)"
+
 # A one-image sanity check of every RetinaFace file: six faces in multiface.jpg. A checkpoint
 # read with the wrong activations finds dozens of ghosts instead.
 for model in weights/retinaface_*.facet; do

@@ -1,9 +1,15 @@
 // MTCNN benchmarks: the kernels it adds, at the shapes the cascade runs them, and the whole cascade
 // on one 640x480 frame, per instruction set.
 //
-//   maxpool2x2_s2/<isa>/<c>x<h>x<w>, maxpool3x3_s2/<isa>/...   one pooling call (bytes)
+//   maxpool2x2_s2/<isa>/<c>x<h>x<w>, maxpool3x3_s2/<isa>/...   one pooling call (bytes); `_int8`
+//                                      after the kernel's name: the same on a uint8 map
+//   conv3x3_s1/<isa>/<cin>x<h>x<w>-><cout>, conv2x2_s1/...     one unpadded conv with PReLU, as the
+//                                      cascade runs it (FLOPS); `_int8` after the kernel's name:
+//                                      the int8 kernel, uint8 maps in and out, PReLU requantised
+//                                      (OPS, integer operations counted as FLOPS are)
 //   dense/<isa>/<items>x<in_h>x<in_w>x<cin>-><cout>            one dense layer over a batch (FLOPS)
 //   BM_MTCNN_VGA/<isa>                 the cascade on shared/golden/crowd_640x480.png, 1 thread
+//   BM_MTCNN_VGA_Int8/<isa>            the same with weights/mtcnn_int8.facet (setup.sh's int8 file)
 //   BM_MTCNN_VGA/<best isa>/threads:2  the same with pyramid levels and crops on two threads
 //   BM_MTCNN_VGA/<best isa>/threads:N/neighbour   1 and 2 threads while another process keeps
 //                                      one core busy (noisy_neighbour.hpp)
@@ -14,7 +20,7 @@
 // crops, O-Net, landmarks, NMS). pnet_boxes and rnet_boxes are how many candidates P-Net and R-Net
 // pass on (the crops the next stage runs), faces what O-Net keeps.
 //
-// Inputs: weights/mtcnn.facet (FACET_WEIGHTS_DIR overrides the directory) and the golden frame
+// Inputs: weights/mtcnn.facet and mtcnn_int8.facet (FACET_WEIGHTS_DIR overrides the directory) and the golden frame
 // (FACET_SHARED overrides the shared directory); when either is missing the cascade cases report
 // an error saying how to make it, and the kernel cases still run. Times are wall-clock
 // (UseRealTime), as in bench_models.cpp.
@@ -26,6 +32,7 @@
 #include "noisy_neighbour.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <exception>
 #include <fstream>
@@ -58,17 +65,80 @@ benchmark::internal::Benchmark* register_case(const std::string& name, Args&&...
 }
 
 // bytes: the input and output maps the call reads and writes, padded channel lanes included.
-void bm_maxpool(benchmark::State& state, const KernelSet* kernels, int k, int c, int h, int w) {
-    FeatureBuffer in(h, w, c), out(maxpool_out_size(h, k, 2), maxpool_out_size(w, k, 2), c);
-    fill_random(in.map(), 1);
-    const MaxPoolKernel pool = k == 2 ? kernels->maxpool2x2_s2 : kernels->maxpool3x3_s2;
-    for (auto _ : state) {
-        pool(in.map(), out.map(), 1);
-        benchmark::ClobberMemory();
+void bm_maxpool(benchmark::State& state, const KernelSet* kernels, int k, int c, int h, int w, bool int8) {
+    const int oh = maxpool_out_size(h, k, 2), ow = maxpool_out_size(w, k, 2);
+    std::size_t lane_bytes = sizeof(float);
+    int cstride = 0;
+    if (int8) {
+        QuantizedBuffer in, out;
+        in.resize(h, w, c, QuantParams{0.05f, 128});
+        out.resize(oh, ow, c, in.map().q);
+        std::mt19937 rng(1);
+        for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x)
+                for (int ch = 0; ch < c; ++ch) in.map().at(y, x)[ch] = static_cast<std::uint8_t>(rng() % 256);
+        const MaxPoolInt8Kernel pool = k == 2 ? kernels->maxpool2x2_s2_int8 : kernels->maxpool3x3_s2_int8;
+        for (auto _ : state) {
+            pool(in.map(), out.map(), 1);
+            benchmark::ClobberMemory();
+        }
+        lane_bytes = 1;
+        cstride = in.map().cstride;
+    } else {
+        FeatureBuffer in(h, w, c), out(oh, ow, c);
+        fill_random(in.map(), 1);
+        const MaxPoolKernel pool = k == 2 ? kernels->maxpool2x2_s2 : kernels->maxpool3x3_s2;
+        for (auto _ : state) {
+            pool(in.map(), out.map(), 1);
+            benchmark::ClobberMemory();
+        }
+        cstride = in.map().cstride;
     }
-    const double bytes = (static_cast<double>(h) * w + static_cast<double>(out.map().h) * out.map().w) *
-                         in.map().cstride * sizeof(float);
+    const double bytes = (static_cast<double>(h) * w + static_cast<double>(oh) * ow) * cstride * lane_bytes;
     state.counters["bytes"] = Rate(bytes, Rate::kIsIterationInvariantRate, Rate::kIs1000);
+}
+
+// An unpadded k x k conv (k = 2 or 3) with PReLU on a cin x h x w map, float or int8, as
+// LayerRunner runs it unpadded: a 3x3 is the padded kernel on the map's interior. FLOPS / OPS: 2 x the
+// multiply-accumulates of the real output channels.
+void bm_conv_prelu(benchmark::State& state, const KernelSet* kernels, int k, int cin, int h, int w, int cout, bool int8) {
+    const int oh = h - k + 1, ow = w - k + 1, inset = (k - 1) / 2;
+    const std::vector<float> bias(static_cast<std::size_t>(cout), 0.1f), slopes(static_cast<std::size_t>(cout), 0.25f);
+    const Epilogue prelu{Activation::prelu, 0.0f, slopes.data()};
+    if (int8) {
+        // Bytes and weights spread over their ranges; zero point 128 (values do not change the time).
+        constexpr QuantParams kActivation{0.05f, 128};
+        QuantizedBuffer in, out;
+        in.resize(h, w, cin, kActivation);
+        out.resize(oh, ow, cout, kActivation);
+        std::mt19937 rng(1);
+        for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x)
+                for (int c = 0; c < cin; ++c) in.map().at(y, x)[c] = static_cast<std::uint8_t>(rng() % 256);
+        std::vector<std::int8_t> weights(static_cast<std::size_t>(cout) * cin * k * k);
+        for (auto& v : weights) v = static_cast<std::int8_t>(static_cast<int>(rng() % 256) - 128);
+        const std::vector<float> weight_scale(static_cast<std::size_t>(cout), 0.01f);
+        PackedConvInt8 packed = pack_conv_int8({weights.data(), weight_scale.data(), bias.data(), kActivation, prelu}, cout, cin, k, 1,
+                                               "benchmark conv");
+        set_output(packed, true, kActivation);
+        const ConvInt8Kernel kernel = kernels->conv_int8_for(packed);
+        const QuantizedMap interior = in.map().pixels(inset, inset, h - 2 * inset, w - 2 * inset);
+        for (auto _ : state) {
+            kernel(interior, packed, {&out.map(), nullptr}, 1);
+            benchmark::ClobberMemory();
+        }
+    } else {
+        FeatureBuffer in(h, w, cin), out(oh, ow, cout);
+        fill_random(in.map(), 1);
+        const std::vector<float> weights(static_cast<std::size_t>(cout) * cin * k * k, 0.01f);
+        const PackedConv packed = pack_conv(weights.data(), bias.data(), cout, cin, k, 1, prelu);
+        for (auto _ : state) {
+            kernels->conv_for(packed)(in.map().pixels(inset, inset, h - 2 * inset, w - 2 * inset), packed, out.map(), 1);
+            benchmark::ClobberMemory();
+        }
+    }
+    state.counters[int8 ? "OPS" : "FLOPS"] =
+        Rate(2.0 * oh * ow * cout * cin * k * k, Rate::kIsIterationInvariantRate, Rate::kIs1000);
 }
 
 // FLOPS: 2 x the multiply-accumulates of the real (unpadded) output channels.
@@ -97,9 +167,9 @@ struct CascadeInputs {
     std::string error; // non-empty: the cascade cases skip with this message
 };
 
-CascadeInputs load_cascade_inputs() {
+CascadeInputs load_cascade_inputs(const std::string& weights) {
     CascadeInputs in;
-    const std::string model_path = env_or("FACET_WEIGHTS_DIR", FACET_SOURCE_DIR "/weights") + "/mtcnn.facet";
+    const std::string model_path = env_or("FACET_WEIGHTS_DIR", FACET_SOURCE_DIR "/weights") + "/" + weights;
     const std::string frame_path = env_or("FACET_SHARED", FACET_SOURCE_DIR "/../shared") + "/golden/crowd_640x480.png";
     if (!std::ifstream(model_path).good()) {
         in.error = model_path + " not found: run ./setup.sh to convert the weights (or set FACET_WEIGHTS_DIR)";
@@ -119,14 +189,16 @@ CascadeInputs load_cascade_inputs() {
     return in;
 }
 
-const CascadeInputs& cascade_inputs() {
-    static const CascadeInputs inputs = load_cascade_inputs();
-    return inputs;
+const CascadeInputs& cascade_inputs(bool int8) {
+    static const CascadeInputs fp32_inputs = load_cascade_inputs("mtcnn.facet");
+    if (!int8) return fp32_inputs;
+    static const CascadeInputs int8_inputs = load_cascade_inputs("mtcnn_int8.facet");
+    return int8_inputs;
 }
 
 // The untimed first call sizes the detector's scratch maps, which later frames reuse.
-void bm_cascade(benchmark::State& state, const KernelSet* kernels, int threads, bool neighbour) {
-    const CascadeInputs& in = cascade_inputs();
+void bm_cascade(benchmark::State& state, const KernelSet* kernels, int threads, bool neighbour, bool int8) {
+    const CascadeInputs& in = cascade_inputs(int8);
     if (!in.error.empty()) {
         state.SkipWithError(in.error.c_str());
         return;
@@ -171,6 +243,11 @@ const bool kRegistered = [] {
     // P-Net's pool on the VGA frame's first pyramid level (385x289 -> conv -> 383x287), R-Net's
     // two, O-Net's three.
     const Pool pools[] = {{2, 10, 287, 383}, {3, 28, 22, 22}, {3, 48, 9, 9}, {3, 32, 46, 46}, {3, 64, 21, 21}, {2, 64, 8, 8}};
+    struct Conv { int k, cin, h, w, cout; };
+    // P-Net's three on the VGA frame's first pyramid level (385x289), R-Net's three, O-Net's four.
+    const Conv convs[] = {{3, 3, 289, 385, 10}, {3, 10, 144, 192, 16}, {3, 16, 142, 190, 32},
+                          {3, 3, 24, 24, 28},   {3, 28, 11, 11, 48},   {2, 48, 4, 4, 64},
+                          {3, 3, 48, 48, 32},   {3, 32, 23, 23, 64},   {3, 64, 10, 10, 64}, {2, 64, 4, 4, 128}};
     struct Dense { int items, in_h, in_w, cin, cout; };
     // R-Net's hidden layer and heads, O-Net's.
     const Dense denses[] = {{kRnetCrops, 3, 3, 64, 128}, {kRnetCrops, 1, 1, 128, 6}, {kOnetCrops, 3, 3, 128, 256}, {kOnetCrops, 1, 1, 256, 16}};
@@ -179,21 +256,30 @@ const bool kRegistered = [] {
         const KernelSet* kernels = &kernel_set(isa);
         const std::string suffix = std::string("/") + kernels->isa + "/";
         for (const Pool& p : pools)
-            register_case((p.k == 2 ? "maxpool2x2_s2" : "maxpool3x3_s2") + suffix + map_name(p.c, p.h, p.w), bm_maxpool,
-                          kernels, p.k, p.c, p.h, p.w);
+            for (bool int8 : {false, true})
+                register_case((p.k == 2 ? "maxpool2x2_s2" : "maxpool3x3_s2") + std::string(int8 ? "_int8" : "") + suffix +
+                                  map_name(p.c, p.h, p.w),
+                              bm_maxpool, kernels, p.k, p.c, p.h, p.w, int8);
+        for (const Conv& c : convs)
+            for (bool int8 : {false, true})
+                register_case((c.k == 2 ? "conv2x2_s1" : "conv3x3_s1") + std::string(int8 ? "_int8" : "") + suffix +
+                                  map_name(c.cin, c.h, c.w) + "->" + std::to_string(c.cout),
+                              bm_conv_prelu, kernels, c.k, c.cin, c.h, c.w, c.cout, int8);
         for (const Dense& d : denses)
             register_case("dense" + suffix + std::to_string(d.items) + "x" + std::to_string(d.in_h) + "x" +
                               std::to_string(d.in_w) + "x" + std::to_string(d.cin) + "->" + std::to_string(d.cout),
                           bm_dense, kernels, d.items, d.in_h, d.in_w, d.cin, d.cout);
-        register_case(std::string("BM_MTCNN_VGA/") + kernels->isa, bm_cascade, kernels, 1, false)->Unit(benchmark::kMillisecond);
+        register_case(std::string("BM_MTCNN_VGA/") + kernels->isa, bm_cascade, kernels, 1, false, false)->Unit(benchmark::kMillisecond);
+        register_case(std::string("BM_MTCNN_VGA_Int8/") + kernels->isa, bm_cascade, kernels, 1, false, true)
+            ->Unit(benchmark::kMillisecond);
     }
     if (!isas.empty()) {
         const KernelSet* best = &kernel_set(isas.back());
-        register_case(std::string("BM_MTCNN_VGA/") + best->isa + "/threads:2", bm_cascade, best, 2, false)
+        register_case(std::string("BM_MTCNN_VGA/") + best->isa + "/threads:2", bm_cascade, best, 2, false, false)
             ->Unit(benchmark::kMillisecond);
         for (int threads : {1, 2})
             register_case(std::string("BM_MTCNN_VGA/") + best->isa + "/threads:" + std::to_string(threads) + "/neighbour",
-                          bm_cascade, best, threads, true)
+                          bm_cascade, best, threads, true, false)
                 ->Unit(benchmark::kMillisecond);
     }
     return true;

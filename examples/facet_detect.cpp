@@ -261,7 +261,7 @@ std::vector<Models> load_models(const Args& args, int copies, int threads) {
         for (Models& m : models) {
             auto mtcnn = std::make_shared<facet::Mtcnn>(model, options);
             m.detect = [mtcnn](const facet::Image& image) { return mtcnn->detect(image); };
-            m.precision = "fp32";
+            m.precision = model->precision;
         }
     } else {
         facet::RetinaFaceOptions options = args.options;

@@ -1,5 +1,5 @@
-// facet-quantize: turns a float32 RetinaFace file into an int8 one (weights/FORMAT.md, "int8"),
-// calibrated by running the float network on images.
+// facet-quantize: turns a float32 RetinaFace or MTCNN file into an int8 one (weights/FORMAT.md,
+// "int8"), calibrated by running the float network on images.
 //
 // Exit status: 0 on success, 1 when an input (model, image, output path) is bad, 2 on a usage error.
 #include <algorithm>
@@ -11,6 +11,7 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <facet/facet.hpp>
@@ -26,11 +27,12 @@ using facet::cli::UsageError;
 
 const char* const kUsage = R"(usage: facet-quantize IN.facet OUT.facet --calibrate IMAGE... [options]
 
-Writes OUT.facet, the RetinaFace of IN.facet (float32) with its convs in int8: weights symmetric
-per output channel, activations uint8 with a scale and zero point per conv input, measured by
-running the float network on the calibration images (at the detector's default size, longer
-side 640) and on crops of their largest faces. The fused stem (first conv, first block, second
-depthwise) and the heads stay float32.
+Writes OUT.facet, the RetinaFace or MTCNN of IN.facet (float32) with its convs in int8: weights
+symmetric per output channel, activations uint8 with a scale and zero point per conv input,
+measured by running the float network on the calibration images (RetinaFace at the detector's
+default size, longer side 640; MTCNN's whole cascade with the file's defaults) and on crops of
+their largest faces. RetinaFace's fused stem (first conv, first block, second depthwise) and
+heads stay float32; so do MTCNN's heads and dense layers (its convs are int8 unless --keep-fp32).
 
 options:
   --calibrate IMAGE...  calibration images (at least one; every argument after it up to the next option)
@@ -46,11 +48,12 @@ options:
   --face-crops N        also calibrate on squares around the N largest faces the float network
                         finds in each image, 1.6 and 2.5 times the face's side, so that the
                         calibration sees faces filling the frame (default 4; 0: none)
-  --no-equalise         skip the cross-layer equalisation of the backbone's channel ranges (an
-                        exact rescaling of the float network that int8 needs far fewer levels for)
+  --no-equalise         skip RetinaFace's cross-layer equalisation of the backbone's channel ranges
+                        (an exact rescaling of the float network that int8 needs far fewer levels
+                        for; MTCNN has none)
   --keep-fp32 REGEX     keep float32 every conv whose module name contains a match of REGEX
-                        (ECMAScript syntax, e.g. 'fpn\.' or '^ssh'; a pointwise keeps its
-                        depthwise too); repeatable
+                        (ECMAScript syntax, e.g. 'fpn\.', '^ssh' or '^onet\.conv1'; a pointwise
+                        keeps its depthwise too); repeatable
   --no-bias-correction  skip the bias correction (each int8 layer's bias moved, in network order,
                         by how far the means of its output before the activation drift from the
                         float network's on the calibration images)
@@ -212,15 +215,17 @@ facet::QuantParams activation_params(float lo, float hi) {
     return {scale, std::clamp(static_cast<int>(std::nearbyint(-lo / scale)), 0, 255)};
 }
 
-// Runs `detector` on every image; `see` gets each conv's input as the conv reads it.
-void run_calibration(facet::RetinaFace& detector, const std::vector<facet::Image>& images, const facet::CalibrationObserver& see) {
+// Runs `detector` (RetinaFace, Mtcnn) on every image; `see` gets each conv's input as the conv reads it.
+template <class Detector>
+void run_calibration(Detector& detector, const std::vector<facet::Image>& images, const facet::CalibrationObserver& see) {
     detector.set_calibration_observer(see);
     for (const facet::Image& image : images) detector.detect(image);
     detector.set_calibration_observer(nullptr);
 }
 
 // The same for a float network, whose every conv reads a float map.
-void run_float_calibration(facet::RetinaFace& detector, const std::vector<facet::Image>& images,
+template <class Detector>
+void run_float_calibration(Detector& detector, const std::vector<facet::Image>& images,
                            const std::function<void(const std::string&, const facet::FeatureMap&)>& see) {
     run_calibration(detector, images, [&](const std::string& layer, const facet::LayerInput& in) { see(layer, *in.floats); });
 }
@@ -232,7 +237,8 @@ struct InputMeans {
     std::vector<std::string> order;
 };
 
-InputMeans input_means(facet::RetinaFace& detector, const std::vector<facet::Image>& images, const std::string& only = {}) {
+template <class Detector>
+InputMeans input_means(Detector& detector, const std::vector<facet::Image>& images, const std::string& only = {}) {
     InputMeans r;
     std::map<std::string, double> pixels;
     run_calibration(detector, images, [&](const std::string& layer, const facet::LayerInput& in) {
@@ -450,8 +456,9 @@ std::vector<std::uint8_t> int8_file_bytes(const facet::WeightFile& file, const s
 // of its float input) and the int8 layer's (its dequantised weights times the means of the uint8
 // map it reads in the network whose earlier layers are already corrected). A conv is linear, so
 // those means are exact up to the border, where both see the same zero padding.
-// `float_network` runs `file`.
-std::map<std::string, std::vector<float>> corrected_biases(const facet::WeightFile& file, facet::RetinaFace& float_network,
+// `float_network` (a RetinaFace or an Mtcnn) runs `file`.
+template <class Detector>
+std::map<std::string, std::vector<float>> corrected_biases(const facet::WeightFile& file, Detector& float_network,
                                                             const std::map<std::string, Int8Layer>& int8,
                                                             const std::vector<facet::Image>& images, const std::string& metadata) {
     const InputMeans float_means = input_means(float_network, images);
@@ -460,8 +467,8 @@ std::map<std::string, std::vector<float>> corrected_biases(const facet::WeightFi
         const auto q = int8.find(layer);
         if (q == int8.end()) continue;
         const std::vector<std::uint8_t> bytes = int8_file_bytes(file, int8, shift, metadata);
-        facet::RetinaFace network(
-            std::make_shared<const facet::RetinaFaceModel>(facet::WeightFile::from_bytes(bytes.data(), bytes.size(), "int8 network")));
+        using Model = std::decay_t<decltype(float_network.model())>;
+        Detector network(std::make_shared<const Model>(facet::WeightFile::from_bytes(bytes.data(), bytes.size(), "int8 network")));
         const InputMeans int8_means = input_means(network, images, layer);
         const std::vector<double>& int8_mean = int8_means.means.at(layer);
         const std::vector<double>& float_mean = float_means.means.at(layer);
@@ -492,7 +499,8 @@ std::map<std::string, std::vector<float>> corrected_biases(const facet::WeightFi
 // `image`, 1.6 and 2.5 times the face's longer side (clipped to the image). Group photos hold
 // faces of a few dozen pixels, and the coarsest level's maps then never see the values a face
 // filling the frame makes: clipped there, a portrait's box grew 8% (README, "int8 RetinaFace").
-std::vector<facet::Image> face_crops(facet::RetinaFace& detector, const facet::Image& image, int count) {
+template <class Detector>
+std::vector<facet::Image> face_crops(Detector& detector, const facet::Image& image, int count) {
     std::vector<facet::Face> faces = detector.detect(image);
     const auto side = [](const facet::Face& f) { return std::max(f.box[2] - f.box[0], f.box[3] - f.box[1]); };
     std::stable_sort(faces.begin(), faces.end(), [&](const facet::Face& a, const facet::Face& b) { return side(a) > side(b); });
@@ -528,45 +536,43 @@ std::set<std::string> layers_matching(const std::vector<std::string>& patterns, 
     return layers;
 }
 
-int run(const Args& a) {
-    const facet::WeightFile original = facet::WeightFile::load(a.in);
-    const auto original_model = std::make_shared<const facet::RetinaFaceModel>(original);
-    if (original_model->precision != "fp32")
-        throw facet::Error(a.in + ": is already " + original_model->precision + " (facet-quantize wants a float32 file)");
-    if (original_model->deformable_context) throw facet::Error(a.in + ": deformable context modules have no int8 form");
+// The calibration images of `a`, then the face crops of each (--face-crops) that `finder` finds.
+template <class Detector>
+std::vector<facet::Image> calibration_images(const Args& a, Detector& finder) {
     std::vector<facet::Image> images;
     for (const std::string& path : a.images) images.push_back(facet::load_image(path));
-    if (a.face_crops > 0) {
-        facet::RetinaFace finder(original_model);
+    if (a.face_crops > 0)
         for (std::size_t i = 0, files = images.size(); i < files; ++i)
             for (facet::Image& crop : face_crops(finder, images[i], a.face_crops)) images.push_back(std::move(crop));
-    }
-    const std::string original_metadata = metadata_text(a.in);
+    return images;
+}
 
-    // The float network to quantise: the file's, or its equalised twin (the same function).
-    const std::vector<std::uint8_t> equalised = a.equalise ? equalised_file(original, *original_model, images, original_metadata)
-                                                           : std::vector<std::uint8_t>();
-    const facet::WeightFile file = a.equalise ? facet::WeightFile::from_bytes(equalised.data(), equalised.size(), a.in + " (equalised)")
-                                              : facet::WeightFile::load(a.in);
-    facet::RetinaFace detector(std::make_shared<const facet::RetinaFaceModel>(file));
+// The input range of every conv of the float network `detector` runs, over `images`.
+template <class Detector>
+std::map<std::string, InputRange> input_ranges(Detector& detector, const std::vector<facet::Image>& images, const Args& a) {
     std::map<std::string, InputRange> ranges;
     run_float_calibration(detector, images, [&](const std::string& layer, const facet::FeatureMap& m) { ranges[layer].see_extremes(m); });
     if (a.method != "minmax")
         run_float_calibration(detector, images, [&](const std::string& layer, const facet::FeatureMap& m) { ranges[layer].see_histogram(m); });
-    std::set<std::string> keep_fp32 = layers_matching(a.keep_fp32, ranges, "--keep-fp32");
-    const std::set<std::string> minmax = layers_matching(a.minmax, ranges, "--minmax");
-    // An int8 depthwise writes uint8 for its pointwise only: a float32 pointwise keeps its depthwise float32.
-    for (const auto& block : original_model->blocks)
-        if (keep_fp32.count(block.pw.name)) keep_fp32.insert(block.dw.name);
+    return ranges;
+}
 
+// Which convs become int8 (with their weights and input quantisation) and which stay float32,
+// each list in the file's order.
+struct Int8Selection {
     std::map<std::string, Int8Layer> int8;
-    std::vector<std::string> int8_layers, fp32_layers; // in the file's order
+    std::vector<std::string> int8_layers, fp32_layers;
+};
+
+Int8Selection select_int8(const facet::WeightFile& file, const std::map<std::string, InputRange>& ranges,
+                          const std::set<std::string>& keep_fp32, const std::set<std::string>& minmax, const Args& a) {
+    Int8Selection s;
     for (const facet::WeightTensor& t : file.tensors()) {
         const std::string layer = layer_of(t.name, ".weight");
         const auto range = ranges.find(layer);
         if (range == ranges.end()) continue;
         if (keep_fp32.count(layer)) {
-            fp32_layers.push_back(layer);
+            s.fp32_layers.push_back(layer);
             continue;
         }
         const InputRange& r = range->second;
@@ -574,47 +580,107 @@ int run(const Args& a) {
         const auto [lo, hi] = a.method == "minmax" || minmax.count(layer) ? std::pair<float, float>{r.lo, r.hi}
                               : a.method == "percentile"                  ? r.quantiles(outside)
                                                                           : r.least_divergence(outside);
-        int8.emplace(layer, Int8Layer::of(t, activation_params(lo, hi)));
-        int8_layers.push_back(layer);
+        s.int8.emplace(layer, Int8Layer::of(t, activation_params(lo, hi)));
+        s.int8_layers.push_back(layer);
     }
-    if (int8_layers.empty()) throw facet::Error("--keep-fp32 keeps every conv float32: nothing is left to quantise");
+    if (s.int8_layers.empty()) throw facet::Error("--keep-fp32 keeps every conv float32: nothing is left to quantise");
+    return s;
+}
 
+// IN's metadata with "precision": "int8" and the "quantization" record (weights/FORMAT.md).
+std::string int8_metadata(const Args& a, const std::set<std::string>& minmax, const Int8Selection& selection, bool equalised) {
     std::vector<std::string> image_names;
     for (const std::string& path : a.images) image_names.push_back(base_name(path));
     std::string quantization = "\"precision\": \"int8\", \"quantization\": {\"method\": " + json_string(a.method);
     if (a.method != "minmax") quantization += ", \"percentile\": " + facet::cli::format_number(a.percentile);
     quantization += ", \"minmax_layers\": " + json_list({minmax.begin(), minmax.end()});
-    quantization += std::string(", \"channel_equalisation\": ") + (a.equalise ? "true" : "false");
+    quantization += std::string(", \"channel_equalisation\": ") + (equalised ? "true" : "false");
     quantization += std::string(", \"bias_correction\": ") + (a.correct_bias ? "true" : "false");
     quantization += ", \"calibration_images\": " + json_list(image_names) + ", \"face_crops\": " + std::to_string(a.face_crops) +
                     ", \"weights\": \"int8 symmetric per output channel\"" +
-                    ", \"activations\": \"uint8 asymmetric per tensor\", \"int8_layers\": " + json_list(int8_layers) +
-                    ", \"float32_layers\": " + json_list(fp32_layers) + "}, ";
-    std::string metadata = original_metadata;
+                    ", \"activations\": \"uint8 asymmetric per tensor\", \"int8_layers\": " + json_list(selection.int8_layers) +
+                    ", \"float32_layers\": " + json_list(selection.fp32_layers) + "}, ";
+    std::string metadata = metadata_text(a.in);
     const std::size_t brace = metadata.find('{');
     if (brace == std::string::npos) throw facet::Error(a.in + ": metadata is not a JSON object");
     metadata.insert(brace + 1, quantization);
+    return metadata;
+}
+
+// Writes OUT: `file` (the float network `detector` runs) with the selected convs int8, their
+// biases corrected unless --no-bias-correction. `always_float` says what else stays float32.
+template <class Detector>
+void write_int8_file(const Args& a, const facet::WeightFile& file, Detector& detector, const std::vector<facet::Image>& images,
+                     const Int8Selection& selection, const std::set<std::string>& minmax, bool equalised, const std::string& always_float) {
+    using Model = std::decay_t<decltype(detector.model())>;
+    const std::string metadata = int8_metadata(a, minmax, selection, equalised);
     // The int8 layers must fit together (the model's load checks that convs reading one uint8 map
     // agree on its quantisation) before the bias correction runs them; and what is written must
     // load as the model it is meant to be.
     const auto check_loads = [&](const std::vector<std::uint8_t>& bytes) {
         try {
-            facet::RetinaFaceModel(facet::WeightFile::from_bytes(bytes.data(), bytes.size(), a.out));
+            Model(facet::WeightFile::from_bytes(bytes.data(), bytes.size(), a.out));
         } catch (const facet::Error& e) {
             if (a.minmax.empty()) throw;
             throw facet::Error(std::string(e.what()) + " (--minmax must match every conv reading one map)");
         }
     };
-    check_loads(int8_file_bytes(file, int8, {}, metadata));
+    check_loads(int8_file_bytes(file, selection.int8, {}, metadata));
     std::map<std::string, std::vector<float>> bias_shift;
-    if (a.correct_bias) bias_shift = corrected_biases(file, detector, int8, images, metadata);
-    const std::vector<std::uint8_t> bytes = int8_file_bytes(file, int8, bias_shift, metadata);
+    if (a.correct_bias) bias_shift = corrected_biases(file, detector, selection.int8, images, metadata);
+    const std::vector<std::uint8_t> bytes = int8_file_bytes(file, selection.int8, bias_shift, metadata);
     check_loads(bytes);
     facet::save_weight_file(a.out, bytes);
-    std::cerr << "facet-quantize: " << a.out << ": " << int8_layers.size() << " convs int8, " << fp32_layers.size()
-              << " kept float32 (and the stem and heads), calibrated on " << images.size() << " images ("
+    std::cerr << "facet-quantize: " << a.out << ": " << selection.int8_layers.size() << " convs int8, " << selection.fp32_layers.size()
+              << " kept float32 (and " << always_float << "), calibrated on " << images.size() << " images ("
               << images.size() - a.images.size() << " of them face crops)\n";
+}
+
+int quantise_retinaface(const Args& a, const facet::WeightFile& original) {
+    const auto original_model = std::make_shared<const facet::RetinaFaceModel>(original);
+    if (original_model->precision != "fp32")
+        throw facet::Error(a.in + ": is already " + original_model->precision + " (facet-quantize wants a float32 file)");
+    if (original_model->deformable_context) throw facet::Error(a.in + ": deformable context modules have no int8 form");
+    facet::RetinaFace finder(original_model);
+    const std::vector<facet::Image> images = calibration_images(a, finder);
+
+    // The float network to quantise: the file's, or its equalised twin (the same function).
+    const std::vector<std::uint8_t> equalised = a.equalise ? equalised_file(original, *original_model, images, metadata_text(a.in))
+                                                           : std::vector<std::uint8_t>();
+    const facet::WeightFile file = a.equalise ? facet::WeightFile::from_bytes(equalised.data(), equalised.size(), a.in + " (equalised)")
+                                              : facet::WeightFile::load(a.in);
+    facet::RetinaFace detector(std::make_shared<const facet::RetinaFaceModel>(file));
+    const std::map<std::string, InputRange> ranges = input_ranges(detector, images, a);
+    std::set<std::string> keep_fp32 = layers_matching(a.keep_fp32, ranges, "--keep-fp32");
+    const std::set<std::string> minmax = layers_matching(a.minmax, ranges, "--minmax");
+    // An int8 depthwise writes uint8 for its pointwise only: a float32 pointwise keeps its depthwise float32.
+    for (const auto& block : original_model->blocks)
+        if (keep_fp32.count(block.pw.name)) keep_fp32.insert(block.dw.name);
+    write_int8_file(a, file, detector, images, select_int8(file, ranges, keep_fp32, minmax, a), minmax, a.equalise,
+                    "the stem and heads");
     return 0;
+}
+
+// MTCNN: the three nets' convs (calibrated on what the whole cascade feeds them: P-Net the
+// pyramid, R-Net and O-Net the crops of the previous stage's candidates); heads and dense layers
+// stay float32.
+int quantise_mtcnn(const Args& a, const facet::WeightFile& file) {
+    const auto model = std::make_shared<const facet::MtcnnModel>(file);
+    if (model->precision != "fp32") throw facet::Error(a.in + ": is already " + model->precision + " (facet-quantize wants a float32 file)");
+    facet::Mtcnn detector(model);
+    const std::vector<facet::Image> images = calibration_images(a, detector);
+    const std::map<std::string, InputRange> ranges = input_ranges(detector, images, a);
+    const std::set<std::string> keep_fp32 = layers_matching(a.keep_fp32, ranges, "--keep-fp32");
+    const std::set<std::string> minmax = layers_matching(a.minmax, ranges, "--minmax");
+    write_int8_file(a, file, detector, images, select_int8(file, ranges, keep_fp32, minmax, a), minmax, false,
+                    "the heads and dense layers");
+    return 0;
+}
+
+int run(const Args& a) {
+    const facet::WeightFile original = facet::WeightFile::load(a.in);
+    if (original.model_kind() == "mtcnn") return quantise_mtcnn(a, original);
+    return quantise_retinaface(a, original);
 }
 
 } // namespace

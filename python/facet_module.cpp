@@ -311,6 +311,8 @@ Raises facet.Error for a missing or wrong weight file or an option out of range.
               py::arg("model"), py::kw_only(), py::arg("min_face") = py::none(), py::arg("factor") = py::none(),
               py::arg("thresholds") = py::none(), py::arg("threads") = 1);
     def_detect(mtcnn);
+    mtcnn.def_property_readonly("precision", [](PyMtcnn& self) { return self.detector.model().precision; },
+                                "the weight file's precision: 'fp32' or 'int8'");
 
     py::class_<PyLandmarker>(m, "FaceLandmarker", R"(Dense face landmarks (98 WFLW or 68 iBUG points).
 

@@ -72,20 +72,23 @@ TEST_CASE("RetinaFace::detect allocates nothing per frame once warm (fp32, int8,
     }
 }
 
-TEST_CASE("Mtcnn::detect allocates nothing per frame once warm (1 and 2 threads)") {
+TEST_CASE("Mtcnn::detect allocates nothing per frame once warm (fp32 and int8, 1 and 2 threads)") {
     using namespace facet;
     const Image frame = load_image(test::shared_path("golden/crowd_640x480.png"));
-    Mtcnn detector(test::weights_path("mtcnn.facet"));
-    for (int threads : {1, 2}) {
-        CAPTURE(threads);
-        detector.options().threads = threads;
-        std::vector<Face> faces;
-        detector.detect(frame, faces); // warm-up: maps, pyramid, candidate lists, sort buffers
-        detector.detect(frame, faces);
-        const long before = g_allocations.load();
-        detector.detect(frame, faces);
-        CHECK(g_allocations.load() - before == 0);
-        CHECK(faces.size() > 10);
+    for (const char* file : {"mtcnn.facet", "mtcnn_int8.facet"}) {
+        CAPTURE(std::string(file));
+        Mtcnn detector(test::required_weights_path(file));
+        for (int threads : {1, 2}) {
+            CAPTURE(threads);
+            detector.options().threads = threads;
+            std::vector<Face> faces;
+            detector.detect(frame, faces); // warm-up: maps, pyramid, candidate lists, sort buffers
+            detector.detect(frame, faces);
+            const long before = g_allocations.load();
+            detector.detect(frame, faces);
+            CHECK(g_allocations.load() - before == 0);
+            CHECK(faces.size() > 10);
+        }
     }
 }
 

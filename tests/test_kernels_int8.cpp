@@ -1,8 +1,11 @@
 // The int8 kernels (kernels/conv_int8.hpp) on every instruction set this CPU runs, byte for byte
 // against the scalar references (kernels/reference_int8.hpp), over odd channel counts, odd sizes
-// (borders on every side), both strides, uint8 and float outputs and every int8 activation.
+// (borders on every side), both strides, uint8 and float outputs and every int8 activation (PReLU
+// with slopes of either sign and above 1, as a PReLU may learn).
 #include <doctest/doctest.h>
+#include <facet/kernels/maxpool_size.hpp>
 #include <facet/kernels/reference_int8.hpp>
+#include <facet/kernels/reference_mtcnn.hpp>
 
 #include <cstdint>
 #include <random>
@@ -16,7 +19,11 @@ using facet::test::all_kernel_sets;
 
 namespace {
 
-const Epilogue kInt8Epilogues[] = {{Activation::none, 0.0f}, {Activation::relu, 0.0f}, {Activation::leaky_relu, 0.1f}};
+// One PReLU slope per channel for up to 256 channels: negative, zero, fractional and above 1.
+const std::vector<float> kPreluSlopes = test::random_floats(256, 11, -0.5f, 1.5f);
+const Epilogue kPrelu{Activation::prelu, 0.0f, kPreluSlopes.data()};
+const Epilogue kInt8Epilogues[] = {{Activation::none, 0.0f}, {Activation::relu, 0.0f}, {Activation::leaky_relu, 0.1f}, kPrelu};
+constexpr unsigned kInt8EpilogueCount = sizeof(kInt8Epilogues) / sizeof(kInt8Epilogues[0]);
 
 // The full range of both types, so that a kernel that saturates (vpmaddubsw) or mixes up which
 // operand is signed fails.
@@ -94,6 +101,17 @@ void check_dense_int8(int k, int stride, int cin, int cout, int h, int w, Epilog
     }
 }
 
+// 1x1, 2x2, 3x3 stride 1 and 3x3 stride 2, on maps of odd and even sides; seed moves past the seeds used.
+void check_every_dense_shape(int cin, int cout, Epilogue activation, bool bytes_out, unsigned& seed) {
+    CAPTURE(cin);
+    CAPTURE(cout);
+    CAPTURE(bytes_out);
+    check_dense_int8(1, 1, cin, cout, 5, 13, activation, bytes_out, seed++);
+    check_dense_int8(2, 1, cin, cout, 6, 11, activation, bytes_out, seed++);
+    check_dense_int8(3, 1, cin, cout, 7, 9, activation, bytes_out, seed++);
+    check_dense_int8(3, 2, cin, cout, 9, 7, activation, bytes_out, seed++);
+}
+
 void check_depthwise_int8(int stride, int ch, int h, int w, Epilogue activation, unsigned seed) {
     QuantizedBuffer in;
     in.resize(h, w, ch, QuantParams{0.01f, 37});
@@ -131,6 +149,20 @@ TEST_CASE("int8 requantisation: hand-computed bytes, rounding half to even, clam
     CHECK(r.real(-8, 0) == -1.0f);
 }
 
+TEST_CASE("int8 requantisation with PReLU: each channel's own slope, either sign") {
+    const float slopes[] = {0.25f, -0.5f, 3.0f};
+    Requantization r;
+    r.activation = {Activation::prelu, 0.0f, slopes};
+    r.multiplier = {0.5f, 0.5f, 0.5f};
+    r.quantized_output = true;
+    r.output = QuantParams{1.0f, 10};
+    CHECK(r.byte(-8, 0) == 9);   // -4 * 0.25 = -1
+    CHECK(r.byte(-8, 1) == 12);  // -4 * -0.5 = 2
+    CHECK(r.byte(-2, 2) == 7);   // -1 * 3 = -3
+    CHECK(r.byte(6, 1) == 13);   // positive: the slope plays no part
+    CHECK(r.real(-5, 2) == -7.5f);
+}
+
 TEST_CASE("int8 zero-point folding: a conv on bytes equals the float conv on their real values") {
     // One 1x1 conv, 2 -> 1 channels: real inputs (200 - 100) * 0.1 = 10 and (50 - 100) * 0.1 = -5,
     // weights 3 * 0.5 = 1.5 and -2 * 0.5 = -1, bias 4: 15 + 5 + 4 = 24.
@@ -149,18 +181,13 @@ TEST_CASE("int8 zero-point folding: a conv on bytes equals the float conv on the
     }
 }
 
-TEST_CASE("int8 pointwise and dense 3x3 (stride 1 and 2): SIMD equals the reference byte for byte") {
-    unsigned seed = 1;
+TEST_CASE("int8 pointwise, dense 2x2 and dense 3x3 (stride 1 and 2): SIMD equals the reference byte for byte") {
+    unsigned seed = 1, round = 0;
     for (int cin : {1, 3, 7, 17, 64})
         for (int cout : {1, 3, 17, 32, 70})
             for (bool bytes_out : {true, false}) {
-                const Epilogue e = kInt8Epilogues[seed % 3];
-                CAPTURE(cin);
-                CAPTURE(cout);
-                CAPTURE(bytes_out);
-                check_dense_int8(1, 1, cin, cout, 5, 13, e, bytes_out, seed++);
-                check_dense_int8(3, 1, cin, cout, 7, 9, e, bytes_out, seed++);
-                check_dense_int8(3, 2, cin, cout, 9, 7, e, bytes_out, seed++);
+                // By round, not by seed: the seed moves by the checks per round, a multiple of 4.
+                check_every_dense_shape(cin, cout, kInt8Epilogues[round++ % kInt8EpilogueCount], bytes_out, seed);
             }
     check_dense_int8(1, 1, 256, 256, 1, 1, kInt8Epilogues[2], true, 99); // one pixel; the largest reduction
     check_dense_int8(3, 2, 16, 16, 1, 2, kInt8Epilogues[1], true, 98);
@@ -175,9 +202,66 @@ TEST_CASE("int8 depthwise 3x3 stride 1 and 2: SIMD equals the reference byte for
                 CAPTURE(stride);
                 CAPTURE(h);
                 CAPTURE(w);
-                check_depthwise_int8(stride, c, h, w, kInt8Epilogues[seed % 3], seed);
+                check_depthwise_int8(stride, c, h, w, kInt8Epilogues[seed % kInt8EpilogueCount], seed);
                 ++seed;
             }
+}
+
+// MTCNN's convs (3x3 and 2x2 with PReLU, cin = 3 for the first, 1x1 heads) over the channel
+// counts around a vector's width and a VNNI group's four bytes.
+TEST_CASE("int8 dense convs with PReLU at MTCNN's channel counts: SIMD equals the reference byte for byte") {
+    unsigned seed = 500;
+    for (int cin : {1, 3, 7, 10, 16, 17, 32})
+        for (int cout : {1, 3, 7, 10, 16, 17, 32})
+            for (bool bytes_out : {true, false}) check_every_dense_shape(cin, cout, kPrelu, bytes_out, seed);
+    check_dense_int8(2, 1, 64, 128, 2, 2, kPrelu, true, 599); // O-Net's conv4 on its smallest map: one output
+}
+
+// The ring holds a zero point above most bytes: a pool that read it at the far edges, instead of
+// clipping its partial windows there, would raise their maxima to it.
+TEST_CASE("uint8 max-pool 2x2 and 3x3 stride 2, ceil mode: SIMD equals the reference byte for byte") {
+    const QuantParams q{0.02f, 250};
+    unsigned seed = 700;
+    for (int k : {2, 3})
+        for (int c : {1, 3, 7, 10, 16, 17, 28, 32, 48, 64})
+            for (auto [h, w] : {std::pair<int, int>{3, 3}, {4, 4}, {9, 9}, {11, 10}, {22, 22}, {46, 45}}) {
+                CAPTURE(k);
+                CAPTURE(c);
+                CAPTURE(h);
+                CAPTURE(w);
+                QuantizedBuffer in, expected, out;
+                in.resize(h, w, c, q);
+                fill_bytes(in.map(), seed++);
+                const int oh = maxpool_out_size(h, k, 2), ow = maxpool_out_size(w, k, 2);
+                expected.resize(oh, ow, c, q);
+                ref::maxpool_ceil(in.map(), k, 2, expected.map());
+                for (const KernelSet* ks : all_kernel_sets()) {
+                    CAPTURE(std::string(ks->isa));
+                    out.resize(oh, ow, c, q);
+                    (k == 2 ? ks->maxpool2x2_s2_int8 : ks->maxpool3x3_s2_int8)(in.map(), out.map(), 1);
+                    CHECK(count_differences(out.map(), expected.map()) == 0);
+                }
+            }
+}
+
+TEST_CASE("uint8 max-pool: hand-computed windows, the partial ones at the far edges included") {
+    // A 3x3 map, one channel, bytes 10 * (row * 3 + column) + 1, ring at zero point 255:
+    // 3x3 stride 2 in ceil mode gives 2x2 outputs; the far ones pool the last row / column only.
+    QuantizedBuffer in, out;
+    in.resize(3, 3, 1, QuantParams{0.1f, 255});
+    for (int y = 0; y < 3; ++y)
+        for (int x = 0; x < 3; ++x) in.map().at(y, x)[0] = static_cast<std::uint8_t>(10 * (y * 3 + x) + 1);
+    in.map().at(0, 0)[0] = 200; // the top-left window's max is not its last pixel
+    in.map().at(2, 2)[0] = 0;   // the corner every window holds: the smallest byte
+    for (const KernelSet* ks : all_kernel_sets()) {
+        CAPTURE(std::string(ks->isa));
+        out.resize(2, 2, 1, in.map().q);
+        ks->maxpool3x3_s2_int8(in.map(), out.map(), 1);
+        CHECK(out.map().at(0, 0)[0] == 200);
+        CHECK(out.map().at(0, 1)[0] == 51); // column 2 of rows 0..2: 21, 51, 0
+        CHECK(out.map().at(1, 0)[0] == 71); // row 2: 61, 71, 0
+        CHECK(out.map().at(1, 1)[0] == 0);  // the corner alone
+    }
 }
 
 TEST_CASE("int8 quantisation of a float map: SIMD equals the reference") {

@@ -64,28 +64,30 @@ void check_dense(int items, int in_h, int in_w, int cin, int cout, Epilogue epil
 
 void check_conv_valid(int k, int cin, int cout, int h, int w, Epilogue epilogue, unsigned seed) {
     // Three channels come packed (channel stride 3), as the networks' input images do.
-    FeatureBuffer in;
-    in.resize(h, w, cin, cin == 3 ? 1 : kChannelAlign);
-    test::fill_random(in.map(), seed);
+    LayerMap in;
+    in.floats.resize(h, w, cin, cin == 3 ? 1 : kChannelAlign);
+    test::fill_random(in.floats.map(), seed);
     const auto weights = test::random_floats(static_cast<std::size_t>(cout) * cin * k * k, seed + 1);
     const auto bias = test::random_floats(static_cast<std::size_t>(cout), seed + 2);
     FeatureBuffer expected(h - k + 1, w - k + 1, cout);
-    ref::conv2d(in.map(), weights.data(), bias.data(), cout, k, 1, 0, 1, epilogue, expected.map());
+    ref::conv2d(in.floats.map(), weights.data(), bias.data(), cout, k, 1, 0, 1, epilogue, expected.map());
     // 3x3 stride 1 runs by Winograd where the input allows (a 16-aligned channel stride), else
     // directly: the interior view must suit both, so both are checked.
-    PackedConv winograd = pack_conv(weights.data(), bias.data(), cout, cin, k, 1, epilogue);
-    PackedConv direct = pack_conv(weights.data(), bias.data(), cout, cin, k, 1, epilogue);
-    direct.winograd.reset();
+    ConvLayer winograd, direct;
+    winograd.fp32 = pack_conv(weights.data(), bias.data(), cout, cin, k, 1, epilogue);
+    direct.fp32 = pack_conv(weights.data(), bias.data(), cout, cin, k, 1, epilogue);
+    direct.fp32.winograd.reset();
     for (const KernelSet* ks : all_kernel_sets())
-        for (const PackedConv* packed : {&winograd, &direct}) {
-            FeatureBuffer out;
-            conv_valid(*ks, *packed, in.map(), out, 1);
+        for (const ConvLayer* layer : {&winograd, &direct}) {
+            LayerRunner runner(*ks);
+            LayerMap out;
+            runner.conv(*layer, in, out, Padding::none);
             CAPTURE(std::string(ks->isa));
-            CAPTURE(packed == &winograd);
-            REQUIRE(out.map().h == h - k + 1);
-            REQUIRE(out.map().w == w - k + 1);
-            CHECK(test::max_scaled_error(out.map(), expected.map()) < kWinogradTolerance);
-            CHECK(test::padding_is_zero(out.map()));
+            CAPTURE(layer == &winograd);
+            REQUIRE(out.floats.map().h == h - k + 1);
+            REQUIRE(out.floats.map().w == w - k + 1);
+            CHECK(test::max_scaled_error(out.floats.map(), expected.map()) < kWinogradTolerance);
+            CHECK(test::padding_is_zero(out.floats.map()));
         }
 }
 

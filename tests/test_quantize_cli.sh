@@ -2,9 +2,10 @@
 # facet-quantize: a valid run writes an int8 file facet-detect runs and reports as int8; every
 # user error is refused with its exit status (2: usage, 1: bad input) and a message naming it,
 # and writes no file.
-# Usage: test_quantize_cli.sh FACET_QUANTIZE FACET_DETECT FLOAT.facet IMAGE
+# Then the same for an MTCNN file: every conv int8 still finds the one face of a portrait.
+# Usage: test_quantize_cli.sh FACET_QUANTIZE FACET_DETECT FLOAT.facet IMAGE MTCNN.facet PORTRAIT
 set -uo pipefail
-quantize="$1" detect="$2" model="$3" image="$4"
+quantize="$1" detect="$2" model="$3" image="$4" mtcnn="$5" portrait="$6"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0
@@ -57,5 +58,18 @@ else
   failed=$((failed + 1)); echo "FAIL: quantising $model with --method entropy and detecting with it"
 fi
 expect 1 "is already int8" "$tmp/int8.facet" "$tmp/out.facet" --calibrate "$image"
+
+# MTCNN: all ten convs int8 (P-Net's and R-Net's uint8 chains, the 2x2 convs into the dense
+# layers' batch, the first convs reading uint8 straight from the resampling).
+if "$quantize" "$mtcnn" "$tmp/mtcnn_int8.facet" --calibrate "$image" --face-crops 1 2>/dev/null &&
+   grep -qa '"int8_layers": \["pnet.conv1", "pnet.conv2", "pnet.conv3", "rnet.conv1", "rnet.conv2", "rnet.conv3", "onet.conv1", "onet.conv2", "onet.conv3", "onet.conv4"\], "float32_layers": \[\]' "$tmp/mtcnn_int8.facet" &&
+   "$detect" --detector mtcnn --model "$tmp/mtcnn_int8.facet" "$portrait" --json "$tmp/mtcnn.json" >/dev/null &&
+   grep -q '"precision": "int8"' "$tmp/mtcnn.json" && [ "$(grep -c '"score"' "$tmp/mtcnn.json")" -eq 1 ]; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: quantising $mtcnn and detecting the face of $portrait with it"
+fi
+expect 1 "--keep-fp32 ^pnet\.conv9: no such conv" "$mtcnn" "$tmp/out.facet" --calibrate "$image" --keep-fp32 '^pnet\.conv9'
+expect 1 "is already int8" "$tmp/mtcnn_int8.facet" "$tmp/out.facet" --calibrate "$image"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -56,8 +56,17 @@ def test_reduced_precision_files_run_and_say_so(precision):
 @pytest.mark.parametrize("name", ["crowd.jpg", "multiface.jpg"])
 def test_mtcnn_matches_the_command_line(name):
     detector = facet.Mtcnn(MTCNN)
+    assert detector.precision == "fp32"
     expected = facet_detect("--detector", "mtcnn", "--model", MTCNN, IMAGES / name)
     assert_same_faces(detector.detect(facet.load_image(str(IMAGES / name))), expected)
+
+
+def test_int8_mtcnn_runs_and_says_so():
+    model = str(WEIGHTS / "mtcnn_int8.facet")
+    detector = facet.Mtcnn(model)
+    assert detector.precision == "int8"
+    name = IMAGES / "selfie_group.jpg"
+    assert_same_faces(detector.detect(facet.load_image(str(name))), facet_detect("--detector", "mtcnn", "--model", model, name))
 
 
 def test_landmarks_and_head_pose_match_the_command_line():

@@ -43,6 +43,16 @@ inline AlignedFloats make_aligned_floats(std::size_t count) {
     return AlignedFloats(static_cast<float*>(p));
 }
 
+// The height x width pixels of `map` (FeatureMap, QuantizedMap) from (y, x) on, sharing its storage.
+template <class Map>
+Map pixels_of(const Map& map, int y, int x, int height, int width) {
+    Map s = map;
+    s.data = map.at(y, x);
+    s.h = height;
+    s.w = width;
+    return s;
+}
+
 // A non-owning view of one feature map (batch 1). `data` points at pixel (0, 0), channel 0;
 // pixels (y, x) for y in [-1, h] and x in [-1, w] are addressable (the zero ring).
 struct FeatureMap {
@@ -65,13 +75,7 @@ struct FeatureMap {
     // The h x w pixels from (y, x) on, sharing this map's storage: the view's ring is whatever
     // surrounds it here (this map's pixels, or its ring). Lets a padded kernel run as an unpadded
     // or asymmetrically padded one.
-    FeatureMap pixels(int y, int x, int height, int width) const {
-        FeatureMap s = *this;
-        s.data = at(y, x);
-        s.h = height;
-        s.w = width;
-        return s;
-    }
+    FeatureMap pixels(int y, int x, int height, int width) const { return pixels_of(*this, y, x, height, width); }
 };
 
 // The elements a padded map (FeatureMap, QuantizedMap) of h x w pixels, cstride lanes each,

@@ -1,5 +1,6 @@
-// facet: int8 convolutions on uint8 NHWC maps (kernels/int8_layout.hpp): dense 1x1 and 3x3 (stride
-// 1 or 2) by integer dot products, depthwise 3x3, and the float -> uint8 quantisation of a map.
+// facet: int8 convolutions on uint8 NHWC maps (kernels/int8_layout.hpp): dense 1x1, 2x2 (stride 1,
+// no padding: MTCNN's) and 3x3 (stride 1 or 2) by integer dot products, depthwise 3x3, and the
+// float -> uint8 quantisation of a map.
 //
 // Dense convs keep conv_nhwc.hpp's register tile (P pixels x V vectors of output channels); the
 // reduction steps over input channels four at a time: four input bytes of a pixel, broadcast as
@@ -150,8 +151,8 @@ struct DotWiden {
 };
 
 // The requantisation (int8_layout.hpp) of output channels [o, o + N): the Requantization's
-// activation is a kernel Epilogue without PReLU, so activate's max(y, 0) / max(y, slope * y) is
-// the reference's, operand for operand.
+// activation is a kernel Epilogue (PReLU's slopes its own padded copy), so activate's max(y, 0),
+// max(y, slope * y) or select(y > 0, y, y * slopes) is the reference's, operand for operand.
 template <class Arch>
 inline Batch<Arch> requantized_real(const Int32s<Arch>& acc, const Requantization& r, int o) {
     return activate<Arch>(xsimd::batch_cast<float>(acc) * Batch<Arch>::load_unaligned(r.multiplier.data() + o), r.activation, o);
@@ -221,7 +222,7 @@ inline void conv_int8_rows(const QuantizedMap& in, const PackedConvInt8& w, Out*
     });
 }
 
-// out = requantise(conv_KxK_strideS(in) + bias), padding (K - 1) / 2. in.c == w.cin; the output
+// out = requantise(conv_KxK_strideS(in) + bias), padding (K - 1) / 2 (none for K = 2). in.c == w.cin; the output
 // (out.bytes or out.floats, as w.requant says) is conv_out_size x cout, possibly a channel slice.
 template <class Arch, class D, int K, int S>
 void conv_int8_nhwc(const QuantizedMap& in, const PackedConvInt8& w, const ConvInt8Output& out, int threads) {
@@ -291,7 +292,7 @@ void quantize_nhwc(const FeatureMap& in, const QuantizedMap& out, int threads) {
 // The int8 kernels of one instruction set (the KernelSet's int8 block).
 struct Int8KernelTable {
     const char* path;
-    ConvInt8Kernel conv1x1, conv3x3_s1, conv3x3_s2;
+    ConvInt8Kernel conv1x1, conv2x2_s1, conv3x3_s1, conv3x3_s2;
     DepthwiseInt8Kernel dwconv3x3_s1, dwconv3x3_s2;
     QuantizeKernel quantize;
 };
@@ -301,6 +302,7 @@ template <class Arch, class D>
 Int8KernelTable int8_table(const char* path) {
     return {path,
             &conv_int8_nhwc<Arch, D, 1, 1>,
+            &conv_int8_nhwc<Arch, D, 2, 1>,
             &conv_int8_nhwc<Arch, D, 3, 1>,
             &conv_int8_nhwc<Arch, D, 3, 2>,
             &dwconv3x3_int8_nhwc<Arch, 1>,

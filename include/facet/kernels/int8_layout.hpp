@@ -10,11 +10,13 @@
 // (zp - zp) * w = 0, exactly the zero padding of the float network.
 //
 // Requantisation (requantize below), the same in the SIMD kernels and the scalar references:
-//   y = activation(float(acc) * multiplier[o])       one float multiply, then max(y, slope * y) or max(y, 0)
+//   y = activation(float(acc) * multiplier[o])       one float multiply, then max(y, 0), max(y, slope * y)
+//                                                    or PReLU's y > 0 ? y : y * slopes[o]
 //   uint8 out:  q = nearbyint(clamp(y, -zp, 255 - zp)) + zp   (round half to even, the default mode)
 //   float out:  y as it is (a layer feeding a float one)
 // with multiplier = scale_in * weight_scale[o] / scale_out (uint8 out) or scale_in * weight_scale[o]
-// (float out). The activation commutes with the positive multiplier, so it acts on the real value.
+// (float out). The activation commutes with the positive multiplier (PReLU's too: it is linear on
+// each side of zero), so it acts on the real value.
 // Every step is an IEEE single operation on the same operands in the same order, so every ISA's
 // kernel gives the reference's bytes exactly (tests/test_kernels_int8.cpp).
 #pragma once
@@ -63,6 +65,8 @@ struct QuantizedMap {
         s.c = count;
         return s;
     }
+    // As FeatureMap::pixels: the valid (unpadded) 3x3 conv is the padded kernel on the interior.
+    QuantizedMap pixels(int y, int x, int height, int width) const { return pixels_of(*this, y, x, height, width); }
 };
 
 // Owns a QuantizedMap's storage, ring included. Reallocates only to grow; refills the ring with
@@ -90,8 +94,10 @@ private:
 };
 
 // The requantisation epilogue of every int8 kernel (top of file): acc -> uint8 or float.
+// Move-only: a PReLU activation points at prelu_slopes.
 struct Requantization {
-    Epilogue activation;            // none, relu or leaky_relu (0 <= slope <= 1)
+    Epilogue activation;            // none, relu, leaky_relu (0 <= slope <= 1) or prelu (slopes: prelu_slopes)
+    AlignedFloats prelu_slopes;     // [c_pad], zero-padded (the SIMD epilogue loads whole vectors)
     std::vector<float> multiplier;  // [c_pad]: scale_in * weight_scale[o] (/ scale_out for uint8 out)
     bool quantized_output = false;
     QuantParams output;             // quantized_output only
@@ -101,8 +107,10 @@ struct Requantization {
         switch (activation.kind) {
         case Activation::relu: return std::max(y, 0.0f);
         case Activation::leaky_relu: return std::max(y, y * activation.slope);
-        default: return y;
+        case Activation::prelu: return y > 0.0f ? y : y * activation.slopes[o]; // the SIMD select's operands
+        case Activation::none: break;
         }
+        return y;
     }
     std::uint8_t byte(std::int32_t acc, int o) const { return static_cast<std::uint8_t>(output.requantize_clamped(real(acc, o))); }
 };
@@ -145,7 +153,7 @@ inline void check_int8_source(const Int8ConvSource& s, int cout, const std::stri
     for (int o = 0; o < cout; ++o)
         if (!valid_int8_scale(s.weight_scale[o]))
             throw Error(int8_scale_error(what, "weight_scale[" + std::to_string(o) + "]", s.weight_scale[o]));
-    if (s.activation.kind == Activation::prelu) throw Error(what + ": PReLU has no int8 kernel");
+    if (s.activation.kind == Activation::prelu && !s.activation.slopes) throw Error(what + ": PReLU without slopes");
 }
 
 // Sets how a layer's output is stored: uint8 with `output` (to an int8 consumer), or float.
@@ -164,11 +172,11 @@ struct Int8OutputChannels {
     std::vector<float> weight_scale;
     Requantization requant;           // float output until set_output says otherwise
 
-    void init(const Int8ConvSource& s, int count_pad) {
+    void init(const Int8ConvSource& s, int count, int count_pad) {
         input = s.input;
         bias.assign(static_cast<std::size_t>(count_pad), 0);
         weight_scale.assign(static_cast<std::size_t>(count_pad), 0.0f);
-        requant.activation = s.activation;
+        requant.activation = own_epilogue(s.activation, count, count_pad, requant.prelu_slopes);
         requant.multiplier.assign(static_cast<std::size_t>(count_pad), 0.0f);
     }
     // Channel o, whose int8 weights sum to `weight_sum`.
@@ -178,7 +186,7 @@ struct Int8OutputChannels {
     }
 };
 
-// A dense k x k int8 conv (k = 1 or 3, padding (k - 1) / 2). weights [k * k][cin_quads][cout_pad][4]:
+// A dense k x k int8 conv (k = 1, 2 or 3, padding (k - 1) / 2). weights [k * k][cin_quads][cout_pad][4]:
 // for one tap, four consecutive input channels' weights of one output channel are one int32,
 // what vpdpbusd multiplies with four input bytes; 16 output channels are one 64-byte vector.
 struct PackedConvInt8 : ConvShape, Int8OutputChannels {
@@ -191,7 +199,7 @@ inline PackedConvInt8 pack_conv_int8(const Int8ConvSource& s, int cout, int cin,
     PackedConvInt8 p;
     static_cast<ConvShape&>(p) = conv_shape(cout, cin, k, stride);
     p.cin_quads = (cin + 3) / 4;
-    p.init(s, p.cout_pad);
+    p.init(s, cout, p.cout_pad);
     p.weights.assign(static_cast<std::size_t>(k) * k * p.cin_quads * p.cout_pad * 4, 0);
     for (int o = 0; o < cout; ++o) {
         std::int32_t sum = 0;
@@ -225,7 +233,7 @@ inline PackedDepthwiseInt8 pack_depthwise_int8(const Int8ConvSource& s, int c, i
     p.c = c;
     p.c_pad = round_up(c, kChannelAlign);
     p.stride = stride;
-    p.init(s, p.c_pad);
+    p.init(s, c, p.c_pad);
     p.weights.assign(static_cast<std::size_t>(9) * p.c_pad, 0.0f);
     for (int ch = 0; ch < c; ++ch) {
         std::int32_t sum = 0;

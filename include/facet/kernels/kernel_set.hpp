@@ -43,6 +43,7 @@ using MobileNetStemKernel = void (*)(const StemImage& in, const PackedConv& conv
                                      const FeatureMap& out, int threads);
 using UpsampleAddKernel = void (*)(const FeatureMap& coarse, const FeatureMap& fine, int threads);
 using MaxPoolKernel = void (*)(const FeatureMap& in, const FeatureMap& out, int threads);
+using MaxPoolInt8Kernel = void (*)(const QuantizedMap& in, const QuantizedMap& out, int threads); // out keeps in.q
 using DenseKernel = void (*)(const FeatureMap& in, const PackedDense& w, const FeatureMap& out, int threads);
 using SparseProductKernel = void (*)(const SparseMatrix& a, const GraphFeatures& x, const GraphFeatures& out, int threads);
 using ChebyshevConvKernel = void (*)(const SparseMatrix& laplacian, const GraphFeatures& x, const PackedChebConv& w,
@@ -91,11 +92,14 @@ struct KernelSet {
     // int8 (kernels/*_int8.hpp)
     const char* int8_path;                // "avx512-vnni" where the CPU has it, else the vpmaddwd widening
     ConvInt8Kernel conv1x1_int8;          // dense int8 convs, uint8 or float out (conv_int8.hpp)
+    ConvInt8Kernel conv2x2_s1_int8;       // no padding (MTCNN)
     ConvInt8Kernel conv3x3_s1_int8;
     ConvInt8Kernel conv3x3_s2_int8;
     DepthwiseInt8Kernel dwconv3x3_s1_int8;
     DepthwiseInt8Kernel dwconv3x3_s2_int8;
     QuantizeKernel quantize_int8;         // float map -> uint8 map
+    MaxPoolInt8Kernel maxpool2x2_s2_int8; // as maxpool2x2_s2 and maxpool3x3_s2, on uint8 maps (maxpool.hpp)
+    MaxPoolInt8Kernel maxpool3x3_s2_int8;
 
     // bf16 (kernels/*_bf16.hpp): AVX512-BF16 kernels for layers with bf16 weights (PackedConv::bf16),
     // null unless the set is AVX-512's, compiled for AVX512-BF16, and the CPU has it. Without them a
@@ -123,6 +127,7 @@ struct KernelSet {
     // int8 (kernels/*_int8.hpp)
     ConvInt8Kernel conv_int8_for(const PackedConvInt8& w) const {
         if (w.k == 1 && w.stride == 1) return conv1x1_int8;
+        if (w.k == 2 && w.stride == 1) return conv2x2_s1_int8;
         if (w.k == 3 && w.stride == 1) return conv3x3_s1_int8;
         if (w.k == 3 && w.stride == 2) return conv3x3_s2_int8;
         throw Error("no int8 conv kernel for k=" + std::to_string(w.k) + " stride=" + std::to_string(w.stride));

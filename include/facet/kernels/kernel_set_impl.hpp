@@ -55,8 +55,8 @@ const KernelSet& make_kernel_set() {
         &dwconv3x3_nhwc<Arch, 2>,
         &mobilenet_stem_nhwc<Arch>,
         &upsample_nearest_add_nhwc<Arch>,
-        &maxpool_nhwc<Arch, 2, 2>,
-        &maxpool_nhwc<Arch, 3, 2>,
+        &maxpool_nhwc<Arch, 2, 2, FeatureMap>,
+        &maxpool_nhwc<Arch, 3, 2, FeatureMap>,
         &dense_nhwc<Arch>,
         &spmm_csr<Arch>,
         &chebyshev_conv<Arch>,
@@ -72,11 +72,14 @@ const KernelSet& make_kernel_set() {
         // int8 (kernels/*_int8.hpp)
         int8.path,
         int8.conv1x1,
+        int8.conv2x2_s1,
         int8.conv3x3_s1,
         int8.conv3x3_s2,
         int8.dwconv3x3_s1,
         int8.dwconv3x3_s2,
         int8.quantize,
+        &maxpool_nhwc<Arch, 2, 2, QuantizedMap>,
+        &maxpool_nhwc<Arch, 3, 2, QuantizedMap>,
         // bf16 (kernels/*_bf16.hpp)
 #if defined(__AVX512BF16__)
         bf16_kernel<I>(&conv1x1_bf16_nhwc),

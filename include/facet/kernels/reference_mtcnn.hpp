@@ -4,6 +4,7 @@
 #pragma once
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 
 #include "../core/tensor.hpp"
 #include "conv_weights.hpp"
@@ -12,11 +13,14 @@ namespace facet::ref {
 
 // out(y, x, c) = max of in over rows [y * stride, y * stride + k) and columns [x * stride,
 // x * stride + k) that lie inside in (ceil mode keeps the partial windows at the far edges).
-inline void maxpool_ceil(const FeatureMap& in, int k, int stride, const FeatureMap& out) {
+// Map: FeatureMap, or QuantizedMap (whose bytes pool as they are: quantisation is monotone).
+template <class Map>
+void maxpool_ceil(const Map& in, int k, int stride, const Map& out) {
+    using T = std::remove_pointer_t<decltype(in.data)>;
     for (int oy = 0; oy < out.h; ++oy)
         for (int ox = 0; ox < out.w; ++ox)
             for (int c = 0; c < in.c; ++c) {
-                float m = -std::numeric_limits<float>::infinity();
+                T m = std::numeric_limits<T>::lowest(); // every window holds a pixel, so it is replaced
                 for (int ky = 0; ky < k; ++ky)
                     for (int kx = 0; kx < k; ++kx) {
                         const int iy = oy * stride + ky, ix = ox * stride + kx;

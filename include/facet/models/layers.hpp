@@ -128,6 +128,10 @@ inline DepthwiseLayer load_depthwise_layer(const WeightFile& f, const std::strin
 
 } // namespace detail
 
+// How a conv meets the edge of its input: (k - 1) / 2 pixels of zero padding (RetinaFace's convs),
+// or none, output (h - k + 1) x (w - k + 1) ("valid": MTCNN's).
+enum class Padding { half_kernel, none };
+
 // Runs layers in their precision for one model call: the kernels, the threads, the scratch that
 // quantises a float map for an int8 reader, and the calibration observer. Like the detector that
 // owns it, one runner serves one thread at a time.
@@ -147,15 +151,16 @@ public:
     }
 
     // Runs `layer` in its precision on `in` into `out`, uint8 or float as the layer's output says.
-    void conv(const ConvLayer& layer, const LayerMap& in, LayerMap& out) {
-        const int oh = conv_out_size(in.h(), layer.k(), layer.stride()), ow = conv_out_size(in.w(), layer.k(), layer.stride());
+    void conv(const ConvLayer& layer, const LayerMap& in, LayerMap& out, Padding padding = Padding::half_kernel) {
         out.quantized = layer.quantized() && layer.int8.requant.quantized_output;
         if (!layer.quantized()) {
-            observe(layer.name, in.floats.map());
-            return conv(layer.fp32, in.floats.map(), out.floats);
+            const FeatureMap x = read_region(in.floats.map(), layer.k(), padding);
+            observe(layer.name, x);
+            return conv(layer.fp32, x, out.floats);
         }
-        const QuantizedMap& x = bytes_of(in, layer.int8.input);
+        const QuantizedMap x = read_region(bytes_of(in, layer.int8.input), layer.k(), padding);
         observe(layer.name, x);
+        const int oh = conv_out_size(x.h, layer.k(), layer.stride()), ow = conv_out_size(x.w, layer.k(), layer.stride());
         if (out.quantized) {
             out.bytes.resize(oh, ow, layer.cout(), layer.int8.requant.output);
             kernels_->conv_int8_for(layer.int8)(x, layer.int8, {&out.bytes.map(), nullptr}, threads);
@@ -165,13 +170,14 @@ public:
         }
     }
 
-    // The same into a channel slice of a float map (a concatenation).
-    void conv_into(const ConvLayer& layer, const LayerMap& in, const FeatureMap& out_slice) {
+    // The same into a channel slice of a float map (a concatenation), or a slice of a batch.
+    void conv_into(const ConvLayer& layer, const LayerMap& in, const FeatureMap& out_slice, Padding padding = Padding::half_kernel) {
         if (!layer.quantized()) {
-            observe(layer.name, in.floats.map());
-            return kernels_->conv_for(layer.fp32)(in.floats.map(), layer.fp32, out_slice, threads);
+            const FeatureMap x = read_region(in.floats.map(), layer.k(), padding);
+            observe(layer.name, x);
+            return kernels_->conv_for(layer.fp32)(x, layer.fp32, out_slice, threads);
         }
-        const QuantizedMap& x = bytes_of(in, layer.int8.input);
+        const QuantizedMap x = read_region(bytes_of(in, layer.int8.input), layer.k(), padding);
         observe(layer.name, x);
         kernels_->conv_int8_for(layer.int8)(x, layer.int8, {nullptr, &out_slice}, threads);
     }
@@ -199,6 +205,14 @@ private:
         quantized_input_.resize(f.h, f.w, f.c, q);
         kernels_->quantize_int8(f, quantized_input_.map(), threads);
         return quantized_input_.map();
+    }
+
+    // What a conv of size k reads of `map`: all of it, or for an unpadded 3x3 its interior, on
+    // which the padded kernel's border taps read the map's outermost pixels instead of the ring.
+    // (1x1 and 2x2 kernels have no padding either way.)
+    template <class Map>
+    static Map read_region(const Map& map, int k, Padding padding) {
+        return padding == Padding::none && k == 3 ? map.pixels(1, 1, map.h - 2, map.w - 2) : map;
     }
 
     void observe(const std::string& layer, const FeatureMap& floats) {

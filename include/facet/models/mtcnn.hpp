@@ -31,6 +31,7 @@
 #include "../io/weights.hpp"
 #include "../kernels/kernel_set.hpp"
 #include "../kernels/maxpool_size.hpp"
+#include "layers.hpp"
 #include "../post/nms.hpp"
 
 namespace facet {
@@ -136,19 +137,21 @@ public:
     }
 
     // Each net's two or three heads are stacked into one layer, so one pass computes them all.
+    // The convs are in the file's precision (float32, or int8: weights/FORMAT.md); the heads and
+    // the dense layers are float32.
     struct PNet {
-        PackedConv conv1, conv2, conv3; // 3x3, PReLU
-        PackedConv heads;               // 1x1 32 -> 2 logits | 4 box offsets
+        ConvLayer conv1, conv2, conv3; // 3x3, PReLU
+        PackedConv heads;              // 1x1 32 -> 2 logits | 4 box offsets
     };
     struct RNet {
-        PackedConv conv1, conv2, conv3; // 3x3, 3x3, 2x2, PReLU
-        PackedDense dense4;             // 3x3x64 -> 128, PReLU
-        PackedDense heads;              // 128 -> 2 logits | 4 box offsets
+        ConvLayer conv1, conv2, conv3; // 3x3, 3x3, 2x2, PReLU
+        PackedDense dense4;            // 3x3x64 -> 128, PReLU
+        PackedDense heads;             // 128 -> 2 logits | 4 box offsets
     };
     struct ONet {
-        PackedConv conv1, conv2, conv3, conv4; // 3x3, 3x3, 3x3, 2x2, PReLU
-        PackedDense dense5;                    // 3x3x128 -> 256, PReLU
-        PackedDense heads;                     // 256 -> 2 logits | 4 box offsets | 10 landmarks
+        ConvLayer conv1, conv2, conv3, conv4; // 3x3, 3x3, 3x3, 2x2, PReLU
+        PackedDense dense5;                   // 3x3x128 -> 256, PReLU
+        PackedDense heads;                    // 256 -> 2 logits | 4 box offsets | 10 landmarks
     };
 
     // Input normalisation: network channel c = (pixel[source_channel[c]] - mean[c]) * scale[c].
@@ -157,6 +160,8 @@ public:
     PNet pnet;
     RNet rnet;
     ONet onet;
+    // The file's "precision": "fp32" (when absent) or "int8" (facet-quantize: some convs int8).
+    std::string precision = "fp32";
 
     // The pipeline defaults the weight file names (min face, factor, thresholds).
     const MtcnnOptions& defaults() const { return defaults_; }
@@ -169,14 +174,20 @@ private:
 
 namespace detail {
 
-// `<net>.<conv>.weight` [cout][cin][k][k] and `.bias`, with the PReLU `<net>.<prelu>.weight` [cout]
-// fused into the conv's epilogue.
-inline PackedConv load_conv_prelu(const WeightFile& f, const std::string& net, const std::string& conv,
-                                  const std::string& prelu, int cin, int cout, int k) {
-    const WeightTensor& w = f.tensor(net + "." + conv + ".weight", {cout, cin, k, k});
-    const WeightTensor& b = f.tensor(net + "." + conv + ".bias", {cout});
+// Conv `<net>.<conv>` (stride 1) in the file's precision, with the PReLU `<net>.<prelu>.weight`
+// [cout] fused into its epilogue.
+inline ConvLayer load_conv_prelu(const WeightFile& f, const std::string& net, const std::string& conv,
+                                 const std::string& prelu, int cin, int cout, int k) {
     const WeightTensor& slopes = f.tensor(net + "." + prelu + ".weight", {cout});
-    return pack_conv(w.data, b.data, cout, cin, k, 1, Epilogue{Activation::prelu, 0.0f, slopes.data});
+    return load_layer(f, net + "." + conv, cin, cout, k, 1, Epilogue{Activation::prelu, 0.0f, slopes.data});
+}
+
+// An int8 conv writes uint8 for the int8 conv that reads its output next (in that conv's input
+// quantisation, which a max-pool between them keeps), float for a float reader or a float layer.
+inline void link_output(ConvLayer& producer, const ConvLayer* reader) {
+    if (!producer.quantized()) return;
+    const bool bytes = reader && reader->quantized();
+    set_output(producer.int8, bytes, bytes ? reader->int8.input : QuantParams{});
 }
 
 // nn.Linear `<net>.<dense>` reading an in_h x in_w x cin map, with its PReLU.
@@ -235,6 +246,12 @@ inline void MtcnnModel::load(const WeightFile& f) {
         check_options(defaults_);
         return 0;
     });
+    f.read_metadata("precision", [&](const json::Value& m) {
+        if (m.has("precision")) precision = m["precision"].string();
+        if (precision != "fp32" && precision != "int8")
+            throw Error("precision '" + precision + "' is not supported by MTCNN (fp32 or int8 are)");
+        return 0;
+    });
 
     pnet.conv1 = load_conv_prelu(f, "pnet", "conv1", "prelu1", 3, 10, 3);
     pnet.conv2 = load_conv_prelu(f, "pnet", "conv2", "prelu2", 10, 16, 3);
@@ -256,20 +273,18 @@ inline void MtcnnModel::load(const WeightFile& f) {
     onet.dense5 = load_dense_prelu(f, "onet", "dense5", "prelu5", 3, 3, 128, 256);
     const auto o = stack_heads(f, "onet", {{"dense6_1", 2}, {"dense6_2", 4}, {"dense6_3", 10}}, 256, false);
     onet.heads = pack_dense(o.weights.data(), o.bias.data(), o.rows, 1, 1, 256, Epilogue{});
-}
 
-// An unpadded ("valid") conv: output (h - k + 1) x (w - k + 1). The 2x2 and 1x1 kernels have no
-// padding already; a 3x3 is the padded kernel run on the map's interior, one pixel in from each
-// edge, whose pad-1 taps then read the map's outermost pixels instead of the zero ring.
-inline void conv_valid_into(const KernelSet& kernels, const PackedConv& w, const FeatureMap& in, const FeatureMap& out,
-                            int threads) {
-    kernels.conv_for(w)(w.k == 3 ? in.pixels(1, 1, in.h - 2, in.w - 2) : in, w, out, threads);
-}
-
-inline void conv_valid(const KernelSet& kernels, const PackedConv& w, const FeatureMap& in, FeatureBuffer& out,
-                       int threads) {
-    out.resize(in.h - w.k + 1, in.w - w.k + 1, w.cout);
-    conv_valid_into(kernels, w, in, out.map(), threads);
+    using detail::link_output;
+    link_output(pnet.conv1, &pnet.conv2);
+    link_output(pnet.conv2, &pnet.conv3);
+    link_output(pnet.conv3, nullptr);
+    link_output(rnet.conv1, &rnet.conv2);
+    link_output(rnet.conv2, &rnet.conv3);
+    link_output(rnet.conv3, nullptr);
+    link_output(onet.conv1, &onet.conv2);
+    link_output(onet.conv2, &onet.conv3);
+    link_output(onet.conv3, &onet.conv4);
+    link_output(onet.conv4, nullptr);
 }
 
 class Mtcnn {
@@ -282,6 +297,17 @@ public:
 
     // Another detector on the same weights, with its own scratch memory (for another thread).
     Mtcnn clone() const { return Mtcnn(model_, options_, *kernels_); }
+
+    // The weights it runs (their precision among them).
+    const MtcnnModel& model() const { return *model_; }
+
+    // Calls `observer` with the input of every conv of every later detect(), in the order the
+    // cascade runs them (facet-quantize calibrates on them); an empty function: none. Run with
+    // one thread while observing: the calls come from the threads running the nets.
+    void set_calibration_observer(CalibrationObserver observer) {
+        observer_ = std::move(observer);
+        for (NetScratch& s : scratch_) s.layers.set_observer(observer_);
+    }
 
     MtcnnOptions& options() { return options_; }
     const MtcnnOptions& options() const { return options_; }
@@ -331,7 +357,8 @@ public:
             for (int level = 0; level < levels; ++level) {
                 if (level_lane_[static_cast<std::size_t>(level)] != lane) continue;
                 const double scale = scales_[static_cast<std::size_t>(level)];
-                set_input(image, whole, mtcnn::level_size(image.width, scale), mtcnn::level_size(image.height, scale), s);
+                set_input(image, whole, mtcnn::level_size(image.width, scale), mtcnn::level_size(image.height, scale),
+                          model_->pnet.conv1, s);
                 run_pnet(s);
                 std::vector<Proposal>& found = per_level_[static_cast<std::size_t>(level)];
                 pnet_proposals(s.heads.map(), scale, found);
@@ -352,12 +379,12 @@ public:
     // refined and squared again.
     void rnet_stage(const Image& image, const std::vector<Face>& candidates, std::vector<Face>& out) {
         const MtcnnModel::RNet& net = model_->rnet;
-        run_on_crops(image, candidates, MtcnnModel::kRnetInput, net.dense4, [&](NetScratch& s, const FeatureMap& features) {
-            conv_valid(*kernels_, net.conv1, s.input.map(), s.a, 1);
-            pool(kernels_->maxpool3x3_s2, 3, s.a.map(), s.b);
-            conv_valid(*kernels_, net.conv2, s.b.map(), s.a, 1);
-            pool(kernels_->maxpool3x3_s2, 3, s.a.map(), s.b);
-            conv_valid_into(*kernels_, net.conv3, s.b.map(), features, 1);
+        run_on_crops(image, candidates, MtcnnModel::kRnetInput, net.conv1, net.dense4, [&](NetScratch& s, const FeatureMap& features) {
+            s.layers.conv(net.conv1, s.input, s.a, Padding::none);
+            pool(3, s.a, s.b);
+            s.layers.conv(net.conv2, s.b, s.a, Padding::none);
+            pool(3, s.a, s.b);
+            s.layers.conv_into(net.conv3, s.b, features, Padding::none);
         });
         run_dense_layers(net.dense4, net.heads, cropped_.size());
         proposals_.clear();
@@ -377,14 +404,14 @@ public:
     // intersection over the smaller area and "+1" areas.
     void onet_stage(const Image& image, const std::vector<Face>& candidates, std::vector<Face>& out) {
         const MtcnnModel::ONet& net = model_->onet;
-        run_on_crops(image, candidates, MtcnnModel::kOnetInput, net.dense5, [&](NetScratch& s, const FeatureMap& features) {
-            conv_valid(*kernels_, net.conv1, s.input.map(), s.a, 1);
-            pool(kernels_->maxpool3x3_s2, 3, s.a.map(), s.b);
-            conv_valid(*kernels_, net.conv2, s.b.map(), s.a, 1);
-            pool(kernels_->maxpool3x3_s2, 3, s.a.map(), s.b);
-            conv_valid(*kernels_, net.conv3, s.b.map(), s.a, 1);
-            pool(kernels_->maxpool2x2_s2, 2, s.a.map(), s.b);
-            conv_valid_into(*kernels_, net.conv4, s.b.map(), features, 1);
+        run_on_crops(image, candidates, MtcnnModel::kOnetInput, net.conv1, net.dense5, [&](NetScratch& s, const FeatureMap& features) {
+            s.layers.conv(net.conv1, s.input, s.a, Padding::none);
+            pool(3, s.a, s.b);
+            s.layers.conv(net.conv2, s.b, s.a, Padding::none);
+            pool(3, s.a, s.b);
+            s.layers.conv(net.conv3, s.b, s.a, Padding::none);
+            pool(2, s.a, s.b);
+            s.layers.conv_into(net.conv4, s.b, features, Padding::none);
         });
         run_dense_layers(net.dense5, net.heads, cropped_.size());
         out.clear();
@@ -410,10 +437,15 @@ private:
         float score;
         std::array<float, 4> regression;
     };
-    // One lane's or thread's memory for one net at a time: its input, two buffers the layers alternate
-    // between, P-Net's heads; the area-resampling tables of its input and P-Net's per-level NMS.
+    // One lane's or thread's memory for one net at a time: its input, two maps the layers alternate
+    // between (float, or uint8 between int8 convs), P-Net's heads; the runner of its layers (with
+    // its own scratch for a float map quantised for an int8 conv), the area-resampling tables of
+    // its input and P-Net's per-level NMS.
     struct NetScratch {
-        FeatureBuffer input, a, b, heads;
+        explicit NetScratch(const KernelSet& kernels) : layers(kernels) {}
+        LayerMap input, a, b;
+        FeatureBuffer heads;
+        LayerRunner layers;
         std::vector<AreaSpan> spans_x, spans_y;
         SortScratch<Proposal> sort;
     };
@@ -429,32 +461,51 @@ private:
         return f;
     }
 
-    // The network input for `region` of the image: area-resampled to out_w x out_h and normalised
-    // (colour order, mean, scale) straight from the 8-bit pixels into the input map.
-    void set_input(const Image& image, const mtcnn::CropRect& region, int out_w, int out_h, NetScratch& s) const {
+    // The network input for `region` of the image, read by the net's first conv `reader`:
+    // area-resampled to out_w x out_h and normalised (colour order, mean, scale) straight from the
+    // 8-bit pixels into the input map, as floats (three a pixel, packed) or, for an int8 reader,
+    // as bytes in its input quantisation (a float map of three channels would have to be copied
+    // into a padded one before quantize_int8 could read it).
+    void set_input(const Image& image, const mtcnn::CropRect& region, int out_w, int out_h, const ConvLayer& reader,
+                   NetScratch& s) const {
         const MtcnnModel& m = *model_;
-        s.input.resize(out_h, out_w, 3, 1);
-        const FeatureMap& in = s.input.map();
         area_spans(region.w, out_w, s.spans_x);
         area_spans(region.h, out_h, s.spans_y);
-        resample_area<3>(
-            s.spans_x, s.spans_y,
-            [&](int x, int y, int c) { return image.pixel(region.x + x, region.y + y)[m.source_channel[c]]; },
-            [&](int x, int y, int c, float v) { in.at(y, x)[c] = (v - m.mean[c]) * m.scale[c]; });
+        const auto source = [&](int x, int y, int c) { return image.pixel(region.x + x, region.y + y)[m.source_channel[c]]; };
+        s.input.quantized = reader.quantized();
+        if (s.input.quantized) {
+            s.input.bytes.resize(out_h, out_w, 3, reader.int8.input);
+            const QuantizedMap& in = s.input.bytes.map();
+            resample_area<3>(s.spans_x, s.spans_y, source,
+                             [&](int x, int y, int c, float v) { in.at(y, x)[c] = in.q.quantize((v - m.mean[c]) * m.scale[c]); });
+        } else {
+            s.input.floats.resize(out_h, out_w, 3, 1);
+            const FeatureMap& in = s.input.floats.map();
+            resample_area<3>(s.spans_x, s.spans_y, source,
+                             [&](int x, int y, int c, float v) { in.at(y, x)[c] = (v - m.mean[c]) * m.scale[c]; });
+        }
     }
 
-    void pool(MaxPoolKernel kernel, int k, const FeatureMap& in, FeatureBuffer& out) const {
-        out.resize(maxpool_out_size(in.h, k, 2), maxpool_out_size(in.w, k, 2), in.c);
-        kernel(in, out.map(), 1);
+    // A k x k max-pool, stride 2, on float or uint8 maps (a uint8 map keeps its quantisation).
+    void pool(int k, const LayerMap& in, LayerMap& out) const {
+        const int oh = maxpool_out_size(in.h(), k, 2), ow = maxpool_out_size(in.w(), k, 2);
+        out.quantized = in.quantized;
+        if (in.quantized) {
+            out.bytes.resize(oh, ow, in.bytes.map().c, in.bytes.map().q);
+            (k == 2 ? kernels_->maxpool2x2_s2_int8 : kernels_->maxpool3x3_s2_int8)(in.bytes.map(), out.bytes.map(), 1);
+        } else {
+            out.floats.resize(oh, ow, in.floats.map().c);
+            (k == 2 ? kernels_->maxpool2x2_s2 : kernels_->maxpool3x3_s2)(in.floats.map(), out.floats.map(), 1);
+        }
     }
 
     void run_pnet(NetScratch& s) const {
         const MtcnnModel::PNet& net = model_->pnet;
-        conv_valid(*kernels_, net.conv1, s.input.map(), s.a, 1);
-        pool(kernels_->maxpool2x2_s2, 2, s.a.map(), s.b);
-        conv_valid(*kernels_, net.conv2, s.b.map(), s.a, 1);
-        conv_valid(*kernels_, net.conv3, s.a.map(), s.b, 1);
-        conv_valid(*kernels_, net.heads, s.b.map(), s.heads, 1);
+        s.layers.conv(net.conv1, s.input, s.a, Padding::none);
+        pool(2, s.a, s.b);
+        s.layers.conv(net.conv2, s.b, s.a, Padding::none);
+        s.layers.conv(net.conv3, s.a, s.b, Padding::none);
+        s.layers.conv(net.heads, s.b.floats.map(), s.heads);
     }
 
     // Every cell of P-Net's output whose face probability reaches thresholds[0], in row-major
@@ -498,10 +549,10 @@ private:
     // crops changes from frame to frame; after this, that never makes a frame allocate.
     void grow_scratch_alike(int count) {
         const auto first = scratch_.begin(), last = scratch_.begin() + count;
-        for (FeatureBuffer NetScratch::*map : {&NetScratch::input, &NetScratch::a, &NetScratch::b}) {
+        for (LayerMap NetScratch::*map : {&NetScratch::input, &NetScratch::a, &NetScratch::b}) {
             std::size_t most = 0;
-            for (auto s = first; s != last; ++s) most = std::max(most, ((*s).*map).capacity_floats());
-            for (auto s = first; s != last; ++s) ((*s).*map).reserve(most);
+            for (auto s = first; s != last; ++s) most = std::max(most, ((*s).*map).floats.capacity_floats());
+            for (auto s = first; s != last; ++s) ((*s).*map).floats.reserve(most);
         }
         for (std::vector<AreaSpan> NetScratch::*spans : {&NetScratch::spans_x, &NetScratch::spans_y}) {
             std::size_t most = 0;
@@ -513,7 +564,10 @@ private:
     // Sizes the per-thread scratch for a loop of `tasks` and returns how many threads it uses.
     int thread_scratch(int tasks) {
         const int threads = std::max(1, std::min(options_.threads, tasks));
-        if (static_cast<int>(scratch_.size()) < threads) scratch_.resize(static_cast<std::size_t>(threads));
+        while (static_cast<int>(scratch_.size()) < threads) {
+            scratch_.emplace_back(*kernels_);
+            scratch_.back().layers.set_observer(observer_);
+        }
         return threads;
     }
 
@@ -523,8 +577,8 @@ private:
     // with an empty crop (a box entirely outside the image) are dropped; the rest are left in
     // cropped_, in order, one per batch item. Crops are independent, so threads take them in turn.
     template <class ConvLayers>
-    void run_on_crops(const Image& image, const std::vector<Face>& candidates, int size, const PackedDense& first_dense,
-                      ConvLayers&& conv_layers) {
+    void run_on_crops(const Image& image, const std::vector<Face>& candidates, int size, const ConvLayer& first_conv,
+                      const PackedDense& first_dense, ConvLayers&& conv_layers) {
         cropped_.clear();
         crops_.clear();
         for (const Face& c : candidates) {
@@ -538,7 +592,7 @@ private:
         const int threads = thread_scratch(items);
         parallel_for_workers(0, items, threads, [&](int i, int worker) {
             NetScratch& s = scratch_[static_cast<std::size_t>(worker)];
-            set_input(image, crops_[static_cast<std::size_t>(i)], size, size, s);
+            set_input(image, crops_[static_cast<std::size_t>(i)], size, size, first_conv, s);
             FeatureMap item = features_.map();
             item.data = item.at(i * first_dense.in_h, 0);
             item.h = first_dense.in_h;
@@ -562,6 +616,7 @@ private:
     std::shared_ptr<const MtcnnModel> model_;
     MtcnnOptions options_;
     const KernelSet* kernels_;
+    CalibrationObserver observer_;
     // Scratch memory, reused from call to call: each lane's maps for its pyramid levels, each
     // thread's for the crop it is on; the batch of crops' last conv outputs and the dense layers' outputs; the
     // pyramid's scales, which lane runs each level (and their work) and each level's proposals;
