@@ -579,7 +579,7 @@ struct CalibrationFaces {
 };
 
 CalibrationFaces calibration_faces(const Args& a) {
-    if (a.detector.empty()) throw UsageError("a graph file is calibrated on face crops: it wants --detector RETINAFACE.facet");
+    if (a.detector.empty()) throw facet::Error(a.in + ": a graph file is calibrated on face crops: it wants --detector RETINAFACE.facet");
     facet::RetinaFace detector(facet::RetinaFaceModel::from_file(a.detector));
     CalibrationFaces c;
     for (const std::string& path : a.images) {

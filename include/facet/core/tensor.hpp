@@ -43,6 +43,17 @@ inline AlignedFloats make_aligned_floats(std::size_t count) {
     return AlignedFloats(static_cast<float*>(p));
 }
 
+// The h x w pixels of a padded map (FeatureMap, QuantizedMap) from (y, x) on, sharing its storage:
+// the view's ring is whatever surrounds it there (the map's pixels, or its ring).
+template <class Map>
+Map pixel_view(const Map& m, int y, int x, int height, int width) {
+    Map s = m;
+    s.data = m.at(y, x);
+    s.h = height;
+    s.w = width;
+    return s;
+}
+
 // A non-owning view of one feature map (batch 1). `data` points at pixel (0, 0), channel 0;
 // pixels (y, x) for y in [-1, h] and x in [-1, w] are addressable (the zero ring).
 struct FeatureMap {
@@ -62,16 +73,9 @@ struct FeatureMap {
         return s;
     }
 
-    // The h x w pixels from (y, x) on, sharing this map's storage: the view's ring is whatever
-    // surrounds it here (this map's pixels, or its ring). Lets a padded kernel run as an unpadded
-    // or asymmetrically padded one.
-    FeatureMap pixels(int y, int x, int height, int width) const {
-        FeatureMap s = *this;
-        s.data = at(y, x);
-        s.h = height;
-        s.w = width;
-        return s;
-    }
+    // The h x w pixels from (y, x) on (pixel_view). Lets a padded kernel run as an unpadded or
+    // asymmetrically padded one.
+    FeatureMap pixels(int y, int x, int height, int width) const { return pixel_view(*this, y, x, height, width); }
 };
 
 // The elements a padded map (FeatureMap, QuantizedMap) of h x w pixels, cstride lanes each,

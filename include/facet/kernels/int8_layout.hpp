@@ -62,14 +62,8 @@ struct QuantizedMap {
         s.c = count;
         return s;
     }
-    // The h x w pixels from (y, x) on, as FeatureMap::pixels: the view's ring is what surrounds it here.
-    QuantizedMap pixels(int y, int x, int height, int width) const {
-        QuantizedMap s = *this;
-        s.data = at(y, x);
-        s.h = height;
-        s.w = width;
-        return s;
-    }
+    // The h x w pixels from (y, x) on (pixel_view).
+    QuantizedMap pixels(int y, int x, int height, int width) const { return pixel_view(*this, y, x, height, width); }
 };
 
 // Owns a QuantizedMap's storage, ring included. Reallocates only to grow; refills the ring with
