@@ -570,7 +570,7 @@ std::string quantized_metadata(const Args& a, const std::string& original, const
     return metadata;
 }
 
-// The faces a landmark graph is calibrated on: each calibration image with every face `detector_path`'s
+// The faces a landmark graph is calibrated on: each calibration image with every face --detector's
 // RetinaFace finds in it.
 struct CalibrationFaces {
     std::vector<facet::Image> images;
