@@ -14,6 +14,9 @@
 //   BM_FaceLandmark68_Face_Bf16/<isa> face_landmark_68_bf16.facet, converters/quantize_bf16.py): their
 //                                    bf16 convs on the AVX512-BF16 kernels where the CPU has them,
 //                                    widened to float32 elsewhere
+//   BM_PFLD_GhostOne_Face_Int8/<isa> the same with the int8 weight files (pfld_ghostone_int8.facet,
+//   BM_FaceLandmark68_Face_Int8/<isa> face_landmark_68_int8.facet, facet-quantize): their int8 convs
+//                                    on the int8 kernels (VNNI where the CPU has it)
 //   BM_FaceRecognizer/<isa>          FaceRecognizer::embed on that face's box (the 218 x 304 crop
 //                                    tests/faceapi/recognition/kate_siegel_box.png): padded to a square,
 //                                    bilinear to 150 x 150, face-api's ResNet (face_recognition.facet),
@@ -38,7 +41,7 @@
 //   pad_end/<h>x<w>x<c>-><c'>        zeros appended to a map (face_recognition's residualDown shortcuts;
 //                                    one build for every instruction set, a copy)
 //
-// Inputs: weights/pfld_ghostone.facet, face_landmark_68.facet, their _bf16 twins, face_recognition.facet,
+// Inputs: weights/pfld_ghostone.facet, face_landmark_68.facet, their _bf16 and _int8 twins, face_recognition.facet,
 // face_expression.facet and age_gender.facet (FACET_WEIGHTS_DIR overrides the directory; ./setup.sh makes them) and
 // ../shared/upstream/images/portrait_kate_siegel.jpg (FACET_SHARED overrides ../shared); when one
 // is missing the cases needing it report an error saying so and the others still run.
@@ -64,6 +67,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -75,6 +79,8 @@ constexpr const char* kPfldFile = "pfld_ghostone.facet";
 constexpr const char* kFaceLandmark68File = "face_landmark_68.facet";
 constexpr const char* kPfldBf16File = "pfld_ghostone_bf16.facet";
 constexpr const char* kFaceLandmark68Bf16File = "face_landmark_68_bf16.facet";
+constexpr const char* kPfldInt8File = "pfld_ghostone_int8.facet";
+constexpr const char* kFaceLandmark68Int8File = "face_landmark_68_int8.facet";
 constexpr const char* kFaceRecognitionFile = "face_recognition.facet";
 constexpr const char* kFaceExpressionFile = "face_expression.facet";
 constexpr const char* kAgeGenderFile = "age_gender.facet";
@@ -97,7 +103,7 @@ double graph_macs(const GraphModel& m) {
         const GraphValue& out = m.values()[op.output];
         const double pixels = static_cast<double>(out.h) * out.w;
         switch (op.kind) {
-        case GraphOp::Kind::conv: macs += pixels * op.conv.cout * op.conv.cin * op.conv.k * op.conv.k; break;
+        case GraphOp::Kind::conv: macs += pixels * op.conv.cout() * op.conv.cin() * op.conv.k() * op.conv.k(); break;
         case GraphOp::Kind::depthwise: macs += pixels * op.depthwise.c * 9; break;
         case GraphOp::Kind::grouped_conv: {
             const ConvGeometry& g = op.grouped.geometry;
@@ -319,8 +325,11 @@ const bool kRegistered = [] {
                 ->UseRealTime()
                 ->Unit(benchmark::kMillisecond);
         }
-        for (auto [model, file] : {std::pair<const char*, const char*>{"PFLD_GhostOne", kPfldBf16File}, {"FaceLandmark68", kFaceLandmark68Bf16File}})
-            benchmark::RegisterBenchmark(("BM_" + std::string(model) + "_Face_Bf16/" + name).c_str(), bm_face, ks, file)
+        for (auto [model, precision, file] : {std::tuple<const char*, const char*, const char*>{"PFLD_GhostOne", "Bf16", kPfldBf16File},
+                                              {"FaceLandmark68", "Bf16", kFaceLandmark68Bf16File},
+                                              {"PFLD_GhostOne", "Int8", kPfldInt8File},
+                                              {"FaceLandmark68", "Int8", kFaceLandmark68Int8File}})
+            benchmark::RegisterBenchmark(("BM_" + std::string(model) + "_Face_" + precision + "/" + name).c_str(), bm_face, ks, file)
                 ->UseRealTime()
                 ->Unit(benchmark::kMillisecond);
         benchmark::RegisterBenchmark(("BM_FaceRecognizer/" + name).c_str(), bm_face_recognizer, ks)

@@ -1,5 +1,5 @@
-// facet-quantize: turns a float32 RetinaFace or MTCNN file into an int8 one (weights/FORMAT.md,
-// "int8"), calibrated by running the float network on images.
+// facet-quantize: turns a float32 RetinaFace or MTCNN file, or a landmark graph's, into an int8
+// one (weights/FORMAT.md, "int8"), calibrated by running the float network on images.
 //
 // Exit status: 0 on success, 1 when an input (model, image, output path) is bad, 2 on a usage error.
 #include <algorithm>
@@ -34,6 +34,12 @@ default size, longer side 640; MTCNN's whole cascade with the file's defaults) a
 their largest faces. RetinaFace's fused stem (first conv, first block, second depthwise) and
 heads stay float32; so do MTCNN's heads and dense layers (its convs are int8 unless --keep-fp32).
 
+A landmark graph (model "graph": PFLD-GhostOne, face_landmark_68) is calibrated on the face crops
+FaceLandmarker feeds it for every face --detector finds in the calibration images; its dense 1x1
+and 3x3 convs that read a map (not the image) go int8, the others stay float32. --method,
+--percentile, --minmax and --keep-fp32 (regexes over op names) apply; the RetinaFace-only options
+(--face-crops, --no-equalise, bias correction) do not.
+
 options:
   --calibrate IMAGE...  calibration images (at least one; every argument after it up to the next option)
   --method M            how an activation range is chosen from its values: 'percentile' (default:
@@ -57,11 +63,13 @@ options:
   --no-bias-correction  skip the bias correction (each int8 layer's bias moved, in network order,
                         by how far the means of its output before the activation drift from the
                         float network's on the calibration images)
+  --detector FILE       a graph file: the RetinaFace file whose faces are calibrated on (required)
   -h, --help            this help
 )";
 
 struct Args {
     std::string in, out, method = "percentile";
+    std::string detector; // a landmark graph's calibration faces' detector
     std::vector<std::string> images;
     std::vector<std::string> keep_fp32, minmax; // regular expressions
     double percentile = 99.99;
@@ -106,6 +114,8 @@ Args parse_args(int argc, char** argv) {
             regex_value(a.keep_fp32);
         } else if (arg == "--minmax") {
             regex_value(a.minmax);
+        } else if (arg == "--detector") {
+            a.detector = value();
         } else if (arg == "--face-crops") {
             a.face_crops = facet::cli::parse_int(arg, value(), 0, 64);
         } else if (!arg.empty() && arg[0] == '-') {
@@ -536,6 +546,125 @@ std::set<std::string> layers_matching(const std::vector<std::string>& patterns, 
     return layers;
 }
 
+// A conv's input quantisation from the values it saw: by --method, or min/max for a --minmax layer.
+facet::QuantParams calibrated_params(const Args& a, const InputRange& r, bool minmax) {
+    const double outside = 1.0 - a.percentile / 100.0;
+    const auto [lo, hi] = a.method == "minmax" || minmax ? std::pair<float, float>{r.lo, r.hi}
+                          : a.method == "percentile"     ? r.quantiles(outside)
+                                                         : r.least_divergence(outside);
+    return activation_params(lo, hi);
+}
+
+std::vector<std::string> image_names(const Args& a) {
+    std::vector<std::string> names;
+    for (const std::string& path : a.images) names.push_back(base_name(path));
+    return names;
+}
+
+// `original` (IN's metadata) with "precision": "int8" and "quantization" (FORMAT.md, "int8"): how
+// the ranges were chosen, `model_fields` (the model's own, each after ", "), and the layers in
+// each precision.
+std::string quantized_metadata(const Args& a, const std::string& original, const std::set<std::string>& minmax,
+                               const std::string& model_fields, const std::vector<std::string>& int8_layers,
+                               const std::vector<std::string>& fp32_layers) {
+    std::string quantization = "\"precision\": \"int8\", \"quantization\": {\"method\": " + json_string(a.method);
+    if (a.method != "minmax") quantization += ", \"percentile\": " + facet::cli::format_number(a.percentile);
+    quantization += ", \"minmax_layers\": " + json_list({minmax.begin(), minmax.end()}) + model_fields +
+                    ", \"weights\": \"int8 symmetric per output channel\"" +
+                    ", \"activations\": \"uint8 asymmetric per tensor\", \"int8_layers\": " + json_list(int8_layers) +
+                    ", \"float32_layers\": " + json_list(fp32_layers) + "}, ";
+    std::string metadata = original;
+    const std::size_t brace = metadata.find('{');
+    if (brace == std::string::npos) throw facet::Error(a.in + ": metadata is not a JSON object");
+    metadata.insert(brace + 1, quantization);
+    return metadata;
+}
+
+// The faces a landmark graph is calibrated on: each calibration image with every face --detector's
+// RetinaFace finds in it.
+struct CalibrationFaces {
+    std::vector<facet::Image> images;
+    std::vector<std::vector<facet::Face>> faces;
+    std::size_t count = 0;
+};
+
+CalibrationFaces calibration_faces(const Args& a) {
+    if (a.detector.empty()) throw facet::Error(a.in + ": a graph file is calibrated on face crops: it wants --detector RETINAFACE.facet");
+    facet::RetinaFace detector(facet::RetinaFaceModel::from_file(a.detector));
+    CalibrationFaces c;
+    for (const std::string& path : a.images) {
+        c.images.push_back(facet::load_image(path));
+        c.faces.push_back(detector.detect(c.images.back()));
+        c.count += c.faces.back().size();
+    }
+    if (c.count == 0) throw facet::Error("the calibration images hold no face " + a.detector + " finds");
+    return c;
+}
+
+// Runs `model` through FaceLandmarker on every calibration face; `see` gets each conv's input.
+void run_landmark_calibration(const std::shared_ptr<const facet::GraphModel>& model, const CalibrationFaces& c,
+                              const facet::CalibrationObserver& see) {
+    facet::FaceLandmarker landmarker(model);
+    landmarker.set_calibration_observer(see);
+    for (std::size_t i = 0; i < c.images.size(); ++i) landmarker.landmarks(c.images[i], c.faces[i]);
+}
+
+// The dense convs of `model` graph.hpp can run in int8 (1x1 and 3x3, no PReLU, reading a map rather
+// than the image), by op name. (The converters name an op's weight <op>.weight, so its int8
+// tensors are <op>.weight_scale ..., FORMAT.md's <L>.)
+std::set<std::string> int8_candidates(const facet::GraphModel& model) {
+    std::set<std::string> layers;
+    for (const facet::GraphOp& op : model.ops()) {
+        if (op.kind != facet::GraphOp::Kind::conv || op.conv.k() == 2 || op.inputs[0] == model.input_value() ||
+            op.conv.fp32.epilogue.kind == facet::Activation::prelu)
+            continue;
+        layers.insert(op.name);
+    }
+    return layers;
+}
+
+// A landmark graph (usage): int8 weights for the candidate convs, ranges from the face crops.
+int quantise_graph(const Args& a, const facet::WeightFile& original) {
+    const auto model = std::make_shared<const facet::GraphModel>(original);
+    if (model->precision != "fp32") throw facet::Error(a.in + ": is already " + model->precision + " (facet-quantize wants a float32 file)");
+    const CalibrationFaces faces = calibration_faces(a);
+    const std::set<std::string> candidates = int8_candidates(*model);
+    std::map<std::string, InputRange> ranges;
+    const auto calibrate = [&](void (InputRange::*see)(const facet::FeatureMap&)) {
+        run_landmark_calibration(model, faces, [&](const std::string& op, const facet::LayerInput& in) {
+            if (candidates.count(op)) (ranges[op].*see)(*in.floats);
+        });
+    };
+    calibrate(&InputRange::see_extremes);
+    if (a.method != "minmax") calibrate(&InputRange::see_histogram);
+    const std::set<std::string> keep_fp32 = layers_matching(a.keep_fp32, ranges, "--keep-fp32");
+    const std::set<std::string> minmax = layers_matching(a.minmax, ranges, "--minmax");
+    std::map<std::string, Int8Layer> int8;
+    std::vector<std::string> int8_layers, fp32_layers; // op names, in the graph's order
+    for (const facet::GraphOp& op : model->ops()) {
+        if (!ranges.count(op.name)) continue;
+        if (keep_fp32.count(op.name)) {
+            fp32_layers.push_back(op.name);
+            continue;
+        }
+        int8.emplace(op.name, Int8Layer::of(original.tensor(op.name + ".weight"),
+                                            calibrated_params(a, ranges.at(op.name), minmax.count(op.name) > 0)));
+        int8_layers.push_back(op.name);
+    }
+    if (int8_layers.empty()) throw facet::Error("--keep-fp32 keeps every conv float32: nothing is left to quantise");
+    const std::string metadata =
+        quantized_metadata(a, metadata_text(a.in), minmax,
+                           ", \"calibration_images\": " + json_list(image_names(a)) + ", \"detector\": " +
+                               json_string(base_name(a.detector)) + ", \"calibration_faces\": " + std::to_string(faces.count),
+                           int8_layers, fp32_layers);
+    const std::vector<std::uint8_t> bytes = int8_file_bytes(original, int8, {}, metadata);
+    facet::GraphModel(facet::WeightFile::from_bytes(bytes.data(), bytes.size(), a.out)); // what is written loads
+    facet::save_weight_file(a.out, bytes);
+    std::cerr << "facet-quantize: " << a.out << ": " << int8_layers.size() << " convs int8, " << fp32_layers.size()
+              << " kept float32 (and every other op), calibrated on " << faces.count << " faces of " << a.images.size() << " images\n";
+    return 0;
+}
+
 // The calibration images of `a`, then the face crops of each (--face-crops) that `finder` finds.
 template <class Detector>
 std::vector<facet::Image> calibration_images(const Args& a, Detector& finder) {
@@ -575,12 +704,7 @@ Int8Selection select_int8(const facet::WeightFile& file, const std::map<std::str
             s.fp32_layers.push_back(layer);
             continue;
         }
-        const InputRange& r = range->second;
-        const double outside = 1.0 - a.percentile / 100.0;
-        const auto [lo, hi] = a.method == "minmax" || minmax.count(layer) ? std::pair<float, float>{r.lo, r.hi}
-                              : a.method == "percentile"                  ? r.quantiles(outside)
-                                                                          : r.least_divergence(outside);
-        s.int8.emplace(layer, Int8Layer::of(t, activation_params(lo, hi)));
+        s.int8.emplace(layer, Int8Layer::of(t, calibrated_params(a, range->second, minmax.count(layer) > 0)));
         s.int8_layers.push_back(layer);
     }
     if (s.int8_layers.empty()) throw facet::Error("--keep-fp32 keeps every conv float32: nothing is left to quantise");
@@ -589,22 +713,12 @@ Int8Selection select_int8(const facet::WeightFile& file, const std::map<std::str
 
 // IN's metadata with "precision": "int8" and the "quantization" record (weights/FORMAT.md).
 std::string int8_metadata(const Args& a, const std::set<std::string>& minmax, const Int8Selection& selection, bool equalised) {
-    std::vector<std::string> image_names;
-    for (const std::string& path : a.images) image_names.push_back(base_name(path));
-    std::string quantization = "\"precision\": \"int8\", \"quantization\": {\"method\": " + json_string(a.method);
-    if (a.method != "minmax") quantization += ", \"percentile\": " + facet::cli::format_number(a.percentile);
-    quantization += ", \"minmax_layers\": " + json_list({minmax.begin(), minmax.end()});
-    quantization += std::string(", \"channel_equalisation\": ") + (equalised ? "true" : "false");
-    quantization += std::string(", \"bias_correction\": ") + (a.correct_bias ? "true" : "false");
-    quantization += ", \"calibration_images\": " + json_list(image_names) + ", \"face_crops\": " + std::to_string(a.face_crops) +
-                    ", \"weights\": \"int8 symmetric per output channel\"" +
-                    ", \"activations\": \"uint8 asymmetric per tensor\", \"int8_layers\": " + json_list(selection.int8_layers) +
-                    ", \"float32_layers\": " + json_list(selection.fp32_layers) + "}, ";
-    std::string metadata = metadata_text(a.in);
-    const std::size_t brace = metadata.find('{');
-    if (brace == std::string::npos) throw facet::Error(a.in + ": metadata is not a JSON object");
-    metadata.insert(brace + 1, quantization);
-    return metadata;
+    return quantized_metadata(a, metadata_text(a.in), minmax,
+                              std::string(", \"channel_equalisation\": ") + (equalised ? "true" : "false") +
+                                  ", \"bias_correction\": " + (a.correct_bias ? "true" : "false") +
+                                  ", \"calibration_images\": " + json_list(image_names(a)) +
+                                  ", \"face_crops\": " + std::to_string(a.face_crops),
+                              selection.int8_layers, selection.fp32_layers);
 }
 
 // Writes OUT: `file` (the float network `detector` runs) with the selected convs int8, their
@@ -680,6 +794,7 @@ int quantise_mtcnn(const Args& a, const facet::WeightFile& file) {
 int run(const Args& a) {
     const facet::WeightFile original = facet::WeightFile::load(a.in);
     if (original.model_kind() == "mtcnn") return quantise_mtcnn(a, original);
+    if (original.model_kind() == "graph") return quantise_graph(a, original);
     return quantise_retinaface(a, original);
 }
 

@@ -92,18 +92,21 @@ TEST_CASE("Mtcnn::detect allocates nothing per frame once warm (fp32 and int8, 1
     }
 }
 
-TEST_CASE("GraphExecutor::run allocates nothing once warm (PFLD-GhostOne, 1 and 2 threads)") {
+TEST_CASE("GraphExecutor::run allocates nothing once warm (PFLD-GhostOne fp32 and int8, 1 and 2 threads)") {
     using namespace facet;
-    const auto model = GraphModel::from_file(test::weights_path("pfld_ghostone.facet"));
-    for (int threads : {1, 2}) {
-        CAPTURE(threads);
-        GraphExecutor net(model, default_kernel_set(), threads);
-        const std::size_t scratch = net.scratch_floats(); // the slots, aligned_alloc'd when the executor is made
-        net.run(); // warm-up: the Winograd kernel's per-thread scratch
-        const long before = g_allocations.load();
-        net.run();
-        CHECK(g_allocations.load() - before == 0);
-        CHECK(net.scratch_floats() == scratch);
+    for (const char* file : {"pfld_ghostone.facet", "pfld_ghostone_int8.facet"}) {
+        const auto model = GraphModel::from_file(test::weights_path(file));
+        for (int threads : {1, 2}) {
+            CAPTURE(file);
+            CAPTURE(threads);
+            GraphExecutor net(model, default_kernel_set(), threads);
+            const std::size_t scratch = net.scratch_floats(); // the slots, aligned_alloc'd when the executor is made
+            net.run(); // warm-up: the Winograd kernel's per-thread scratch
+            const long before = g_allocations.load();
+            net.run();
+            CHECK(g_allocations.load() - before == 0);
+            CHECK(net.scratch_floats() == scratch);
+        }
     }
 }
 

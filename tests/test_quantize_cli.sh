@@ -71,5 +71,19 @@ else
 fi
 expect 1 "--keep-fp32 ^pnet\.conv9: no such conv" "$mtcnn" "$tmp/out.facet" --calibrate "$image" --keep-fp32 '^pnet\.conv9'
 expect 1 "is already int8" "$tmp/mtcnn_int8.facet" "$tmp/out.facet" --calibrate "$image"
+# A landmark graph (PFLD-GhostOne, next to the RetinaFace file): calibrated on the face crops of
+# --detector's faces. Its first conv reads the image and is no int8 candidate.
+graph="$(dirname "$model")/pfld_ghostone.facet"
+expect 1 "wants --detector RETINAFACE.facet" "$graph" "$tmp/out.facet" --calibrate "$image"
+expect 1 "--keep-fp32 ^Conv_0\$: no such conv" "$graph" "$tmp/out.facet" --calibrate "$image" --detector "$model" --keep-fp32 '^Conv_0$'
+if "$quantize" "$graph" "$tmp/graph_int8.facet" --calibrate "$image" --detector "$model" --keep-fp32 '^Conv_(7|13)$' 2>/dev/null &&
+   grep -qa '"detector": "retinaface_mnet025_official.facet", "calibration_faces": 6' "$tmp/graph_int8.facet" &&
+   grep -qa '"float32_layers": \["Conv_7", "Conv_13"\]' "$tmp/graph_int8.facet" &&
+   "$detect" --model "$model" --landmark-model "$tmp/graph_int8.facet" "$image" >/dev/null; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: quantising $graph and running it as facet-detect's landmark model"
+fi
+expect 1 "is already int8" "$tmp/graph_int8.facet" "$tmp/out.facet" --calibrate "$image" --detector "$model"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -27,6 +27,7 @@
 #include "../kernels/conv_weights_bf16.hpp"
 #include "../kernels/kernel_set.hpp"
 #include "../kernels/map_copy.hpp"
+#include "layers.hpp"
 
 namespace facet {
 
@@ -43,7 +44,7 @@ struct GraphValue {
 
 struct GraphOp {
     enum class Kind {
-        conv,           // dense 1x1, 2x2, 3x3 (conv_nhwc, Winograd)
+        conv,           // dense 1x1, 2x2, 3x3 (conv_nhwc, Winograd; int8: 1x1 and 3x3, conv_int8.hpp)
         depthwise,      // depthwise 3x3 (dwconv3x3)
         grouped_conv,   // any other convolution (grouped_conv)
         dense,          // fully connected (dense)
@@ -64,7 +65,7 @@ struct GraphOp {
     std::string name;
     std::vector<int> inputs;
     int output = -1;
-    PackedConv conv;
+    ConvLayer conv;                  // float32 (or bf16), or int8 reading its input quantised and writing float
     PackedDepthwise depthwise;
     PackedGroupedConv grouped;
     PackedDense dense;
@@ -111,10 +112,13 @@ public:
     std::array<int, 3> source_channel{};
     std::array<float, 3> mean{}, scale{};
 
-    // The file's "precision": "fp32" (absent), or "bf16" (converters/quantize_bf16.py). Each conv
-    // and dense layer is loaded by its weight tensor's dtype: bfloat16 weights are widened to float32
-    // (exactly), and pointwise and 3x3 stride-1 dense convs also run on the bf16 kernels where the
-    // CPU has AVX512-BF16. Graphs have no int8 kernels: int8 tensors are refused by name.
+    // The file's "precision": "fp32" (absent), "bf16" (converters/quantize_bf16.py) or "int8"
+    // (facet-quantize). Each conv and dense layer is loaded by its weight tensor's dtype: bfloat16
+    // weights are widened to float32 (exactly), and pointwise and 3x3 stride-1 dense convs also run
+    // on the bf16 kernels where the CPU has AVX512-BF16. int8 weights (weights/FORMAT.md, "int8") are
+    // for the dense 1x1 and 3x3 convs that have int8 kernels, on any map but the unpadded image: such
+    // a conv quantises its float input on the way in and writes float (its requantisation dequantises),
+    // so the memory plan is the float graph's. An int8 weight anywhere else is refused by name.
     std::string precision = "fp32";
 
     // For a landmark network (metadata "landmarks", FORMAT.md): how much larger than the detector's
@@ -210,8 +214,8 @@ inline void GraphModel::load(const WeightFile& f) {
             scale[c] = detail::read_float(in["scale"][c], "input scale");
         }
         if (m.has("precision")) precision = m["precision"].string();
-        if (precision != "fp32" && precision != "bf16")
-            throw Error("precision '" + precision + "' is not supported by graph models (fp32 or bf16 are; they have no int8 kernels)");
+        if (precision != "fp32" && precision != "bf16" && precision != "int8")
+            throw Error("precision '" + precision + "' is not supported by graph models (fp32, bf16 or int8 are)");
         if (m.has("landmarks")) {
             landmark_crop_margin = detail::read_float(m["landmarks"]["crop_margin"], "landmarks crop_margin");
             if (!(landmark_crop_margin >= 0.0f && landmark_crop_margin <= 1.0f)) throw Error("landmarks crop_margin must be in [0, 1]");
@@ -261,11 +265,12 @@ inline void GraphModel::load(const WeightFile& f) {
         return 0;
     });
     for (GraphValue& v : values_) v.cstride = round_up(v.c, kChannelAlign);
-    // A dense conv reads only the input's real channels, so the image can be stored unpadded (3
-    // floats a pixel instead of 16) when nothing else reads it.
+    // A float dense conv reads only the input's real channels, so the image can be stored unpadded
+    // (3 floats a pixel instead of 16) when nothing else reads it. (An int8 conv's quantisation
+    // reads whole 16-lane groups.)
     const bool only_convs_read_input = std::all_of(ops_.begin(), ops_.end(), [&](const GraphOp& op) {
         return std::find(op.inputs.begin(), op.inputs.end(), input_) == op.inputs.end() ||
-               op.kind == GraphOp::Kind::conv || op.kind == GraphOp::Kind::grouped_conv;
+               (op.kind == GraphOp::Kind::conv && !op.conv.quantized()) || op.kind == GraphOp::Kind::grouped_conv;
     });
     if (only_convs_read_input) values_[input_].cstride = values_[input_].c;
     plan_in_place_concats();
@@ -291,10 +296,11 @@ inline Epilogue read_graph_epilogue(const WeightFile& f, const json::Value& a, i
     throw Error("activation '" + kind + "' is not an epilogue");
 }
 
-// A conv's or dense layer's weight tensor as floats: float32, or bfloat16 widened (exactly).
-inline LayerWeights read_graph_weights(const WeightFile& f, const std::string& name, const std::vector<int>& shape) {
-    if (f.dtype_of(name) == DType::int8)
-        throw Error("weight '" + name + "' is int8, but graph models have no int8 kernels (float32 or bfloat16 weights only)");
+// A conv's or dense layer's weight tensor as floats: float32, or bfloat16 widened (exactly). An
+// int8 one is refused: `int8_refusal` says why this op has none.
+inline LayerWeights read_graph_weights(const WeightFile& f, const std::string& name, const std::vector<int>& shape,
+                                       const std::string& int8_refusal) {
+    if (f.dtype_of(name) == DType::int8) throw Error("weight '" + name + "' is int8, but " + int8_refusal);
     return read_layer_weights(f, name, shape);
 }
 
@@ -322,7 +328,7 @@ inline void GraphModel::load_op(const WeightFile& f, const json::Value& spec) {
             const float* bias = spec.has("bias") ? f.tensor(spec["bias"].string(), {out.c}).data : nullptr;
             if (kind == "dense") {
                 if (in.h != 1 || in.w != 1) throw Error("a dense layer reads a vector (a 1 x 1 map)");
-                const LayerWeights w = read_graph_weights(f, spec["weight"].string(), {out.c, in.c});
+                const LayerWeights w = read_graph_weights(f, spec["weight"].string(), {out.c, in.c}, "a dense layer has no int8 kernel");
                 op.kind = GraphOp::Kind::dense;
                 op.dense = pack_dense(w.values.data(), bias, out.c, 1, 1, in.c, epilogue);
             } else {
@@ -336,7 +342,6 @@ inline void GraphModel::load_op(const WeightFile& f, const json::Value& spec) {
                 for (int axis : {0, 1})
                     if (static_cast<long long>(k[axis] - 1) * d[axis] + 1 > detail::kMaxWindowSpan)
                         throw Error("the kernel with its dilation spans more than 2^24 pixels");
-                const LayerWeights w = read_graph_weights(f, spec["weight"].string(), {out.c, in.c / groups, k[0], k[1]});
                 // TensorFlow's "same" padding at stride 2 pads a 3x3 conv by 0 before and 1 after on an
                 // even size. Its output pixel y reads input rows 2y .. 2y + 2: the rows the symmetric
                 // pad-1 kernel reads (2y - 1 .. 2y + 1) of the map seen from pixel (1, 1) on, whose
@@ -353,14 +358,34 @@ inline void GraphModel::load_op(const WeightFile& f, const json::Value& spec) {
                 const bool plain = op.view_inset > 0 || (d[0] == 1 && d[1] == 1 && k[0] == k[1] && s[0] == s[1] &&
                                                   std::all_of(p.begin(), p.end(), [&](int v) { return v == (k[0] - 1) / 2; }));
                 const int stride = s[0], size = k[0];
-                if (plain && groups == 1 && ((size <= 2 && stride == 1) || (size == 3 && stride <= 2))) {
+                const bool dense = plain && groups == 1 && ((size <= 2 && stride == 1) || (size == 3 && stride <= 2));
+                const std::string& weight = spec["weight"].string();
+                const auto float_weights = [&] {
+                    return read_graph_weights(f, weight, {out.c, in.c / groups, k[0], k[1]},
+                                              "graph models run only dense 1x1 and 3x3 convs without PReLU in int8");
+                };
+                op.conv.name = op.name;
+                if (dense && f.dtype_of(weight) == DType::int8 && size != 2 && epilogue.kind != Activation::prelu) {
+                    // Its scales are named after the weight (FORMAT.md, "int8": <L>.weight_scale ...).
+                    const std::string suffix = ".weight";
+                    if (weight.size() <= suffix.size() || weight.compare(weight.size() - suffix.size(), suffix.size(), suffix) != 0)
+                        throw Error("int8 weight '" + weight + "' must be named <layer>.weight (its scales are <layer>.weight_scale ...)");
+                    Int8ConvSource source = detail::read_int8_conv_weights(f, weight.substr(0, weight.size() - suffix.size()), in.c,
+                                                                           out.c, size, epilogue);
+                    source.bias = bias;
                     op.kind = GraphOp::Kind::conv;
-                    op.conv = pack_conv(w.values.data(), bias, out.c, in.c, size, stride, epilogue);
-                    if (w.bf16) add_bf16_weights(op.conv); // a shape without a bf16 kernel runs widened
+                    op.conv.int8 = pack_conv_int8(source, out.c, in.c, size, stride, f.path() + ": op '" + op.name + "'");
+                } else if (dense) {
+                    const LayerWeights w = float_weights();
+                    op.kind = GraphOp::Kind::conv;
+                    op.conv.fp32 = pack_conv(w.values.data(), bias, out.c, in.c, size, stride, epilogue);
+                    if (w.bf16) add_bf16_weights(op.conv.fp32); // a shape without a bf16 kernel runs widened
                 } else if (plain && groups == in.c && groups == out.c && size == 3 && stride <= 2) {
+                    const LayerWeights w = float_weights();
                     op.kind = GraphOp::Kind::depthwise;
                     op.depthwise = pack_depthwise(w.values.data(), bias, out.c, stride, epilogue);
                 } else {
+                    const LayerWeights w = float_weights();
                     op.view_inset = 0;
                     ConvGeometry g;
                     g.kernel_h = k[0]; g.kernel_w = k[1];
@@ -452,9 +477,9 @@ inline void GraphModel::check_op_shape(const GraphOp& op) const {
                                                                     : "a 3x3 conv without pads needs an input of at least 3x3");
     switch (op.kind) {
     case K::conv: {
-        const PackedConv& w = op.conv;
-        expect(in.c == w.cin && out.h == conv_out_size(in.h - op.view_inset, w.k, w.stride) &&
-                   out.w == conv_out_size(in.w - op.view_inset, w.k, w.stride),
+        const ConvLayer& w = op.conv;
+        expect(in.c == w.cin() && out.h == conv_out_size(in.h - op.view_inset, w.k(), w.stride()) &&
+                   out.w == conv_out_size(in.w - op.view_inset, w.k(), w.stride()),
                "output shape does not follow from the conv");
         break;
     }
@@ -622,7 +647,13 @@ class GraphExecutor {
 public:
     explicit GraphExecutor(std::shared_ptr<const GraphModel> model, const KernelSet& kernels = default_kernel_set(),
                            int threads = 1)
-        : model_(std::move(model)), kernels_(&kernels), threads_(threads), maps_(model_->values().size()) {
+        : model_(std::move(model)), kernels_(&kernels), threads_(threads), maps_(model_->values().size()), layers_(kernels) {
+        layers_.threads = threads;
+        for (const GraphOp& op : model_->ops())
+            if (op.kind == GraphOp::Kind::conv && op.conv.quantized()) {
+                const GraphValue& in = model_->values()[op.inputs[0]];
+                layers_.reserve_quantized_input(in.h, in.w, in.c);
+            }
         for (int v : model_->slot_largest_value()) {
             const GraphValue& value = model_->values()[v];
             slots_.emplace_back();
@@ -653,6 +684,10 @@ public:
             for (int x = 0; x < v.w; ++x)
                 for (int c = 0; c < 3; ++c) in.at(y, x)[c] = (image.pixel(x, y)[m.source_channel[c]] - m.mean[c]) * m.scale[c];
     }
+
+    // Sees the input of every dense conv (float32, or int8: the bytes it reads) in later runs, named
+    // by its op: what facet-quantize calibrates a graph on. An empty function: none.
+    void set_calibration_observer(CalibrationObserver observer) { layers_.set_observer(std::move(observer)); }
 
     // Runs every op on the current input.
     void run() {
@@ -715,7 +750,7 @@ private:
         const FeatureMap in = inset > 0 ? first.pixels(1, 1, first.h - inset, first.w - inset) : first;
         const KernelSet& k = *kernels_;
         switch (op.kind) {
-        case K::conv: k.conv_for(op.conv)(in, op.conv, out, threads_); break;
+        case K::conv: layers_.conv_to_floats(op.conv, first, inset, out); break;
         case K::depthwise: k.dwconv_for(op.depthwise)(in, op.depthwise, out, threads_); break;
         case K::grouped_conv: k.grouped_conv(in, op.grouped, out, threads_); break;
         case K::dense: k.dense(in, op.dense, out, threads_); break;
@@ -756,6 +791,7 @@ private:
     int threads_;
     std::vector<FeatureBuffer> slots_;
     std::vector<FeatureMap> maps_; // per value: where it is now (a slot, a slice of one, a constant)
+    LayerRunner layers_;           // runs the dense convs in their precision (an int8 one's quantised input)
 };
 
 } // namespace facet

@@ -114,6 +114,9 @@ public:
         return out;
     }
 
+    // Sees the network's convs' inputs in later calls (GraphExecutor::set_calibration_observer).
+    void set_calibration_observer(CalibrationObserver observer) { net_.set_calibration_observer(std::move(observer)); }
+
     // The network input of the last face, as 8-bit RGB (for tests and inspection).
     const Image& last_crop() const { return crop_; }
 

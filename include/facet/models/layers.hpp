@@ -80,10 +80,10 @@ inline bool stored_int8(const WeightFile& f, const std::string& name) {
     return f.dtype_of(name + ".weight") == DType::int8;
 }
 
-// The int8 tensors of conv `name` (weights/FORMAT.md): weights [cout][cin/groups][k][k],
-// weight_scale and bias [cout], input_scale [1] and input_zero_point [1].
-inline Int8ConvSource read_int8_conv(const WeightFile& f, const std::string& name, int cin_per_group, int cout, int k,
-                                     Epilogue activation) {
+// The int8 tensors of conv `name` (weights/FORMAT.md) but its bias: weights [cout][cin/groups][k][k],
+// weight_scale [cout], input_scale [1] and input_zero_point [1]. (A graph op names its bias, if any.)
+inline Int8ConvSource read_int8_conv_weights(const WeightFile& f, const std::string& name, int cin_per_group, int cout,
+                                             int k, Epilogue activation) {
     const WeightTensor& w = f.int8_tensor(name + ".weight");
     if (w.shape != std::vector<int>{cout, cin_per_group, k, k})
         throw Error(f.path() + ": tensor '" + name + ".weight' has shape " + w.shape_string() + ", expected (" +
@@ -94,9 +94,16 @@ inline Int8ConvSource read_int8_conv(const WeightFile& f, const std::string& nam
     Int8ConvSource s;
     s.weights = w.int8s;
     s.weight_scale = f.tensor(name + ".weight_scale", {cout}).data;
-    s.bias = f.tensor(name + ".bias", {cout}).data;
     s.input = QuantParams{f.tensor(name + ".input_scale", {1}).data[0], zp.ints[0]};
     s.activation = activation;
+    return s;
+}
+
+// The same with its bias, `<name>.bias` [cout].
+inline Int8ConvSource read_int8_conv(const WeightFile& f, const std::string& name, int cin_per_group, int cout, int k,
+                                     Epilogue activation) {
+    Int8ConvSource s = read_int8_conv_weights(f, name, cin_per_group, cout, k, activation);
+    s.bias = f.tensor(name + ".bias", {cout}).data;
     return s;
 }
 
@@ -182,6 +189,26 @@ public:
         kernels_->conv_int8_for(layer.int8)(x, layer.int8, {nullptr, &out_slice}, threads);
     }
 
+    // Runs `layer` (an int8 one with float output) on the float map `in` into the float map `out`
+    // (a whole map or a channel slice of one). With `inset` > 0 it reads `in` from pixel (1, 1) on,
+    // `inset` pixels fewer a side (graph.hpp's view_inset): that view's ring is `in`'s own pixels,
+    // so an int8 layer quantises all of `in` and reads the same view of the bytes.
+    void conv_to_floats(const ConvLayer& layer, const FeatureMap& in, int inset, const FeatureMap& out) {
+        if (!layer.quantized()) {
+            const FeatureMap x = inset > 0 ? in.pixels(1, 1, in.h - inset, in.w - inset) : in;
+            observe(layer.name, x);
+            return kernels_->conv_for(layer.fp32)(x, layer.fp32, out, threads);
+        }
+        const QuantizedMap& whole = quantized(in, layer.int8.input);
+        const QuantizedMap x = inset > 0 ? whole.pixels(1, 1, whole.h - inset, whole.w - inset) : whole;
+        observe(layer.name, x);
+        kernels_->conv_int8_for(layer.int8)(x, layer.int8, {nullptr, &out}, threads);
+    }
+
+    // Sizes the scratch that quantises a float map for an int8 layer for one of h x w x c, so that
+    // later calls on maps no larger allocate nothing.
+    void reserve_quantized_input(int h, int w, int c) { quantized_input_.resize(h, w, c, QuantParams{}); }
+
     void dwconv(const DepthwiseLayer& layer, const LayerMap& in, LayerMap& out) {
         const int oh = conv_out_size(in.h(), 3, layer.stride()), ow = conv_out_size(in.w(), 3, layer.stride());
         out.quantized = layer.quantized();
@@ -201,7 +228,11 @@ private:
     // writes uint8 only for readers in that quantisation), or its float values quantised with `q`.
     const QuantizedMap& bytes_of(const LayerMap& in, const QuantParams& q) {
         if (in.quantized) return in.bytes.map();
-        const FeatureMap& f = in.floats.map();
+        return quantized(in.floats.map(), q);
+    }
+
+    // `f` quantised with `q`, in the scratch.
+    const QuantizedMap& quantized(const FeatureMap& f, const QuantParams& q) {
         quantized_input_.resize(f.h, f.w, f.c, q);
         kernels_->quantize_int8(f, quantized_input_.map(), threads);
         return quantized_input_.map();
