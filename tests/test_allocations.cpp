@@ -45,6 +45,19 @@ void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept { ret
 void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
 void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
+// Runs `detector` (RetinaFace or Mtcnn) on `frame` twice to warm it up (buffers, priors or the
+// pyramid, per-thread scratch, the result's capacity), then checks a third call allocates nothing.
+template <class Detector>
+void check_warm_detect_allocates_nothing(Detector& detector, const facet::Image& frame) {
+    std::vector<facet::Face> faces;
+    detector.detect(frame, faces);
+    detector.detect(frame, faces);
+    const long before = g_allocations.load();
+    detector.detect(frame, faces);
+    CHECK(g_allocations.load() - before == 0);
+    CHECK(faces.size() > 10);
+}
+
 // The fp32, int8 and bf16 files (setup.sh makes all three), on every instruction set: the int8
 // file's float-to-uint8 maps and the bf16 kernels' paths are the other files' own.
 TEST_CASE("RetinaFace::detect allocates nothing per frame once warm (fp32, int8, bf16; 1 and 2 threads)") {
@@ -60,13 +73,7 @@ TEST_CASE("RetinaFace::detect allocates nothing per frame once warm (fp32, int8,
                 CAPTURE(std::string(kernels->isa));
                 CAPTURE(threads);
                 detector.options().threads = threads;
-                std::vector<Face> faces;
-                detector.detect(frame, faces); // warm-up: buffers, priors, per-thread scratch, result capacity
-                detector.detect(frame, faces);
-                const long before = g_allocations.load();
-                detector.detect(frame, faces);
-                CHECK(g_allocations.load() - before == 0);
-                CHECK(faces.size() > 10);
+                check_warm_detect_allocates_nothing(detector, frame);
             }
         }
     }
@@ -81,13 +88,7 @@ TEST_CASE("Mtcnn::detect allocates nothing per frame once warm (fp32 and int8, 1
         for (int threads : {1, 2}) {
             CAPTURE(threads);
             detector.options().threads = threads;
-            std::vector<Face> faces;
-            detector.detect(frame, faces); // warm-up: maps, pyramid, candidate lists, sort buffers
-            detector.detect(frame, faces);
-            const long before = g_allocations.load();
-            detector.detect(frame, faces);
-            CHECK(g_allocations.load() - before == 0);
-            CHECK(faces.size() > 10);
+            check_warm_detect_allocates_nothing(detector, frame);
         }
     }
 }
