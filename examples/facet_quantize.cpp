@@ -623,48 +623,6 @@ std::set<std::string> int8_candidates(const facet::GraphModel& model) {
     return layers;
 }
 
-// A landmark graph (usage): int8 weights for the candidate convs, ranges from the face crops.
-int quantise_graph(const Args& a, const facet::WeightFile& original) {
-    const auto model = std::make_shared<const facet::GraphModel>(original);
-    if (model->precision != "fp32") throw facet::Error(a.in + ": is already " + model->precision + " (facet-quantize wants a float32 file)");
-    const CalibrationFaces faces = calibration_faces(a);
-    const std::set<std::string> candidates = int8_candidates(*model);
-    std::map<std::string, InputRange> ranges;
-    const auto calibrate = [&](void (InputRange::*see)(const facet::FeatureMap&)) {
-        run_landmark_calibration(model, faces, [&](const std::string& op, const facet::LayerInput& in) {
-            if (candidates.count(op)) (ranges[op].*see)(*in.floats);
-        });
-    };
-    calibrate(&InputRange::see_extremes);
-    if (a.method != "minmax") calibrate(&InputRange::see_histogram);
-    const std::set<std::string> keep_fp32 = layers_matching(a.keep_fp32, ranges, "--keep-fp32");
-    const std::set<std::string> minmax = layers_matching(a.minmax, ranges, "--minmax");
-    std::map<std::string, Int8Layer> int8;
-    std::vector<std::string> int8_layers, fp32_layers; // op names, in the graph's order
-    for (const facet::GraphOp& op : model->ops()) {
-        if (!ranges.count(op.name)) continue;
-        if (keep_fp32.count(op.name)) {
-            fp32_layers.push_back(op.name);
-            continue;
-        }
-        int8.emplace(op.name, Int8Layer::of(original.tensor(op.name + ".weight"),
-                                            calibrated_params(a, ranges.at(op.name), minmax.count(op.name) > 0)));
-        int8_layers.push_back(op.name);
-    }
-    if (int8_layers.empty()) throw facet::Error("--keep-fp32 keeps every conv float32: nothing is left to quantise");
-    const std::string metadata =
-        quantized_metadata(a, metadata_text(a.in), minmax,
-                           ", \"calibration_images\": " + json_list(image_names(a)) + ", \"detector\": " +
-                               json_string(base_name(a.detector)) + ", \"calibration_faces\": " + std::to_string(faces.count),
-                           int8_layers, fp32_layers);
-    const std::vector<std::uint8_t> bytes = int8_file_bytes(original, int8, {}, metadata);
-    facet::GraphModel(facet::WeightFile::from_bytes(bytes.data(), bytes.size(), a.out)); // what is written loads
-    facet::save_weight_file(a.out, bytes);
-    std::cerr << "facet-quantize: " << a.out << ": " << int8_layers.size() << " convs int8, " << fp32_layers.size()
-              << " kept float32 (and every other op), calibrated on " << faces.count << " faces of " << a.images.size() << " images\n";
-    return 0;
-}
-
 // The calibration images of `a`, then the face crops of each (--face-crops) that `finder` finds.
 template <class Detector>
 std::vector<facet::Image> calibration_images(const Args& a, Detector& finder) {
@@ -748,6 +706,39 @@ void write_int8_file(const Args& a, const facet::WeightFile& file, Detector& det
     std::cerr << "facet-quantize: " << a.out << ": " << selection.int8_layers.size() << " convs int8, " << selection.fp32_layers.size()
               << " kept float32 (and " << always_float << "), calibrated on " << images.size() << " images ("
               << images.size() - a.images.size() << " of them face crops)\n";
+}
+
+// A landmark graph (usage): int8 weights for the candidate convs, ranges from the face crops.
+int quantise_graph(const Args& a, const facet::WeightFile& original) {
+    const auto model = std::make_shared<const facet::GraphModel>(original);
+    if (model->precision != "fp32") throw facet::Error(a.in + ": is already " + model->precision + " (facet-quantize wants a float32 file)");
+    const CalibrationFaces faces = calibration_faces(a);
+    const std::set<std::string> candidates = int8_candidates(*model);
+    std::map<std::string, InputRange> ranges;
+    const auto calibrate = [&](void (InputRange::*see)(const facet::FeatureMap&)) {
+        run_landmark_calibration(model, faces, [&](const std::string& op, const facet::LayerInput& in) {
+            if (candidates.count(op)) (ranges[op].*see)(*in.floats);
+        });
+    };
+    calibrate(&InputRange::see_extremes);
+    if (a.method != "minmax") calibrate(&InputRange::see_histogram);
+    const std::set<std::string> keep_fp32 = layers_matching(a.keep_fp32, ranges, "--keep-fp32");
+    const std::set<std::string> minmax = layers_matching(a.minmax, ranges, "--minmax");
+    const Int8Selection selection = select_int8(original, ranges, keep_fp32, minmax, a);
+    // select_int8 finds a conv by its weight tensor, <op>.weight as the converters name it.
+    if (selection.int8_layers.size() + selection.fp32_layers.size() != ranges.size())
+        throw facet::Error(a.in + ": a conv's weight is not named <op>.weight (its int8 tensors are named after it)");
+    const std::string metadata =
+        quantized_metadata(a, metadata_text(a.in), minmax,
+                           ", \"calibration_images\": " + json_list(image_names(a)) + ", \"detector\": " +
+                               json_string(base_name(a.detector)) + ", \"calibration_faces\": " + std::to_string(faces.count),
+                           selection.int8_layers, selection.fp32_layers);
+    const std::vector<std::uint8_t> bytes = int8_file_bytes(original, selection.int8, {}, metadata);
+    facet::GraphModel(facet::WeightFile::from_bytes(bytes.data(), bytes.size(), a.out)); // what is written loads
+    facet::save_weight_file(a.out, bytes);
+    std::cerr << "facet-quantize: " << a.out << ": " << selection.int8_layers.size() << " convs int8, " << selection.fp32_layers.size()
+              << " kept float32 (and every other op), calibrated on " << faces.count << " faces of " << a.images.size() << " images\n";
+    return 0;
 }
 
 int quantise_retinaface(const Args& a, const facet::WeightFile& original) {
