@@ -25,6 +25,8 @@
 #include <facet/kernels/conv_weights_bf16.hpp>
 #include <facet/kernels/kernel_set.hpp>
 
+#include "bench_inputs.hpp"
+
 #include <iterator>
 #include <random>
 #include <string>
@@ -33,6 +35,11 @@
 #include <vector>
 
 namespace {
+
+using facet::bench::fill_random;
+using facet::bench::fill_random_bytes;
+using facet::bench::kInt8Activation;
+using facet::bench::random_int8;
 
 using namespace facet;
 
@@ -206,16 +213,6 @@ std::vector<float> random_floats(std::size_t n, unsigned seed) {
     return v;
 }
 
-// Random values in the real channels of the interior; the ring and padded lanes stay zero, as
-// every kernel requires of its input.
-void fill_random(const FeatureMap& m, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-    for (int y = 0; y < m.h; ++y)
-        for (int x = 0; x < m.w; ++x)
-            for (int c = 0; c < m.c; ++c) m.at(y, x)[c] = dist(rng);
-}
-
 double map_bytes(const FeatureMap& m) { return static_cast<double>(m.h) * m.w * m.cstride * sizeof(float); }
 double map_bytes(const QuantizedMap& m) { return static_cast<double>(m.h) * m.w * m.cstride; }
 
@@ -258,23 +255,7 @@ void run_depthwise(benchmark::State& state, const KernelSet& ks, const KernelCal
     state.counters["bytes"] = per_second(map_bytes(in.map()) + map_bytes(out.map()));
 }
 
-// int8: random bytes and weights, activations quantised at zero point 128 (what the weights do
-// not change the time of), uint8 out.
-constexpr QuantParams kInt8Activation{0.05f, 128};
-
-void fill_random_bytes(const QuantizedMap& m, unsigned seed) {
-    std::mt19937 rng(seed);
-    for (int y = 0; y < m.h; ++y)
-        for (int x = 0; x < m.w; ++x)
-            for (int c = 0; c < m.c; ++c) m.at(y, x)[c] = static_cast<std::uint8_t>(rng() % 256);
-}
-
-std::vector<std::int8_t> random_int8(std::size_t n, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::vector<std::int8_t> v(n);
-    for (auto& x : v) x = static_cast<std::int8_t>(static_cast<int>(rng() % 256) - 128);
-    return v;
-}
+// int8 cases: uint8 out.
 
 void run_dense_int8(benchmark::State& state, const KernelSet& ks, const KernelCall& c) {
     QuantizedBuffer in, out;

@@ -29,6 +29,7 @@
 #include <facet/kernels/maxpool_size.hpp>
 #include <facet/models/mtcnn.hpp>
 
+#include "bench_inputs.hpp"
 #include "noisy_neighbour.hpp"
 
 #include <chrono>
@@ -37,7 +38,6 @@
 #include <exception>
 #include <fstream>
 #include <optional>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -51,13 +51,10 @@ using Rate = benchmark::Counter;
 // rnet_boxes of BM_MTCNN_VGA).
 constexpr int kRnetCrops = 793, kOnetCrops = 176;
 
-void fill_random(const FeatureMap& m, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-    for (int y = 0; y < m.h; ++y)
-        for (int x = 0; x < m.w; ++x)
-            for (int c = 0; c < m.c; ++c) m.at(y, x)[c] = dist(rng);
-}
+using facet::bench::fill_random;
+using facet::bench::fill_random_bytes;
+using facet::bench::kInt8Activation;
+using facet::bench::random_int8;
 
 template <class... Args>
 benchmark::internal::Benchmark* register_case(const std::string& name, Args&&... args) {
@@ -71,12 +68,9 @@ void bm_maxpool(benchmark::State& state, const KernelSet* kernels, int k, int c,
     int cstride = 0;
     if (int8) {
         QuantizedBuffer in, out;
-        in.resize(h, w, c, QuantParams{0.05f, 128});
+        in.resize(h, w, c, kInt8Activation);
         out.resize(oh, ow, c, in.map().q);
-        std::mt19937 rng(1);
-        for (int y = 0; y < h; ++y)
-            for (int x = 0; x < w; ++x)
-                for (int ch = 0; ch < c; ++ch) in.map().at(y, x)[ch] = static_cast<std::uint8_t>(rng() % 256);
+        fill_random_bytes(in.map(), 1);
         const MaxPoolInt8Kernel pool = k == 2 ? kernels->maxpool2x2_s2_int8 : kernels->maxpool3x3_s2_int8;
         for (auto _ : state) {
             pool(in.map(), out.map(), 1);
@@ -106,21 +100,15 @@ void bm_conv_prelu(benchmark::State& state, const KernelSet* kernels, int k, int
     const std::vector<float> bias(static_cast<std::size_t>(cout), 0.1f), slopes(static_cast<std::size_t>(cout), 0.25f);
     const Epilogue prelu{Activation::prelu, 0.0f, slopes.data()};
     if (int8) {
-        // Bytes and weights spread over their ranges; zero point 128 (values do not change the time).
-        constexpr QuantParams kActivation{0.05f, 128};
         QuantizedBuffer in, out;
-        in.resize(h, w, cin, kActivation);
-        out.resize(oh, ow, cout, kActivation);
-        std::mt19937 rng(1);
-        for (int y = 0; y < h; ++y)
-            for (int x = 0; x < w; ++x)
-                for (int c = 0; c < cin; ++c) in.map().at(y, x)[c] = static_cast<std::uint8_t>(rng() % 256);
-        std::vector<std::int8_t> weights(static_cast<std::size_t>(cout) * cin * k * k);
-        for (auto& v : weights) v = static_cast<std::int8_t>(static_cast<int>(rng() % 256) - 128);
+        in.resize(h, w, cin, kInt8Activation);
+        out.resize(oh, ow, cout, kInt8Activation);
+        fill_random_bytes(in.map(), 1);
+        const std::vector<std::int8_t> weights = random_int8(static_cast<std::size_t>(cout) * cin * k * k, 2);
         const std::vector<float> weight_scale(static_cast<std::size_t>(cout), 0.01f);
-        PackedConvInt8 packed = pack_conv_int8({weights.data(), weight_scale.data(), bias.data(), kActivation, prelu}, cout, cin, k, 1,
+        PackedConvInt8 packed = pack_conv_int8({weights.data(), weight_scale.data(), bias.data(), kInt8Activation, prelu}, cout, cin, k, 1,
                                                "benchmark conv");
-        set_output(packed, true, kActivation);
+        set_output(packed, true, kInt8Activation);
         const ConvInt8Kernel kernel = kernels->conv_int8_for(packed);
         const QuantizedMap interior = in.map().pixels(inset, inset, h - 2 * inset, w - 2 * inset);
         for (auto _ : state) {
