@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <random>
 
 #include "test_util.hpp"
 
@@ -85,6 +86,57 @@ TEST_CASE("area resize: each output is the mean of its source span") {
     ImageF sq = resize_area(ramp(4, 4), 2, 2);
     CHECK(sq.pixel(0, 0)[0] == doctest::Approx(5.5));
     CHECK(sq.pixel(1, 1)[0] == doctest::Approx(27.5));
+}
+
+TEST_CASE("area resampling from a summed-area table: resample_area's values, bit for bit") {
+    // The reference reads every pixel of every window; the table reads four corners. Odd image
+    // sizes, regions touching each border or not, outputs smaller and larger than the region, and
+    // a channel order other than the image's (MTCNN's BGR).
+    std::mt19937 rng(7);
+    std::uniform_int_distribution<int> byte(0, 255);
+    Image image(37, 23);
+    for (std::uint8_t& v : image.rgb) v = static_cast<std::uint8_t>(byte(rng));
+    SummedAreaTable table;
+    table.build(Image(5, 5)); // a smaller image first: build must resize, not keep stale rows
+    table.build(image);
+    const std::array<int, 3> bgr{2, 1, 0};
+    AreaResampleScratch scratch; // shared by every case, as MTCNN's is by every crop
+    struct Region { int x, y, w, h; };
+    for (const Region r : {Region{0, 0, 37, 23}, Region{3, 5, 17, 11}, Region{36, 22, 1, 1}, Region{20, 0, 17, 23}, Region{1, 7, 7, 3}})
+        for (const int out_w : {1, 3, 7, 17, 24, 48})
+            for (const int out_h : {1, 3, 7, 24}) {
+                CAPTURE(r.x); CAPTURE(r.y); CAPTURE(r.w); CAPTURE(r.h); CAPTURE(out_w); CAPTURE(out_h);
+                std::vector<AreaSpan> xs, ys;
+                area_spans(r.w, out_w, xs);
+                area_spans(r.h, out_h, ys);
+                std::vector<float> expected(static_cast<std::size_t>(out_w) * out_h * 3), got(expected.size(), -1.0f);
+                resample_area<3>(
+                    xs, ys, [&](int x, int y, int c) { return image.pixel(r.x + x, r.y + y)[bgr[c]]; },
+                    [&](int x, int y, int c, float v) { expected[(static_cast<std::size_t>(y) * out_w + x) * 3 + c] = v; });
+                resample_area(table, r.x, r.y, xs, ys, bgr, scratch, [&](int y, const float* means) {
+                    std::copy(means, means + out_w * 3, got.begin() + static_cast<std::ptrdiff_t>(y) * out_w * 3);
+                });
+                CHECK(got == expected);
+            }
+}
+
+TEST_CASE("summed-area table: window sums stay exact when the corners wrap past 2^32") {
+    // A table of a large image holds corner sums above 2^32; they wrap, and a window's sum (a
+    // difference of four corners) must not notice. Shifting every entry by a constant close to
+    // 2^32 makes every corner wrap without a 17-megapixel image.
+    Image image(9, 6);
+    for (std::size_t i = 0; i < image.rgb.size(); ++i) image.rgb[i] = static_cast<std::uint8_t>(i * 37 % 256);
+    SummedAreaTable table;
+    table.build(image);
+    const SummedAreaTable plain = table;
+    for (std::uint32_t& v : table.sums) v += 0xFFFFFF00u;
+    for (int c = 0; c < 3; ++c) {
+        std::uint32_t direct = 0;
+        for (int y = 1; y < 5; ++y)
+            for (int x = 2; x < 9; ++x) direct += image.pixel(x, y)[c];
+        CHECK(plain.window_sum(2, 1, 9, 5, c) == direct);
+        CHECK(table.window_sum(2, 1, 9, 5, c) == direct);
+    }
 }
 
 TEST_CASE("bilinear resize: half-pixel centres, edges clamped") {

@@ -339,6 +339,7 @@ public:
     // (0.7), refined by their box regression and squared.
     void pnet_stage(const Image& image, std::vector<Face>& out) {
         out.clear();
+        image_sums_.build(image);
         mtcnn::pyramid_scales(image.height, image.width, options_.min_face, options_.factor, scales_);
         if (scales_.empty()) return;
         // The first level is the largest: it bounds what the pyramid allocates. (The message is
@@ -357,7 +358,7 @@ public:
             for (int level = 0; level < levels; ++level) {
                 if (level_lane_[static_cast<std::size_t>(level)] != lane) continue;
                 const double scale = scales_[static_cast<std::size_t>(level)];
-                set_input(image, whole, mtcnn::level_size(image.width, scale), mtcnn::level_size(image.height, scale),
+                set_input(whole, mtcnn::level_size(image.width, scale), mtcnn::level_size(image.height, scale),
                           model_->pnet.conv1, s);
                 run_pnet(s);
                 std::vector<Proposal>& found = per_level_[static_cast<std::size_t>(level)];
@@ -379,6 +380,7 @@ public:
     // refined and squared again.
     void rnet_stage(const Image& image, const std::vector<Face>& candidates, std::vector<Face>& out) {
         const MtcnnModel::RNet& net = model_->rnet;
+        image_sums_.build(image);
         run_on_crops(image, candidates, MtcnnModel::kRnetInput, net.conv1, net.dense4, [&](NetScratch& s, const FeatureMap& features) {
             s.layers.conv(net.conv1, s.input, s.a, Padding::none);
             pool(3, s.a, s.b);
@@ -404,6 +406,7 @@ public:
     // intersection over the smaller area and "+1" areas.
     void onet_stage(const Image& image, const std::vector<Face>& candidates, std::vector<Face>& out) {
         const MtcnnModel::ONet& net = model_->onet;
+        image_sums_.build(image);
         run_on_crops(image, candidates, MtcnnModel::kOnetInput, net.conv1, net.dense5, [&](NetScratch& s, const FeatureMap& features) {
             s.layers.conv(net.conv1, s.input, s.a, Padding::none);
             pool(3, s.a, s.b);
@@ -447,6 +450,7 @@ private:
         FeatureBuffer heads;
         LayerRunner layers;
         std::vector<AreaSpan> spans_x, spans_y;
+        AreaResampleScratch area;
         SortScratch<Proposal> sort;
     };
 
@@ -466,23 +470,27 @@ private:
     // 8-bit pixels into the input map, as floats (three a pixel, packed) or, for an int8 reader,
     // as bytes in its input quantisation (a float map of three channels would have to be copied
     // into a padded one before quantize_int8 could read it).
-    void set_input(const Image& image, const mtcnn::CropRect& region, int out_w, int out_h, const ConvLayer& reader,
-                   NetScratch& s) const {
+    // The windows' sums come from the image's summed-area table, image_sums_.
+    void set_input(const mtcnn::CropRect& region, int out_w, int out_h, const ConvLayer& reader, NetScratch& s) const {
         const MtcnnModel& m = *model_;
         area_spans(region.w, out_w, s.spans_x);
         area_spans(region.h, out_h, s.spans_y);
-        const auto source = [&](int x, int y, int c) { return image.pixel(region.x + x, region.y + y)[m.source_channel[c]]; };
         s.input.quantized = reader.quantized();
         if (s.input.quantized) {
             s.input.bytes.resize(out_h, out_w, 3, reader.int8.input);
             const QuantizedMap& in = s.input.bytes.map();
-            resample_area<3>(s.spans_x, s.spans_y, source,
-                             [&](int x, int y, int c, float v) { in.at(y, x)[c] = in.q.quantize((v - m.mean[c]) * m.scale[c]); });
+            resample_area(image_sums_, region.x, region.y, s.spans_x, s.spans_y, m.source_channel, s.area, [&](int y, const float* means) {
+                for (int x = 0; x < out_w; ++x)
+                    for (int c = 0; c < 3; ++c) in.at(y, x)[c] = in.q.quantize((means[x * 3 + c] - m.mean[c]) * m.scale[c]);
+            });
         } else {
             s.input.floats.resize(out_h, out_w, 3, 1);
             const FeatureMap& in = s.input.floats.map();
-            resample_area<3>(s.spans_x, s.spans_y, source,
-                             [&](int x, int y, int c, float v) { in.at(y, x)[c] = (v - m.mean[c]) * m.scale[c]; });
+            resample_area(image_sums_, region.x, region.y, s.spans_x, s.spans_y, m.source_channel, s.area, [&](int y, const float* means) {
+                float* row = in.at(y, 0); // packed: three floats a pixel
+                for (int x = 0; x < out_w; ++x)
+                    for (int c = 0; c < 3; ++c) row[x * 3 + c] = (means[x * 3 + c] - m.mean[c]) * m.scale[c];
+            });
         }
     }
 
@@ -554,11 +562,20 @@ private:
             for (auto s = first; s != last; ++s) most = std::max(most, ((*s).*map).floats.capacity_floats());
             for (auto s = first; s != last; ++s) ((*s).*map).floats.reserve(most);
         }
-        for (std::vector<AreaSpan> NetScratch::*spans : {&NetScratch::spans_x, &NetScratch::spans_y}) {
+        const auto reserve_most = [&](auto vector_of) { // vector_of(scratch) -> one of its vectors
             std::size_t most = 0;
-            for (auto s = first; s != last; ++s) most = std::max(most, ((*s).*spans).capacity());
-            for (auto s = first; s != last; ++s) ((*s).*spans).reserve(most);
-        }
+            for (auto s = first; s != last; ++s) most = std::max(most, vector_of(*s).capacity());
+            for (auto s = first; s != last; ++s) vector_of(*s).reserve(most);
+        };
+        reserve_most([](NetScratch& s) -> auto& { return s.spans_x; });
+        reserve_most([](NetScratch& s) -> auto& { return s.spans_y; });
+        reserve_most([](NetScratch& s) -> auto& { return s.area.columns; });
+        reserve_most([](NetScratch& s) -> auto& { return s.area.first; });
+        reserve_most([](NetScratch& s) -> auto& { return s.area.last; });
+        reserve_most([](NetScratch& s) -> auto& { return s.area.column_sums; });
+        reserve_most([](NetScratch& s) -> auto& { return s.area.sums; });
+        reserve_most([](NetScratch& s) -> auto& { return s.area.widths; });
+        reserve_most([](NetScratch& s) -> auto& { return s.area.means; });
     }
 
     // Sizes the per-thread scratch for a loop of `tasks` and returns how many threads it uses.
@@ -592,7 +609,7 @@ private:
         const int threads = thread_scratch(items);
         parallel_for_workers(0, items, threads, [&](int i, int worker) {
             NetScratch& s = scratch_[static_cast<std::size_t>(worker)];
-            set_input(image, crops_[static_cast<std::size_t>(i)], size, size, first_conv, s);
+            set_input(crops_[static_cast<std::size_t>(i)], size, size, first_conv, s);
             FeatureMap item = features_.map();
             item.data = item.at(i * first_dense.in_h, 0);
             item.h = first_dense.in_h;
@@ -632,6 +649,7 @@ private:
     std::vector<mtcnn::CropRect> crops_;
     SortScratch<Proposal> proposal_sort_;
     SortScratch<Face> face_sort_;
+    SummedAreaTable image_sums_; // of the image the running stage reads (set_input)
 };
 
 } // namespace facet
