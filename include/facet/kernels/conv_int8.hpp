@@ -210,18 +210,12 @@ inline void conv_int8_tile(const QuantizedMap& in, const PackedConvInt8& w, int 
         for (int v = 0; v < V; ++v) store_requantized<typename D::Arch>(I(acc[p][v]), w.requant, (vec0 + v) * N, dst + p * dst_step + (vec0 + v) * N);
 }
 
-// Pixels per register tile of V output vectors on D's registers: with AVX-512, enough tiles of
-// one to three vectors to keep 12 or more dot products in flight (vpdpbusd's latency x its
-// throughput); the narrower paths keep kTilePixels (16 registers).
-template <class D, int V>
-constexpr int kInt8TilePixels = !std::is_same<typename D::Arch, xsimd::avx512f>::value ? kTilePixels : V == 1 ? 16 : V == 2 ? 12 : V == 3 ? 8 : kTilePixels;
-
 template <class Arch, class D, int K, int S, class Out>
 inline void conv_int8_rows(const QuantizedMap& in, const PackedConvInt8& w, Out* out0, std::ptrdiff_t out_rstride,
                            std::ptrdiff_t out_cstride, int out_h, int out_w, int threads) {
     parallel_for<Arch>(0, out_h, threads, [&](int oy) {
         for_each_vector_block<typename D::Arch>(w.cout_pad / static_cast<int>(Int32s<typename D::Arch>::size), [&](auto width, int v) {
-            for_each_pixel_tile<kInt8TilePixels<D, width>>(out_w, [&](auto pixels, int ox) {
+            for_each_pixel_tile(out_w, [&](auto pixels, int ox) {
                 conv_int8_tile<D, K, S, pixels, width>(in, w, v, oy, ox, out0 + oy * out_rstride + ox * out_cstride, out_cstride);
             });
         });

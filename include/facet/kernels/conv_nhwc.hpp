@@ -64,17 +64,13 @@ inline void conv_tile(const FeatureMap& in, const PackedConv& w, int vec0, int o
     tile.store(w, vec0, out.at(oy, ox), out.cstride);
 }
 
-// Calls tile(std::integral_constant<int, P>{}, x) over a row of `width` pixels: full tiles of
-// Wide pixels, then of kTilePixels, then one narrower tile for the rest (a one-pixel tile would
-// load V weight vectors per single broadcast). Wide > kTilePixels is for tiles of few channel
-// vectors, whose accumulators alone would not cover the multiply-adds' latency.
-template <int Wide = kTilePixels, class Tile>
+// Calls tile(std::integral_constant<int, P>{}, x) over a row of `width` pixels: full kTilePixels
+// tiles, then one narrower tile for the rest (a one-pixel tile would load V weight vectors per
+// single broadcast).
+template <class Tile>
 inline void for_each_pixel_tile(int width, Tile&& tile) {
     static_assert(kTilePixels == 6, "the remainder switch below covers 1 to 5 pixels");
-    static_assert(Wide >= kTilePixels);
     int x = 0;
-    if constexpr (Wide > kTilePixels)
-        for (; x + Wide <= width; x += Wide) tile(std::integral_constant<int, Wide>{}, x);
     for (; x + kTilePixels <= width; x += kTilePixels) tile(std::integral_constant<int, kTilePixels>{}, x);
     switch (width - x) {
     case 1: tile(std::integral_constant<int, 1>{}, x); break;
