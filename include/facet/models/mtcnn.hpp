@@ -339,7 +339,6 @@ public:
     // (0.7), refined by their box regression and squared.
     void pnet_stage(const Image& image, std::vector<Face>& out) {
         out.clear();
-        image_sums_.build(image);
         mtcnn::pyramid_scales(image.height, image.width, options_.min_face, options_.factor, scales_);
         if (scales_.empty()) return;
         // The first level is the largest: it bounds what the pyramid allocates. (The message is
@@ -347,6 +346,7 @@ public:
         const int top_w = mtcnn::level_size(image.width, scales_[0]), top_h = mtcnn::level_size(image.height, scales_[0]);
         if (!image_size_within_limits(top_w, top_h))
             check_image_size(top_w, top_h, "MTCNN pyramid (min_face " + std::to_string(options_.min_face) + ")");
+        image_sums_.build(image); // after the refusals: it takes 12 bytes a pixel
         const mtcnn::CropRect whole{0, 0, image.width, image.height};
         const int levels = static_cast<int>(scales_.size());
         const int lanes = thread_scratch(levels);
