@@ -282,11 +282,10 @@ void dwconv3x3_int8_nhwc(const QuantizedMap& in, const PackedDepthwiseInt8& w, c
 template <class Arch>
 void quantize_nhwc(const FeatureMap& in, const QuantizedMap& out, int threads) {
     using B = Batch<Arch>;
-    const B inverse_scale(1.0f / out.q.scale); // QuantParams::quantize's product
     parallel_for<Arch>(0, out.h, threads, [&](int y) {
         for (int x = 0; x < out.w; ++x)
             for (int c = 0; c < out.cstride; c += static_cast<int>(B::size))
-                store_quantized<Arch>(B::load_unaligned(in.at(y, x) + c) * inverse_scale, out.q, out.at(y, x) + c);
+                store_quantized<Arch>(B::load_unaligned(in.at(y, x) + c) / B(out.q.scale), out.q, out.at(y, x) + c);
     });
 }
 
