@@ -120,23 +120,33 @@ TEST_CASE("area resampling from a summed-area table: resample_area's values, bit
             }
 }
 
-TEST_CASE("summed-area table: window sums stay exact when the corners wrap past 2^32") {
-    // A table of a large image holds corner sums above 2^32; they wrap, and a window's sum (a
-    // difference of four corners) must not notice. Shifting every entry by a constant close to
-    // 2^32 makes every corner wrap without a 17-megapixel image.
+TEST_CASE("summed-area table: the resampling stays exact when the table's entries wrap past 2^32") {
+    // A table of a large image holds sums above 2^32; they wrap, and a window's sum (differences
+    // of four entries) must not notice. Shifting every entry by a constant close to 2^32 makes
+    // them wrap without a 17-megapixel image.
     Image image(9, 6);
     for (std::size_t i = 0; i < image.rgb.size(); ++i) image.rgb[i] = static_cast<std::uint8_t>(i * 37 % 256);
     SummedAreaTable table;
     table.build(image);
     const SummedAreaTable plain = table;
     for (std::uint32_t& v : table.sums) v += 0xFFFFFF00u;
+    std::vector<AreaSpan> xs, ys;
+    area_spans(7, 3, xs);
+    area_spans(4, 2, ys);
+    const auto resampled = [&](const SummedAreaTable& t) {
+        std::vector<float> out;
+        AreaResampleScratch scratch;
+        resample_area(t, 2, 1, xs, ys, {0, 1, 2}, scratch, [&](int, const float* means) { out.insert(out.end(), means, means + 9); });
+        return out;
+    };
+    // Output (0, 0), channel c: the mean of columns [0, 3) and rows [0, 2) of the region at (2, 1).
     for (int c = 0; c < 3; ++c) {
-        std::uint32_t direct = 0;
-        for (int y = 1; y < 5; ++y)
-            for (int x = 2; x < 9; ++x) direct += image.pixel(x, y)[c];
-        CHECK(plain.window_sum(2, 1, 9, 5, c) == direct);
-        CHECK(table.window_sum(2, 1, 9, 5, c) == direct);
+        float direct = 0;
+        for (int y = 1; y < 3; ++y)
+            for (int x = 2; x < 5; ++x) direct += image.pixel(x, y)[c];
+        CHECK(resampled(plain)[c] == direct / 2 / 3);
     }
+    CHECK(resampled(table) == resampled(plain));
 }
 
 TEST_CASE("bilinear resize: half-pixel centres, edges clamped") {

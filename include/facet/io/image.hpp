@@ -405,12 +405,13 @@ inline void resample_area(const std::vector<AreaSpan>& xs, const std::vector<Are
 }
 
 // The summed-area table of an 8-bit RGB image: at(x, y)[c] is the sum of channel c over the
-// pixels [0, x) x [0, y), modulo 2^32. Any window's sum is then four lookups (window_sum), where
-// resample_area reads every pixel of the window, and a window's pixels once more for every
-// output whose window overlaps it: MTCNN area-resamples one image to a dozen pyramid levels and
-// hundreds of crops, 30% of its frame when each read its windows. Unsigned arithmetic wraps, so
-// a window's sum is exact whenever the sum itself is below 2^32 (windows up to 16.8 million
-// pixels), whatever the corners hold. build() reuses the table's memory from image to image.
+// pixels [0, x) x [0, y), modulo 2^32. Any window's sum is then four of its entries (the
+// resample_area below), where the direct resample_area reads every pixel of the window, and a
+// window's pixels once more for every output whose window overlaps it: MTCNN area-resamples one
+// image to a dozen pyramid levels and hundreds of crops, 30% of its frame when each read its
+// windows. Unsigned arithmetic wraps, so a window's sum is exact whenever the sum itself is below
+// 2^32 (windows up to 16.8 million pixels), whatever the entries hold. build() reuses the table's
+// memory from image to image.
 struct SummedAreaTable {
     int width = 0, height = 0; // the image's; the table has (width + 1) x (height + 1) entries
     std::vector<std::uint32_t> sums;
@@ -434,10 +435,6 @@ struct SummedAreaTable {
         }
     }
     const std::uint32_t* at(int x, int y) const { return sums.data() + (static_cast<std::size_t>(y) * (width + 1) + x) * 3; }
-    // Channel c summed over columns [x0, x1) of rows [y0, y1).
-    std::uint32_t window_sum(int x0, int y0, int x1, int y1, int c) const {
-        return at(x1, y1)[c] - at(x0, y1)[c] - at(x1, y0)[c] + at(x0, y0)[c];
-    }
 };
 
 // Memory for resample_area from a summed-area table, kept by a caller that resamples every frame

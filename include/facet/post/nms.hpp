@@ -17,8 +17,11 @@ struct NmsRule {
 
 inline float box_overlap(const std::array<float, 4>& a, const std::array<float, 4>& b, NmsRule rule) {
     const float o = rule.pixel_offset;
-    const float iw = std::max(0.0f, std::min(a[2], b[2]) - std::max(a[0], b[0]) + o);
-    const float ih = std::max(0.0f, std::min(a[3], b[3]) - std::max(a[1], b[1]) + o);
+    const float iw = std::min(a[2], b[2]) - std::max(a[0], b[0]) + o;
+    const float ih = std::min(a[3], b[3]) - std::max(a[1], b[1]) + o;
+    // Disjoint boxes overlap by exactly 0, decided without the areas and the division: most pairs
+    // an NMS compares (MTCNN's P-Net keeps hundreds of boxes a level, spread over the image).
+    if (!(iw > 0.0f) || !(ih > 0.0f)) return 0.0f;
     const float inter = iw * ih;
     const float area_a = (a[2] - a[0] + o) * (a[3] - a[1] + o), area_b = (b[2] - b[0] + o) * (b[3] - b[1] + o);
     const float denom = rule.over_min_area ? std::min(area_a, area_b) : area_a + area_b - inter;
@@ -30,24 +33,12 @@ inline float box_overlap(const std::array<float, 4>& a, const std::array<float, 
 // prefix of the vector, so this needs no memory of its own and compares each candidate with the
 // kept faces only. Any type with Face's `box` and `score` members works (a cascade's candidates
 // carry their box regression through NMS).
-//
-// Most pairs do not intersect (MTCNN's P-Net keeps hundreds of boxes a level, spread over the
-// image); their overlap is exactly 0, so they are decided without box_overlap's areas and division.
 template <class Scored>
 void nms_sorted_in_place(std::vector<Scored>& sorted, float threshold, NmsRule rule, std::size_t max_keep) {
-    const bool disjoint_suppresses = 0.0f > threshold;
-    const float o = rule.pixel_offset;
     std::size_t kept = 0;
     for (std::size_t i = 0; i < sorted.size() && kept < max_keep; ++i) {
-        const std::array<float, 4>& b = sorted[i].box;
         bool suppressed = false;
-        for (std::size_t j = 0; j < kept && !suppressed; ++j) {
-            const std::array<float, 4>& a = sorted[j].box;
-            // box_overlap's intersection width and height: either not positive means no overlap.
-            const bool disjoint = !(std::min(a[2], b[2]) - std::max(a[0], b[0]) + o > 0.0f) ||
-                                  !(std::min(a[3], b[3]) - std::max(a[1], b[1]) + o > 0.0f);
-            suppressed = disjoint ? disjoint_suppresses : box_overlap(a, b, rule) > threshold;
-        }
+        for (std::size_t j = 0; j < kept && !suppressed; ++j) suppressed = box_overlap(sorted[j].box, sorted[i].box, rule) > threshold;
         if (!suppressed) sorted[kept++] = sorted[i];
     }
     sorted.resize(kept);
