@@ -12,8 +12,10 @@
 // - Elsewhere (AVX2, SSE, AVX-512 without VNNI): vpmaddubsw would saturate (255 x 127 x 2 >
 //   32767), so the bytes are widened to 16 bits (even and odd bytes of each int32 by shifts and a
 //   mask) and multiplied by vpmaddwd, exactly. The same integers as VNNI, slower.
-// Depthwise: per channel, the byte widened to float times the int8 weight as float; every product
-// and the 9-term sum are integers below 2^24, exact in float, so this too is the integer result.
+// Depthwise: with AVX512-VNNI, vpdpbusd on the three rows' bytes of a window column (dw_vnni
+// below); elsewhere per channel the byte widened to float times the int8 weight as float: every
+// product and the 9-term sum are integers below 2^24, exact in float, so this too is the integer
+// result.
 // All kernels end in the requantisation of int8_layout.hpp, so every path writes the same bytes.
 //
 // Everything is xsimd batches on the kernel set's architecture except ByteIntrinsics below: the
@@ -161,10 +163,14 @@ inline Batch<Arch> requantized_real(const Int32s<Arch>& acc, const Requantizatio
 // y in units of `q`'s scale -> its bytes: nearbyint(clamp(y, -zp, 255 - zp)) + zp, rounding in
 // the current mode (nearest, ties to even) as the reference's std::nearbyint.
 template <class Arch>
-inline void store_quantized(const Batch<Arch>& y, const QuantParams& q, std::uint8_t* dst) {
+[[gnu::always_inline]] inline Int32s<Arch> quantized(const Batch<Arch>& y, const QuantParams& q) {
     using B = Batch<Arch>;
     const B clamped = xsimd::min(xsimd::max(y, B(static_cast<float>(-q.zero_point))), B(static_cast<float>(255 - q.zero_point)));
-    ByteIntrinsicsOf<Arch>::store_bytes(dst, xsimd::nearbyint_as_int(clamped) + Int32s<Arch>(q.zero_point));
+    return xsimd::nearbyint_as_int(clamped) + Int32s<Arch>(q.zero_point);
+}
+template <class Arch>
+inline void store_quantized(const Batch<Arch>& y, const QuantParams& q, std::uint8_t* dst) {
+    ByteIntrinsicsOf<Arch>::store_bytes(dst, quantized<Arch>(y, q));
 }
 
 // Always inlined: left to itself GCC 12 calls these out of line from the kernels' tiles (and
@@ -260,23 +266,121 @@ inline void dwconv3x3_int8_pixels(const std::uint8_t* const (&rows)[3], std::ptr
         store_requantized<Arch>(xsimd::batch_cast<std::int32_t>(acc[p]) + bias, w.requant, c, out + (ox + p) * dst_step + c);
 }
 
-// out = requantise(depthwise3x3_strideS(in) + bias), uint8 out.
+// Channel vectors [v0, v1) of output row oy (rows: its three input rows, at pixel -1).
+template <class Arch, int S>
+inline void dwconv3x3_int8_vectors(const std::uint8_t* const (&rows)[3], std::ptrdiff_t src_step, const PackedDepthwiseInt8& w,
+                                   int c0, int c1, std::uint8_t* dst, std::ptrdiff_t dst_step, int out_w) {
+    constexpr int N = Batch<Arch>::size, P = kDwPixels<S>;
+    for (int c = c0; c < c1; c += N) {
+        Batch<Arch> k[9];
+        for (int t = 0; t < 9; ++t) k[t] = Batch<Arch>::load_unaligned(w.weights.data() + t * w.c_pad + c);
+        const auto bias = Int32s<Arch>::load_unaligned(w.bias.data() + c);
+        int ox = 0;
+        for (; ox + P <= out_w; ox += P) dwconv3x3_int8_pixels<Arch, S, P>(rows, src_step, k, bias, w, c, ox, dst, dst_step);
+        for (; ox < out_w; ++ox) dwconv3x3_int8_pixels<Arch, S, 1>(rows, src_step, k, bias, w, c, ox, dst, dst_step);
+    }
+}
+
 template <class Arch, int S>
 void dwconv3x3_int8_nhwc(const QuantizedMap& in, const PackedDepthwiseInt8& w, const QuantizedMap& out, int threads) {
-    constexpr int N = Batch<Arch>::size, P = kDwPixels<S>;
+    parallel_for<Arch>(0, out.h, threads, [&](int oy) {
+        const std::uint8_t* const rows[3] = {in.at(oy * S - 1, -1), in.at(oy * S, -1), in.at(oy * S + 1, -1)};
+        dwconv3x3_int8_vectors<Arch, S>(rows, in.cstride, w, 0, w.c_pad, out.at(oy, 0), out.cstride, out.w);
+    });
+}
+
+#if defined(__AVX512F__)
+// The depthwise by AVX512-VNNI, 64 channels at a time, where cpuid reports VNNI (and AVX512BW,
+// whose byte shuffles it needs: this code alone is compiled for both, by its target attribute;
+// the AVX-512 object is built for AVX512F). The widening kernel above spends two instructions a
+// byte vector on the conversion to float before each FMA; here one vpdpbusd adds a whole window
+// column of 16 channels: each int32 lane holds one channel's bytes of the three rows (and row 2's
+// again, against a zero weight), PackedDepthwiseInt8::column_weights the column's three weights.
+// Interleaving the rows' bytes costs 11 shuffles for 64 channels of a column, shared by the up to
+// three outputs whose windows hold it (P outputs a block, as dwconv3x3.hpp's).
+namespace dw_vnni {
+constexpr int kChannels = 64;
+template <int S>
+constexpr int kPixels = S == 1 ? 4 : 2;
+
+// The 64 bytes at each rows[ky] + offset (channels [c, c + 64) of a pixel) as group[g]: channels
+// [c + 16g, c + 16g + 16), lane j holding channel c + 16g + j's bytes (row 0, row 1, row 2, row 2).
+// The unpacks interleave within 128-bit lanes, so each row's 16 dwords are first transposed as a
+// 4 x 4 matrix: then the unpacks' dword k of lane L (byte 16L + 4g + k before them) is channel
+// 16g + 4L + k, in order.
+struct Column {
+    __m512i group[4];
+};
+
+[[gnu::target("avx512bw,avx512vnni"), gnu::always_inline]] inline Column column(const std::uint8_t* const (&rows)[3],
+                                                                                 std::ptrdiff_t offset) {
+    const __m512i transpose = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i r[3];
+    for (int ky = 0; ky < 3; ++ky) r[ky] = _mm512_permutexvar_epi32(transpose, _mm512_loadu_si512(rows[ky] + offset));
+    const __m512i low01 = _mm512_unpacklo_epi8(r[0], r[1]), high01 = _mm512_unpackhi_epi8(r[0], r[1]);
+    const __m512i low22 = _mm512_unpacklo_epi8(r[2], r[2]), high22 = _mm512_unpackhi_epi8(r[2], r[2]);
+    return {{_mm512_unpacklo_epi16(low01, low22), _mm512_unpackhi_epi16(low01, low22), _mm512_unpacklo_epi16(high01, high22),
+             _mm512_unpackhi_epi16(high01, high22)}};
+}
+
+// P neighbouring outputs of channels [c, c + 64), as dwconv3x3_int8_pixels.
+template <int S, int P>
+[[gnu::target("avx512bw,avx512vnni"), gnu::always_inline]] inline void pixels(const std::uint8_t* const (&rows)[3],
+                                                                               std::ptrdiff_t src_step, const PackedDepthwiseInt8& w,
+                                                                               int c, int ox, std::uint8_t* out, std::ptrdiff_t dst_step) {
+    constexpr int kColumns = S * (P - 1) + 3;
+    __m512i acc[P][4];
+    for (int g = 0; g < 4; ++g) {
+        const __m512i bias = _mm512_loadu_si512(w.bias.data() + c + 16 * g);
+        for (int p = 0; p < P; ++p) acc[p][g] = bias;
+    }
+    for (int col = 0; col < kColumns; ++col) {
+        const Column x = column(rows, (ox * S + col) * src_step + c);
+        for (int p = 0; p < P; ++p) {
+            const int kx = col - S * p; // this column's place in output p's window, if any
+            if (kx < 0 || kx >= 3) continue;
+            const std::int8_t* weights = w.column_weights.data() + (static_cast<std::size_t>(kx) * w.c_pad + c) * 4;
+            for (int g = 0; g < 4; ++g) acc[p][g] = _mm512_dpbusd_epi32(acc[p][g], x.group[g], _mm512_loadu_si512(weights + 64 * g));
+        }
+    }
+    // The four groups' bytes as one vector: the packs work within 128-bit lanes, so they leave
+    // lane L holding dwords L of the four groups, and the transpose puts the channels back in order.
+    const __m512i transpose = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    for (int p = 0; p < P; ++p) {
+        __m512i bytes[4];
+        for (int g = 0; g < 4; ++g)
+            bytes[g] = quantized<xsimd::avx512f>(requantized_real<xsimd::avx512f>(Int32s<xsimd::avx512f>(acc[p][g]), w.requant, c + 16 * g), w.requant.output);
+        const __m512i packed = _mm512_packus_epi16(_mm512_packs_epi32(bytes[0], bytes[1]), _mm512_packs_epi32(bytes[2], bytes[3]));
+        _mm512_storeu_si512(out + (ox + p) * dst_step + c, _mm512_permutexvar_epi32(transpose, packed));
+    }
+}
+
+// Channels [0, c1) of one output row, c1 a multiple of 64.
+template <int S>
+[[gnu::target("avx512bw,avx512vnni")]] void row(const std::uint8_t* const (&rows)[3], std::ptrdiff_t src_step,
+                                                 const PackedDepthwiseInt8& w, int c1, std::uint8_t* dst, std::ptrdiff_t dst_step, int out_w) {
+    constexpr int P = kPixels<S>;
+    for (int c = 0; c < c1; c += kChannels) {
+        int ox = 0;
+        for (; ox + P <= out_w; ox += P) pixels<S, P>(rows, src_step, w, c, ox, dst, dst_step);
+        for (; ox < out_w; ++ox) pixels<S, 1>(rows, src_step, w, c, ox, dst, dst_step);
+    }
+}
+} // namespace dw_vnni
+
+// Whole 64-channel blocks by VNNI, the channel vectors past the last (c_pad % 64) as above.
+template <int S>
+void dwconv3x3_int8_vnni_nhwc(const QuantizedMap& in, const PackedDepthwiseInt8& w, const QuantizedMap& out, int threads) {
+    using Arch = xsimd::avx512f;
+    const int blocks_end = w.c_pad / dw_vnni::kChannels * dw_vnni::kChannels;
     parallel_for<Arch>(0, out.h, threads, [&](int oy) {
         const std::uint8_t* const rows[3] = {in.at(oy * S - 1, -1), in.at(oy * S, -1), in.at(oy * S + 1, -1)};
         std::uint8_t* const dst = out.at(oy, 0);
-        for (int c = 0; c < w.c_pad; c += N) {
-            Batch<Arch> k[9];
-            for (int t = 0; t < 9; ++t) k[t] = Batch<Arch>::load_unaligned(w.weights.data() + t * w.c_pad + c);
-            const auto bias = Int32s<Arch>::load_unaligned(w.bias.data() + c);
-            int ox = 0;
-            for (; ox + P <= out.w; ox += P) dwconv3x3_int8_pixels<Arch, S, P>(rows, in.cstride, k, bias, w, c, ox, dst, out.cstride);
-            for (; ox < out.w; ++ox) dwconv3x3_int8_pixels<Arch, S, 1>(rows, in.cstride, k, bias, w, c, ox, dst, out.cstride);
-        }
+        dw_vnni::row<S>(rows, in.cstride, w, blocks_end, dst, out.cstride, out.w);
+        dwconv3x3_int8_vectors<Arch, S>(rows, in.cstride, w, blocks_end, w.c_pad, dst, out.cstride, out.w);
     });
 }
+#endif
 
 // out = quantise(in) with out.q: every lane of out's channel stride (in's padding lanes are zero).
 template <class Arch>
@@ -315,7 +419,12 @@ template <class Arch>
 Int8KernelTable int8_kernel_table() {
 #if defined(__AVX512F__)
     if constexpr (std::is_same<Arch, xsimd::avx512f>::value) {
-        if (cpu_has_avx512_vnni()) return int8_table<Arch, DotVnni512>("avx512-vnni");
+        if (cpu_has_avx512_vnni()) {
+            Int8KernelTable t = int8_table<Arch, DotVnni512>("avx512-vnni");
+            t.dwconv3x3_s1 = &dwconv3x3_int8_vnni_nhwc<1>;
+            t.dwconv3x3_s2 = &dwconv3x3_int8_vnni_nhwc<2>;
+            return t;
+        }
         return int8_table<Arch, DotWiden<xsimd::fma3<xsimd::avx2>>>("avx2-vpmaddwd"); // ByteIntrinsics<16> says why
     } else
 #endif

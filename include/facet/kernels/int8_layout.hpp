@@ -220,11 +220,14 @@ inline void set_output(PackedConvInt8& p, bool quantized, QuantParams output = {
 }
 
 // A depthwise 3x3 int8 conv, padding 1, uint8 output. The products of a byte and an int8 weight
-// and their 9-term sums (< 2^24) are exact in float, so the kernels multiply-add in float:
+// and their 9-term sums (< 2^24) are exact in float, so the widening kernels multiply-add in float:
 // weights are the int8 values as floats, [9][c_pad].
 struct PackedDepthwiseInt8 : Int8OutputChannels {
     int c = 0, c_pad = 0, stride = 1;
     std::vector<float> weights;
+    // The same weights for the VNNI kernel (conv_int8.hpp), [3][c_pad][4]: for window column kx,
+    // channel ch's weights of rows 0, 1, 2 and a zero, the four bytes one vpdpbusd lane multiplies.
+    std::vector<std::int8_t> column_weights;
 };
 
 inline PackedDepthwiseInt8 pack_depthwise_int8(const Int8ConvSource& s, int c, int stride, const std::string& what) {
@@ -235,12 +238,14 @@ inline PackedDepthwiseInt8 pack_depthwise_int8(const Int8ConvSource& s, int c, i
     p.stride = stride;
     p.init(s, c, p.c_pad);
     p.weights.assign(static_cast<std::size_t>(9) * p.c_pad, 0.0f);
+    p.column_weights.assign(static_cast<std::size_t>(3) * p.c_pad * 4, 0);
     for (int ch = 0; ch < c; ++ch) {
         std::int32_t sum = 0;
         for (int t = 0; t < 9; ++t) {
             const std::int8_t v = s.weights[ch * 9 + t];
             sum += v;
             p.weights[static_cast<std::size_t>(t) * p.c_pad + ch] = v;
+            p.column_weights[(static_cast<std::size_t>(t % 3) * p.c_pad + ch) * 4 + t / 3] = v;
         }
         p.set_channel(s, ch, sum);
     }
