@@ -7,6 +7,8 @@
 #include <facet/kernels/reference_int8.hpp>
 #include <facet/kernels/reference_mtcnn.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -147,6 +149,28 @@ TEST_CASE("int8 requantisation: hand-computed bytes, rounding half to even, clam
     CHECK(r.byte(-400, 0) == 0);  // -50 clamps at -zp
     CHECK(r.byte(1000, 0) == 255);
     CHECK(r.real(-8, 0) == -1.0f);
+}
+
+// requantize_clamped rounds by adding 1.5 x 2^23 (it says why); here against its definition with
+// std::nearbyint, on every eighth in [-300, 300] (ties included) and on random values.
+TEST_CASE("int8 requantisation: the rounding by addition equals nearbyint(clamp(y)) + zp") {
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> any(-400.0f, 400.0f);
+    for (int zero_point : {0, 10, 128, 255}) {
+        const QuantParams q{1.0f, zero_point};
+        const auto expected = [&](float y) {
+            const float clamped = std::min(std::max(y, static_cast<float>(-zero_point)), static_cast<float>(255 - zero_point));
+            return static_cast<int>(std::nearbyint(clamped)) + zero_point;
+        };
+        int differences = 0;
+        for (int k = -2400; k <= 2400; ++k) differences += q.requantize_clamped(k / 8.0f) != expected(k / 8.0f);
+        for (int i = 0; i < 10000; ++i) {
+            const float y = any(rng);
+            differences += q.requantize_clamped(y) != expected(y);
+        }
+        CAPTURE(zero_point);
+        CHECK(differences == 0);
+    }
 }
 
 TEST_CASE("int8 requantisation with PReLU: each channel's own slope, either sign") {

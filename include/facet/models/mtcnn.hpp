@@ -18,6 +18,7 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstring>
 #include <initializer_list>
 #include <limits>
 #include <memory>
@@ -451,6 +452,10 @@ private:
         LayerRunner layers;
         std::vector<AreaSpan> spans_x, spans_y;
         AreaResampleScratch area;
+        // set_input's normalisation of a row, value by value (x * 3 + c): each value's channel
+        // mean and scale, and for an int8 reader the row's bytes before they go to their pixels.
+        std::vector<float> lane_mean, lane_scale;
+        std::vector<std::uint8_t> row_bytes;
         SortScratch<Proposal> sort;
     };
 
@@ -475,21 +480,34 @@ private:
         const MtcnnModel& m = *model_;
         area_spans(region.w, out_w, s.spans_x);
         area_spans(region.h, out_h, s.spans_y);
+        // Each row is normalised by one loop over its values with per-value constants, which the
+        // compiler vectorises (per pixel and channel it stayed scalar: 10% of an MTCNN frame).
+        const std::size_t values = static_cast<std::size_t>(out_w) * 3;
+        s.lane_mean.resize(values);
+        s.lane_scale.resize(values);
+        for (std::size_t i = 0; i < values; ++i) {
+            s.lane_mean[i] = m.mean[i % 3];
+            s.lane_scale[i] = m.scale[i % 3];
+        }
+        const float* const mean = s.lane_mean.data();
+        const float* const scale = s.lane_scale.data();
         s.input.quantized = reader.quantized();
         if (s.input.quantized) {
             s.input.bytes.resize(out_h, out_w, 3, reader.int8.input);
             const QuantizedMap& in = s.input.bytes.map();
+            const QuantParams q = in.q;
+            s.row_bytes.resize(values);
+            std::uint8_t* const bytes = s.row_bytes.data();
             resample_area(image_sums_, region.x, region.y, s.spans_x, s.spans_y, m.source_channel, s.area, [&](int y, const float* means) {
-                for (int x = 0; x < out_w; ++x)
-                    for (int c = 0; c < 3; ++c) in.at(y, x)[c] = in.q.quantize((means[x * 3 + c] - m.mean[c]) * m.scale[c]);
+                for (std::size_t i = 0; i < values; ++i) bytes[i] = q.quantize((means[i] - mean[i]) * scale[i]);
+                for (int x = 0; x < out_w; ++x) std::memcpy(in.at(y, x), bytes + x * 3, 3);
             });
         } else {
             s.input.floats.resize(out_h, out_w, 3, 1);
             const FeatureMap& in = s.input.floats.map();
             resample_area(image_sums_, region.x, region.y, s.spans_x, s.spans_y, m.source_channel, s.area, [&](int y, const float* means) {
-                float* row = in.at(y, 0); // packed: three floats a pixel
-                for (int x = 0; x < out_w; ++x)
-                    for (int c = 0; c < 3; ++c) row[x * 3 + c] = (means[x * 3 + c] - m.mean[c]) * m.scale[c];
+                float* const row = in.at(y, 0); // packed: three floats a pixel
+                for (std::size_t i = 0; i < values; ++i) row[i] = (means[i] - mean[i]) * scale[i];
             });
         }
     }
@@ -576,6 +594,9 @@ private:
         reserve_most([](NetScratch& s) -> auto& { return s.area.sums; });
         reserve_most([](NetScratch& s) -> auto& { return s.area.widths; });
         reserve_most([](NetScratch& s) -> auto& { return s.area.means; });
+        reserve_most([](NetScratch& s) -> auto& { return s.lane_mean; });
+        reserve_most([](NetScratch& s) -> auto& { return s.lane_scale; });
+        reserve_most([](NetScratch& s) -> auto& { return s.row_bytes; });
     }
 
     // Sizes the per-thread scratch for a loop of `tasks` and returns how many threads it uses.
