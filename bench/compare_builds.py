@@ -42,7 +42,9 @@ def run(binary, env, pattern, min_time):
     if out.returncode != 0:
         sys.exit(f"{binary} failed ({out.returncode}): {out.stderr.strip()}")
     scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
-    return {b["name"]: b["real_time"] * scale[b["time_unit"]] for b in json.loads(out.stdout)["benchmarks"]}
+    # A case that skipped itself (e.g. its weight file is not in FACET_WEIGHTS_DIR) has no time.
+    return {b["name"]: b["real_time"] * scale[b["time_unit"]] for b in json.loads(out.stdout)["benchmarks"]
+            if not b.get("error_occurred")}
 
 
 def main():
@@ -60,11 +62,12 @@ def main():
             for name, ms in run(binary, env, args.filter, args.min_time).items():
                 times[label].setdefault(name, []).append(ms)
     first = args.builds[0][0]
-    if not times[first]:
+    if not any(times.values()):
         sys.exit(f"no case matched {args.filter!r}")
-    width = max(len(name) for name in times[first])
-    print(f"{'case':{width}}  " + "  ".join(f"{label:>12}" for label, _, _ in args.builds) + f"   (medians of {args.rounds} rounds, ms; x: {first} / build)")
-    for name in times[first]:
+    names = list(dict.fromkeys(name for label, _, _ in args.builds for name in times[label]))
+    width = max(len(name) for name in names)
+    print(f"{'case':{width}}  " + "  ".join(f"{label:>12}" for label, _, _ in args.builds) + f"   (medians of {args.rounds} rounds, ms; x: {first} / build; nan: no time)")
+    for name in names:
         medians = [statistics.median(times[label].get(name, [float("nan")])) for label, _, _ in args.builds]
         ratios = "  ".join(f"x{medians[0] / m:.3f}" for m in medians[1:])
         print(f"{name:{width}}  " + "  ".join(f"{m:12.3f}" for m in medians) + "   " + ratios)
