@@ -303,7 +303,7 @@ inline void dwconv3x3_int8_pixels(const std::uint8_t* const (&rows)[3], std::ptr
         store_requantized<Arch>(xsimd::batch_cast<std::int32_t>(acc[p]) + bias, w.requant, c, out + (ox + p) * dst_step + c);
 }
 
-// Channel vectors [v0, v1) of output row oy (rows: its three input rows, at pixel -1).
+// Channels [c0, c1), whole vectors, of one output row (rows: its three input rows, at pixel -1).
 template <class Arch, int S>
 inline void dwconv3x3_int8_vectors(const std::uint8_t* const (&rows)[3], std::ptrdiff_t src_step, const PackedDepthwiseInt8& w,
                                    int c0, int c1, std::uint8_t* dst, std::ptrdiff_t dst_step, int out_w) {
@@ -327,9 +327,9 @@ void dwconv3x3_int8_nhwc(const QuantizedMap& in, const PackedDepthwiseInt8& w, c
 }
 
 #if defined(__AVX512F__)
-// The depthwise by AVX512-VNNI, 64 channels at a time, where cpuid reports VNNI (and AVX512BW,
-// whose byte shuffles it needs: this code alone is compiled for both, by its target attribute;
-// the AVX-512 object is built for AVX512F). The widening kernel above spends two instructions a
+// The depthwise by AVX512-VNNI, 64 channels at a time, where cpuid reports VNNI (every such CPU
+// has AVX512BW, whose byte shuffles it needs: this code is compiled for both by its target
+// attribute, as the AVX-512 object may be built for AVX512F alone). The widening kernel above spends two instructions a
 // byte vector on the conversion to float before each FMA; here one vpdpbusd adds a whole window
 // column of 16 channels: each int32 lane holds one channel's bytes of the three rows (and row 2's
 // again, against a zero weight), PackedDepthwiseInt8::column_weights the column's three weights.
