@@ -495,7 +495,8 @@ private:
         area_spans(region.w, out_w, s.spans_x);
         area_spans(region.h, out_h, s.spans_y);
         // Each row is normalised by one loop over its values with per-value constants, which the
-        // compiler vectorises (per pixel and channel it stayed scalar: 10% of an MTCNN frame).
+        // compiler vectorises (per pixel and channel it stayed scalar, with a libm nearbyintf call
+        // per byte for an int8 reader; perf: the resampling 22% -> 19% of a frame).
         const std::size_t values = static_cast<std::size_t>(out_w) * 3;
         s.lane_mean.resize(values);
         s.lane_scale.resize(values);
