@@ -209,10 +209,6 @@ template <class Arch>
     for (int g = 0; g < 4; ++g) store_requantized<Arch>(Int32s<Arch>(acc[g]), r, o + 16 * g, dst + 16 * g);
 #endif
 }
-template <class Arch>
-[[gnu::always_inline]] inline void store_requantized(const __m512i (&acc)[4], const Requantization& r, int o, float* dst) {
-    for (int g = 0; g < 4; ++g) store_requantized<Arch>(Int32s<Arch>(acc[g]), r, o + 16 * g, dst + 16 * g);
-}
 #endif
 
 // P output pixels x V vectors of output channels from vector vec0 on; Out: uint8_t or float.
@@ -244,7 +240,7 @@ inline void conv_int8_tile(const QuantizedMap& in, const PackedConvInt8& w, int 
         }
     for (int p = 0; p < P; ++p) {
 #if defined(__AVX512F__)
-        if constexpr (V == 4 && std::is_same<typename D::Arch, xsimd::avx512f>::value) {
+        if constexpr (V == 4 && std::is_same<typename D::Arch, xsimd::avx512f>::value && std::is_same<Out, std::uint8_t>::value) {
             store_requantized<typename D::Arch>(acc[p], w.requant, vec0 * N, dst + p * dst_step + vec0 * N);
             continue;
         }
