@@ -64,9 +64,9 @@ inline void conv_tile(const FeatureMap& in, const PackedConv& w, int vec0, int o
     tile.store(w, vec0, out.at(oy, ox), out.cstride);
 }
 
-// Calls tile(std::integral_constant<int, P>{}, x) over a row of `width` pixels: full kTilePixels
-// tiles, then one narrower tile for the rest (a one-pixel tile would load V weight vectors per
-// single broadcast).
+// Calls tile(std::integral_constant<int, P>{}, x) over a row of `width` pixels (or the Winograd
+// GEMM's `width` rows of tiles): full kTilePixels tiles, then one narrower tile for the rest (a
+// one-pixel tile would load V weight vectors per single broadcast).
 template <class Tile>
 inline void for_each_pixel_tile(int width, Tile&& tile) {
     static_assert(kTilePixels == 6, "the remainder switch below covers 1 to 5 pixels");

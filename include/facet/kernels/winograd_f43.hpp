@@ -121,14 +121,15 @@ inline void gemm_tile(const float* v, const float* u, float* m, int cin, int cou
         for (int k = 0; k < V; ++k) acc[r][k].store_aligned(m + r * cout_pad + k * N);
 }
 
-// One position's GEMM over `rows` tiles: full 6-row tiles, then the rest one row at a time.
+// One position's GEMM over `rows` tiles: full 6-row tiles, then the rest (1 to 5 rows) as one
+// tile. The rest is not run a row at a time: small maps have few tiles (MTCNN's O-Net conv3 has 4,
+// R-Net's conv2 9), and one row's accumulators form V dependent chains of cin FMAs, latency-bound.
 template <class Arch, int V>
 inline void gemm_position(const float* v, const float* u, float* m, int rows, int cin, int cin_stride, int cout_pad, int vec0) {
     constexpr int N = Batch<Arch>::size;
-    int r = 0;
-    for (; r + kTilePixels <= rows; r += kTilePixels)
-        gemm_tile<Arch, kTilePixels, V>(v + r * cin_stride, u + vec0 * N, m + r * cout_pad + vec0 * N, cin, cout_pad, cin_stride);
-    for (; r < rows; ++r) gemm_tile<Arch, 1, V>(v + r * cin_stride, u + vec0 * N, m + r * cout_pad + vec0 * N, cin, cout_pad, cin_stride);
+    for_each_pixel_tile(rows, [&](auto tile_rows, int r) {
+        gemm_tile<Arch, tile_rows, V>(v + r * cin_stride, u + vec0 * N, m + r * cout_pad + vec0 * N, cin, cout_pad, cin_stride);
+    });
 }
 
 // The block loop of both GEMM precisions: per block of tiles, the input transform into V

@@ -32,15 +32,14 @@ inline void gemm_tile_bf16(const std::uint32_t* v, const std::uint32_t* u, float
         for (int k = 0; k < V; ++k) acc[r][k].store_aligned(m + r * cout_pad + k * B::size);
 }
 
-// One position's GEMM over `rows` tiles: full 6-row tiles, then the rest one row at a time.
+// One position's GEMM over `rows` tiles, as gemm_position: 6-row tiles, then the rest as one tile.
 template <int V>
 inline void gemm_position_bf16(const std::uint32_t* v, const std::uint32_t* u, float* m, int rows, int pairs,
                                int row_pairs, int cout_pad, int vec0) {
     constexpr int N = Batch<Bf16Arch>::size;
-    int r = 0;
-    for (; r + kTilePixels <= rows; r += kTilePixels)
-        gemm_tile_bf16<kTilePixels, V>(v + r * row_pairs, u + vec0 * N, m + r * cout_pad + vec0 * N, pairs, cout_pad, row_pairs);
-    for (; r < rows; ++r) gemm_tile_bf16<1, V>(v + r * row_pairs, u + vec0 * N, m + r * cout_pad + vec0 * N, pairs, cout_pad, row_pairs);
+    for_each_pixel_tile(rows, [&](auto tile_rows, int r) {
+        gemm_tile_bf16<tile_rows, V>(v + r * row_pairs, u + vec0 * N, m + r * cout_pad + vec0 * N, pairs, cout_pad, row_pairs);
+    });
 }
 
 } // namespace winograd
