@@ -647,7 +647,7 @@ class GraphExecutor {
 public:
     explicit GraphExecutor(std::shared_ptr<const GraphModel> model, const KernelSet& kernels = default_kernel_set(),
                            int threads = 1)
-        : model_(std::move(model)), kernels_(&kernels), threads_(threads), maps_(model_->values().size()), layers_(kernels) {
+        : model_(std::move(model)), maps_(model_->values().size()), layers_(kernels) {
         layers_.threads = threads;
         for (const GraphOp& op : model_->ops())
             if (op.kind == GraphOp::Kind::conv && op.conv.quantized()) {
@@ -667,7 +667,7 @@ public:
     }
 
     const GraphModel& model() const { return *model_; }
-    const KernelSet& kernels() const { return *kernels_; }
+    const KernelSet& kernels() const { return layers_.kernels(); }
 
     // The network input: fill its interior, or call set_input. It keeps its values from run to run.
     const FeatureMap& input() { return maps_[model_->input_value()]; }
@@ -748,19 +748,20 @@ private:
         const FeatureMap& first = maps_[op.inputs[0]];
         const int inset = op.view_inset;
         const FeatureMap in = inset > 0 ? first.pixels(1, 1, first.h - inset, first.w - inset) : first;
-        const KernelSet& k = *kernels_;
+        const KernelSet& k = layers_.kernels();
+        const int threads = layers_.threads;
         switch (op.kind) {
         case K::conv: layers_.conv_to_floats(op.conv, first, inset, out); break;
-        case K::depthwise: k.dwconv_for(op.depthwise)(in, op.depthwise, out, threads_); break;
-        case K::grouped_conv: k.grouped_conv(in, op.grouped, out, threads_); break;
-        case K::dense: k.dense(in, op.dense, out, threads_); break;
-        case K::activation: k.activation(in, op.activation, out, threads_); break;
-        case K::add: k.add(in, maps_[op.inputs[1]], out, threads_); break;
-        case K::mul: k.mul(in, maps_[op.inputs[1]], out, threads_); break;
-        case K::avg_pool: k.avg_pool(in, op.pool, out, threads_); break;
-        case K::max_pool: k.max_pool(in, op.pool, out, threads_); break;
-        case K::resize_nearest: k.resize_nearest(in, out, threads_); break;
-        case K::softmax: k.softmax_channels(in, out, threads_); break;
+        case K::depthwise: k.dwconv_for(op.depthwise)(in, op.depthwise, out, threads); break;
+        case K::grouped_conv: k.grouped_conv(in, op.grouped, out, threads); break;
+        case K::dense: k.dense(in, op.dense, out, threads); break;
+        case K::activation: k.activation(in, op.activation, out, threads); break;
+        case K::add: k.add(in, maps_[op.inputs[1]], out, threads); break;
+        case K::mul: k.mul(in, maps_[op.inputs[1]], out, threads); break;
+        case K::avg_pool: k.avg_pool(in, op.pool, out, threads); break;
+        case K::max_pool: k.max_pool(in, op.pool, out, threads); break;
+        case K::resize_nearest: k.resize_nearest(in, out, threads); break;
+        case K::softmax: k.softmax_channels(in, out, threads); break;
         case K::concat_channels: {
             int first = 0;
             for (std::size_t i = 0; i < op.inputs.size(); ++i) {
@@ -787,11 +788,9 @@ private:
     }
 
     std::shared_ptr<const GraphModel> model_;
-    const KernelSet* kernels_;
-    int threads_;
     std::vector<FeatureBuffer> slots_;
     std::vector<FeatureMap> maps_; // per value: where it is now (a slot, a slice of one, a constant)
-    LayerRunner layers_;           // runs the dense convs in their precision (an int8 one's quantised input)
+    LayerRunner layers_;           // the kernels and threads; runs the dense convs in their precision
 };
 
 } // namespace facet

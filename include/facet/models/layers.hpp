@@ -162,31 +162,24 @@ public:
         out.quantized = layer.quantized() && layer.int8.requant.quantized_output;
         if (!layer.quantized()) {
             const FeatureMap x = read_region(in.floats.map(), layer.k(), padding);
-            observe(layer.name, x);
-            return conv(layer.fp32, x, out.floats);
+            out.floats.resize(conv_out_size(x.h, layer.k(), layer.stride()), conv_out_size(x.w, layer.k(), layer.stride()), layer.cout());
+            return run(layer, x, out.floats.map());
         }
         const QuantizedMap x = read_region(bytes_of(in, layer.int8.input), layer.k(), padding);
-        observe(layer.name, x);
         const int oh = conv_out_size(x.h, layer.k(), layer.stride()), ow = conv_out_size(x.w, layer.k(), layer.stride());
         if (out.quantized) {
             out.bytes.resize(oh, ow, layer.cout(), layer.int8.requant.output);
-            kernels_->conv_int8_for(layer.int8)(x, layer.int8, {&out.bytes.map(), nullptr}, threads);
+            run(layer, x, {&out.bytes.map(), nullptr});
         } else {
             out.floats.resize(oh, ow, layer.cout());
-            kernels_->conv_int8_for(layer.int8)(x, layer.int8, {nullptr, &out.floats.map()}, threads);
+            run(layer, x, {nullptr, &out.floats.map()});
         }
     }
 
     // The same into a channel slice of a float map (a concatenation), or a slice of a batch.
     void conv_into(const ConvLayer& layer, const LayerMap& in, const FeatureMap& out_slice, Padding padding = Padding::half_kernel) {
-        if (!layer.quantized()) {
-            const FeatureMap x = read_region(in.floats.map(), layer.k(), padding);
-            observe(layer.name, x);
-            return kernels_->conv_for(layer.fp32)(x, layer.fp32, out_slice, threads);
-        }
-        const QuantizedMap x = read_region(bytes_of(in, layer.int8.input), layer.k(), padding);
-        observe(layer.name, x);
-        kernels_->conv_int8_for(layer.int8)(x, layer.int8, {nullptr, &out_slice}, threads);
+        if (!layer.quantized()) return run(layer, read_region(in.floats.map(), layer.k(), padding), out_slice);
+        run(layer, read_region(bytes_of(in, layer.int8.input), layer.k(), padding), {nullptr, &out_slice});
     }
 
     // Runs `layer` (an int8 one with float output) on the float map `in` into the float map `out`
@@ -194,15 +187,9 @@ public:
     // `inset` pixels fewer a side (graph.hpp's view_inset): that view's ring is `in`'s own pixels,
     // so an int8 layer quantises all of `in` and reads the same view of the bytes.
     void conv_to_floats(const ConvLayer& layer, const FeatureMap& in, int inset, const FeatureMap& out) {
-        if (!layer.quantized()) {
-            const FeatureMap x = inset > 0 ? in.pixels(1, 1, in.h - inset, in.w - inset) : in;
-            observe(layer.name, x);
-            return kernels_->conv_for(layer.fp32)(x, layer.fp32, out, threads);
-        }
-        const QuantizedMap& whole = quantized(in, layer.int8.input);
-        const QuantizedMap x = inset > 0 ? whole.pixels(1, 1, whole.h - inset, whole.w - inset) : whole;
-        observe(layer.name, x);
-        kernels_->conv_int8_for(layer.int8)(x, layer.int8, {nullptr, &out}, threads);
+        const auto view = [inset](const auto& map) { return inset > 0 ? map.pixels(1, 1, map.h - inset, map.w - inset) : map; };
+        if (!layer.quantized()) return run(layer, view(in), out);
+        run(layer, view(quantized(in, layer.int8.input)), {nullptr, &out});
     }
 
     // Sizes the scratch that quantises a float map for an int8 layer for one of h x w x c, so that
@@ -244,6 +231,16 @@ private:
     template <class Map>
     static Map read_region(const Map& map, int k, Padding padding) {
         return padding == Padding::none && k == 3 ? map.pixels(1, 1, map.h - 2, map.w - 2) : map;
+    }
+
+    // The one place a conv runs: the observer sees its input, then its kernel.
+    void run(const ConvLayer& layer, const FeatureMap& x, const FeatureMap& out) {
+        observe(layer.name, x);
+        kernels_->conv_for(layer.fp32)(x, layer.fp32, out, threads);
+    }
+    void run(const ConvLayer& layer, const QuantizedMap& x, const ConvInt8Output& out) {
+        observe(layer.name, x);
+        kernels_->conv_int8_for(layer.int8)(x, layer.int8, out, threads);
     }
 
     void observe(const std::string& layer, const FeatureMap& floats) {
