@@ -21,26 +21,6 @@ std::shared_ptr<const MtcnnModel> load_model() {
     return MtcnnModel::from_file(path);
 }
 
-std::vector<Face> load_golden_faces(const std::string& path) {
-    std::ifstream f(path);
-    REQUIRE(f.good());
-    std::stringstream text;
-    text << f.rdbuf();
-    const json::Value doc = json::parse(text.str());
-    std::vector<Face> faces;
-    for (const auto& face : doc["faces"].array()) {
-        Face g;
-        for (int k = 0; k < 4; ++k) g.box[k] = static_cast<float>(face["box"][k].number());
-        g.score = static_cast<float>(face["score"].number());
-        for (int n = 0; n < 5; ++n)
-            for (int k = 0; k < 2; ++k) g.landmarks[n][k] = static_cast<float>(face["landmarks"][n][k].number());
-        faces.push_back(g);
-    }
-    return faces;
-}
-
-float iou(const std::array<float, 4>& a, const std::array<float, 4>& b) { return box_overlap(a, b, NmsRule{0.0f, false}); }
-
 float area(const Face& f) { return (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]); }
 
 // The acceptance rule of the MTCNN issue: as many faces as the golden file; each golden face
@@ -48,7 +28,7 @@ float area(const Face& f) { return (f.box[2] - f.box[0]) * (f.box[3] - f.box[1])
 // same order (largest first). Reports the worst differences it saw.
 void check_against_golden(const std::string& image_name, const std::string& golden_name) {
     const Image image = load_image(test::shared_path("upstream/images/" + image_name));
-    const auto golden = load_golden_faces(test::shared_path("golden/" + golden_name));
+    const auto golden = test::load_golden_faces(test::shared_path("golden/" + golden_name));
     const auto model = load_model();
     for (const KernelSet* ks : test::all_kernel_sets()) {
         CAPTURE(std::string(ks->isa));
@@ -60,11 +40,11 @@ void check_against_golden(const std::string& image_name, const std::string& gold
             const Face& g = golden[i];
             const Face* best = nullptr;
             for (const Face& f : faces)
-                if (!best || iou(f.box, g.box) > iou(best->box, g.box)) best = &f;
+                if (!best || test::iou(f.box, g.box) > test::iou(best->box, g.box)) best = &f;
             REQUIRE(best != nullptr);
             CAPTURE(g.box[0]); CAPTURE(g.box[1]); CAPTURE(g.score);
             CHECK(best == &faces[std::min(i, faces.size() - 1)]); // same order
-            min_iou = std::min(min_iou, iou(best->box, g.box));
+            min_iou = std::min(min_iou, test::iou(best->box, g.box));
             max_score_diff = std::max(max_score_diff, std::fabs(best->score - g.score));
             for (int n = 0; n < 5; ++n)
                 for (int k = 0; k < 2; ++k)
@@ -207,7 +187,7 @@ TEST_CASE("a face cut by the image border is cropped with the padding rule, not 
         CHECK(f.score > 0.9f);
         // The clamped crop is the part of the square inside the image, stretched to 48 x 48 (no
         // zero padding, as upstream), so O-Net sees the face distorted: the box is close, not exact.
-        CHECK(iou(f.box, expected) > 0.7f);
+        CHECK(test::iou(f.box, expected) > 0.7f);
         CHECK((f.box[0] < 0 && f.box[1] < 0));
     }
 }

@@ -14,37 +14,12 @@ using namespace facet;
 
 namespace {
 
-struct GoldenFace {
-    std::array<float, 4> box;
-    float score;
-    std::array<std::array<float, 2>, 5> landmarks;
-};
-
-std::vector<GoldenFace> load_golden_faces(const std::string& path) {
-    std::ifstream f(path);
-    std::stringstream text;
-    text << f.rdbuf();
-    const json::Value doc = json::parse(text.str());
-    std::vector<GoldenFace> faces;
-    for (const auto& face : doc["faces"].array()) {
-        GoldenFace g{};
-        for (int k = 0; k < 4; ++k) g.box[k] = static_cast<float>(face["box"][k].number());
-        g.score = static_cast<float>(face["score"].number());
-        for (int n = 0; n < 5; ++n)
-            for (int k = 0; k < 2; ++k) g.landmarks[n][k] = static_cast<float>(face["landmarks"][n][k].number());
-        faces.push_back(g);
-    }
-    return faces;
-}
-
-float iou(const std::array<float, 4>& a, const std::array<float, 4>& b) { return box_overlap(a, b, NmsRule{0.0f, false}); }
-
 // The acceptance rule of the RetinaFace issue: every golden face scoring >= 0.1 has a facet face
 // with IoU >= 0.98, score within 0.002 and each landmark within 0.5 px; and every facet face
 // scoring >= 0.1 is one of the golden faces (no extras).
 void check_against_golden(const std::string& weights, const std::string& image_name, const std::string& golden_name) {
     const Image image = load_image(test::shared_path("upstream/images/" + image_name));
-    const auto golden = load_golden_faces(test::shared_path("golden/" + golden_name));
+    const auto golden = test::load_golden_faces(test::shared_path("golden/" + golden_name));
     RetinaFaceOptions options;
     options.score_threshold = 0.02f;
     options.nms_iou = 0.4f;
@@ -56,15 +31,15 @@ void check_against_golden(const std::string& weights, const std::string& image_n
         RetinaFace detector(model, options, *ks);
         const auto faces = detector.detect(image);
         int checked = 0;
-        for (const GoldenFace& g : golden) {
+        for (const Face& g : golden) {
             if (g.score < 0.1f) continue;
             ++checked;
             const Face* best = nullptr;
             for (const Face& f : faces)
-                if (!best || iou(f.box, g.box) > iou(best->box, g.box)) best = &f;
+                if (!best || test::iou(f.box, g.box) > test::iou(best->box, g.box)) best = &f;
             REQUIRE(best != nullptr);
             CAPTURE(g.box[0]); CAPTURE(g.box[1]); CAPTURE(g.score);
-            CHECK(iou(best->box, g.box) >= 0.98f);
+            CHECK(test::iou(best->box, g.box) >= 0.98f);
             CHECK(std::fabs(best->score - g.score) <= 0.002f);
             for (int n = 0; n < 5; ++n) {
                 CHECK(std::fabs(best->landmarks[n][0] - g.landmarks[n][0]) <= 0.5f);
@@ -75,7 +50,7 @@ void check_against_golden(const std::string& weights, const std::string& image_n
         for (const Face& f : faces) {
             if (f.score < 0.1f) continue;
             float best = 0;
-            for (const GoldenFace& g : golden) best = std::max(best, iou(f.box, g.box));
+            for (const Face& g : golden) best = std::max(best, test::iou(f.box, g.box));
             CAPTURE(f.box[0]); CAPTURE(f.box[1]); CAPTURE(f.score);
             CHECK(best >= 0.98f);
         }
@@ -164,7 +139,7 @@ TEST_CASE("max_side maps detections back to the original pixels") {
     REQUIRE(b.size() == 6);
     for (const Face& f : a) {
         float best = 0;
-        for (const Face& g : b) best = std::max(best, iou(f.box, g.box));
+        for (const Face& g : b) best = std::max(best, test::iou(f.box, g.box));
         CHECK(best > 0.8f);
     }
 }

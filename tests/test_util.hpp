@@ -6,13 +6,18 @@
 #include <fstream>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include <doctest/doctest.h>
 #include <facet/core/tensor.hpp>
 #include <facet/kernels/kernel_set.hpp>
+#include <facet/io/json.hpp>
 #include <facet/models/retinaface.hpp>
+#include <facet/post/nms.hpp>
+
+#include "../bench/bench_inputs.hpp"
 
 namespace facet::test {
 
@@ -24,14 +29,8 @@ inline std::vector<float> random_floats(std::size_t n, unsigned seed, float lo =
     return v;
 }
 
-// Fills the interior (real channels only) of a map with random values.
-inline void fill_random(const FeatureMap& m, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-    for (int y = 0; y < m.h; ++y)
-        for (int x = 0; x < m.w; ++x)
-            for (int c = 0; c < m.c; ++c) m.at(y, x)[c] = dist(rng);
-}
+// Fills the interior (real channels only) of a map with random values: the benchmarks' fill.
+using bench::fill_random;
 
 // max |a - b| / (1 + |b|) over the real channels.
 inline double max_rel_error(const FeatureMap& a, const FeatureMap& b) {
@@ -110,5 +109,27 @@ inline std::string required_weights_path(const std::string& file) {
 inline std::shared_ptr<const RetinaFaceModel> load_retinaface_model(const std::string& file) {
     return RetinaFaceModel::from_file(required_weights_path(file));
 }
+
+// The faces of a golden file (../shared/golden/*.json: box, score, five landmarks each).
+inline std::vector<Face> load_golden_faces(const std::string& path) {
+    std::ifstream f(path);
+    REQUIRE_MESSAGE(f.good(), path);
+    std::stringstream text;
+    text << f.rdbuf();
+    const json::Value doc = json::parse(text.str());
+    std::vector<Face> faces;
+    for (const auto& face : doc["faces"].array()) {
+        Face g;
+        for (int k = 0; k < 4; ++k) g.box[k] = static_cast<float>(face["box"][k].number());
+        g.score = static_cast<float>(face["score"].number());
+        for (int n = 0; n < 5; ++n)
+            for (int k = 0; k < 2; ++k) g.landmarks[n][k] = static_cast<float>(face["landmarks"][n][k].number());
+        faces.push_back(g);
+    }
+    return faces;
+}
+
+// Plain intersection over union of two boxes (x1, y1, x2, y2).
+inline float iou(const std::array<float, 4>& a, const std::array<float, 4>& b) { return box_overlap(a, b, NmsRule{0.0f, false}); }
 
 } // namespace facet::test
