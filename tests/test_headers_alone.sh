@@ -23,7 +23,7 @@ arch="$source_dir/include/facet/arch"
 "$cxx" -pthread "$tmp/main_native.o" -o "$tmp/headers_alone"
 "$cxx" "${flags[@]}" -DFACET_WITH_ISA_OBJECTS -msse4.1 -c "$arch/isa_sse41.cpp" -o "$tmp/isa_sse41.o" &
 "$cxx" "${flags[@]}" -DFACET_WITH_ISA_OBJECTS -mavx2 -mfma -c "$arch/isa_avx2.cpp" -o "$tmp/isa_avx2.o" &
-"$cxx" "${flags[@]}" -DFACET_WITH_ISA_OBJECTS -mavx512f -mavx512bf16 -mavx2 -mfma -Wno-maybe-uninitialized -c "$arch/isa_avx512.cpp" \
+"$cxx" "${flags[@]}" -DFACET_WITH_ISA_OBJECTS -mavx512f -mavx512bw -mavx512bf16 -mavx2 -mfma -Wno-maybe-uninitialized -c "$arch/isa_avx512.cpp" \
     -o "$tmp/isa_avx512.o"
 wait %1 %2
 "$cxx" -pthread "$tmp/main_isa.o" "$tmp"/isa_*.o -o "$tmp/with_objects"

@@ -1,4 +1,4 @@
-// facet kernels for AVX-512F (and AVX512-BF16, used only where cpuid finds it). Compile with -mavx512f -mavx512bf16 -mavx2 -mfma
+// facet kernels for AVX-512F (and AVX512-BF16, used only where cpuid finds it). Compile with -mavx512f -mavx512bw -mavx512bf16 -mavx2 -mfma
 // (the facet::facet CMake target does).
 #define FACET_WITH_ISA_OBJECTS 1 // this file is one of them
 #include "../kernels/kernel_set_impl.hpp"

@@ -157,7 +157,14 @@ inline bool cpu_supports(Isa isa) {
     case Isa::sse2: return cpu.sse2;
     case Isa::sse41: return cpu.sse4_1;
     case Isa::avx2: return cpu.fma3_avx2;
-    case Isa::avx512: return cpu.avx512f;
+    case Isa::avx512:
+#if defined(FACET_WITH_ISA_OBJECTS) || defined(__AVX512BW__)
+        // The AVX-512 object is built with AVX512BW (-mavx512bf16 implies it; cmake/facetKernels.cmake),
+        // as are headers-alone kernels whose flags allow it: the compiler may use it anywhere.
+        return cpu.avx512f && cpu.avx512bw;
+#else
+        return cpu.avx512f;
+#endif
     }
     return false;
 }
