@@ -24,9 +24,10 @@ constexpr double kBitTolerance = 1e-6;
 // Winograd's transforms are float32 sums whose last bit depends on where the compiler contracts a
 // multiply and an add into an FMA (the sanitizer build does it elsewhere than the release build),
 // and a different last bit can round a transformed value to the other bf16 neighbour: 2^-8 of one
-// term, up to 5.7e-4 of the output's scale measured in that build. A wrong kernel is off by the
-// output's scale itself.
-constexpr double kWinogradBf16Tolerance = 2e-3;
+// term, which the output transform multiplies by up to 8 each way. Measured in that build: up to
+// 5.7e-4 of the output's scale, then 2.7e-3 (cin 17, cout 17, 29 x 37) with other random data.
+// A wrong kernel is off by the output's scale itself.
+constexpr double kWinogradBf16Tolerance = 1e-2;
 
 const std::vector<float> kSlopes = test::random_floats(256, 77, -0.5f, 1.5f);
 const Epilogue kBf16Epilogues[] = {{Activation::none, 0.0f},
