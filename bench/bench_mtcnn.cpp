@@ -8,6 +8,9 @@
 //                                      the int8 kernel, uint8 maps in and out, PReLU requantised
 //                                      (OPS, integer operations counted as FLOPS are)
 //   dense/<isa>/<items>x<in_h>x<in_w>x<cin>-><cout>            one dense layer over a batch (FLOPS)
+//   area_rows/<isa>/<w>x<h>-><out_w>x<out_h>                   a region's area resampling to the
+//                                      net input, every row (bytes: the two table rows over the
+//                                      region and the values written); `_int8`: to bytes
 //   BM_MTCNN_VGA/<isa>                 the cascade on shared/golden/crowd_640x480.png, 1 thread
 //   BM_MTCNN_VGA_Int8/<isa>            the same with weights/mtcnn_int8.facet (setup.sh's int8 file)
 //   BM_MTCNN_VGA/<best isa>/threads:2  the same with pyramid levels and crops on two threads
@@ -143,6 +146,36 @@ void bm_dense(benchmark::State& state, const KernelSet* kernels, int items, int 
     state.counters["FLOPS"] = Rate(flops, Rate::kIsIterationInvariantRate, Rate::kIs1000);
 }
 
+// A w x h region of a random image resampled as MTCNN's set_input does, row by row.
+void bm_area_rows(benchmark::State& state, const KernelSet* kernels, int w, int h, int out_w, int out_h, bool int8) {
+    Image image(w, h);
+    std::uint32_t seed = 1;
+    for (std::uint8_t& v : image.rgb) v = static_cast<std::uint8_t>((seed = seed * 1664525u + 1013904223u) >> 24);
+    SummedAreaTable table;
+    table.build(image);
+    std::vector<AreaSpan> xs, ys;
+    area_spans(w, out_w, xs);
+    area_spans(h, out_h, ys);
+    AreaRowPlan plan;
+    plan_area_row(xs, {2, 1, 0}, {127.5f, 127.5f, 127.5f}, {0.0078125f, 0.0078125f, 0.0078125f}, plan);
+    std::vector<float> floats(static_cast<std::size_t>(plan.padded()));
+    std::vector<std::uint8_t> row_bytes(floats.size());
+    std::vector<std::uint32_t> columns(static_cast<std::size_t>(plan.entries));
+    for (auto _ : state) {
+        for (const AreaSpan& y : ys) {
+            const std::uint32_t *top = table.at(0, y.begin), *bottom = table.at(0, y.end);
+            const float rows = static_cast<float>(y.end - y.begin);
+            if (int8) kernels->area_row_int8(top, bottom, rows, plan, columns.data(), kInt8Activation, row_bytes.data());
+            else kernels->area_row(top, bottom, rows, plan, columns.data(), floats.data());
+        }
+        benchmark::ClobberMemory();
+    }
+    const double values = static_cast<double>(plan.values) * out_h;
+    // Per row: the two table rows over the region and each value written.
+    const double bytes = (2.0 * sizeof(std::uint32_t) * plan.entries + (int8 ? 1.0 : sizeof(float)) * plan.values) * out_h;
+    state.counters["bytes"] = Rate(bytes, Rate::kIsIterationInvariantRate, Rate::kIs1000);
+}
+
 std::string env_or(const char* name, const std::string& fallback) {
     const char* value = std::getenv(name);
     return value && *value ? std::string(value) : fallback;
@@ -239,6 +272,9 @@ const bool kRegistered = [] {
     struct Dense { int items, in_h, in_w, cin, cout; };
     // R-Net's hidden layer and heads, O-Net's.
     const Dense denses[] = {{kRnetCrops, 3, 3, 64, 128}, {kRnetCrops, 1, 1, 128, 6}, {kOnetCrops, 3, 3, 128, 256}, {kOnetCrops, 1, 1, 256, 16}};
+    struct Area { int w, h, out_w, out_h; };
+    // The VGA frame to P-Net's first pyramid level; a face-sized crop to R-Net's and O-Net's input.
+    const Area areas[] = {{640, 480, 385, 289}, {61, 61, 24, 24}, {97, 97, 48, 48}};
     const auto isas = supported_isas();
     for (Isa isa : isas) {
         const KernelSet* kernels = &kernel_set(isa);
@@ -257,6 +293,11 @@ const bool kRegistered = [] {
             register_case("dense" + suffix + std::to_string(d.items) + "x" + std::to_string(d.in_h) + "x" +
                               std::to_string(d.in_w) + "x" + std::to_string(d.cin) + "->" + std::to_string(d.cout),
                           bm_dense, kernels, d.items, d.in_h, d.in_w, d.cin, d.cout);
+        for (const Area& a : areas)
+            for (bool int8 : {false, true})
+                register_case(std::string(int8 ? "area_rows_int8" : "area_rows") + suffix + std::to_string(a.w) + "x" + std::to_string(a.h) +
+                                  "->" + std::to_string(a.out_w) + "x" + std::to_string(a.out_h),
+                              bm_area_rows, kernels, a.w, a.h, a.out_w, a.out_h, int8);
         register_case(std::string("BM_MTCNN_VGA/") + kernels->isa, bm_cascade, kernels, 1, false, false)->Unit(benchmark::kMillisecond);
         register_case(std::string("BM_MTCNN_VGA_Int8/") + kernels->isa, bm_cascade, kernels, 1, false, true)
             ->Unit(benchmark::kMillisecond);

@@ -1,5 +1,5 @@
-// The kernels MTCNN adds (ceil-mode max-pool, dense with the (W, H, C) flatten order) and its
-// unpadded convs, on every instruction set this CPU runs, against the scalar references over odd
+// The kernels MTCNN adds (ceil-mode max-pool, dense with the (W, H, C) flatten order, its input's
+// area-resampling rows) and its unpadded convs, on every instruction set this CPU runs, against the scalar references over odd
 // sizes and channel counts.
 #include <doctest/doctest.h>
 #include <facet/kernels/maxpool_size.hpp>
@@ -7,6 +7,9 @@
 #include <facet/kernels/reference_mtcnn.hpp>
 #include <facet/models/mtcnn.hpp>
 
+#include <algorithm>
+#include <random>
+#include <utility>
 #include <vector>
 
 #include "test_util.hpp"
@@ -173,4 +176,44 @@ TEST_CASE("unpadded 3x3 and 2x2 convs (the padded kernel on the interior view) m
                     check_conv_valid(k, cin, cout, h, w, kEpilogues[seed % 4], seed);
                     seed += 3;
                 }
+}
+
+TEST_CASE("area-resampling rows: SIMD matches reference bit for bit, floats and bytes (odd widths, any sums)") {
+    // A table of random entries: window sums take any uint32 value, so the float conversion rounds
+    // (sums above 2^24) and the differences wrap, which images small enough for a test never do.
+    // Output widths 1 .. 48: 3 .. 144 values, every remainder of the kernels' vectors.
+    std::mt19937 rng(11);
+    SummedAreaTable table;
+    table.width = 61;
+    table.height = 9;
+    table.sums.resize(static_cast<std::size_t>(table.width + 1) * (table.height + 1) * 3);
+    for (std::uint32_t& v : table.sums) v = static_cast<std::uint32_t>(rng());
+    const std::array<float, 3> mean{127.5f, 100.0f, -3.0f}, scale{0.0078125f, 1.5e-8f, 2.0f};
+    const QuantParams q{0.37f, 131}; // values beyond both ends clamp
+    for (const int x0 : {0, 5})
+        for (const int out_w : {1, 3, 7, 17, 24, 48}) {
+            std::vector<AreaSpan> xs;
+            area_spans(table.width - x0, out_w, xs);
+            AreaRowPlan plan;
+            plan_area_row(xs, {2, 0, 1}, mean, scale, plan);
+            for (const auto& [y_top, y_bottom] : {std::pair{0, 9}, std::pair{3, 4}, std::pair{8, 9}}) {
+                const std::uint32_t* top = table.at(x0, y_top);
+                const std::uint32_t* bottom = table.at(x0, y_bottom);
+                const float rows = static_cast<float>(y_bottom - y_top);
+                std::vector<float> expected(static_cast<std::size_t>(plan.values));
+                std::vector<std::uint8_t> expected_bytes(expected.size());
+                ref::area_row(top, bottom, rows, plan, expected.data());
+                ref::area_row_int8(top, bottom, rows, plan, q, expected_bytes.data());
+                for (const KernelSet* ks : all_kernel_sets()) {
+                    CAPTURE(std::string(ks->isa)); CAPTURE(x0); CAPTURE(out_w); CAPTURE(y_top);
+                    std::vector<float> got(static_cast<std::size_t>(plan.padded()));
+                    std::vector<std::uint8_t> got_bytes(got.size());
+                    std::vector<std::uint32_t> columns(static_cast<std::size_t>(plan.entries));
+                    ks->area_row(top, bottom, rows, plan, columns.data(), got.data());
+                    ks->area_row_int8(top, bottom, rows, plan, columns.data(), q, got_bytes.data());
+                    CHECK(std::equal(expected.begin(), expected.end(), got.begin()));
+                    CHECK(std::equal(expected_bytes.begin(), expected_bytes.end(), got_bytes.begin()));
+                }
+            }
+        }
 }

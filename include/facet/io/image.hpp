@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../kernels/area_row_plan.hpp"
 #include "files.hpp"
 #ifdef FACET_WITH_LIBJPEG
 #include "jpeg_libjpeg.hpp"
@@ -406,7 +407,7 @@ inline void resample_area(const std::vector<AreaSpan>& xs, const std::vector<Are
 
 // The summed-area table of an 8-bit RGB image: at(x, y)[c] is the sum of channel c over the
 // pixels [0, x) x [0, y), modulo 2^32. Any window's sum is then four of its entries (the
-// resample_area below), where the direct resample_area reads every pixel of the window, and a
+// area-resampling row kernels, plan_area_row below), where resample_area reads every pixel of the window, and a
 // window's pixels once more for every output whose window overlaps it: MTCNN area-resamples one
 // image to a dozen pyramid levels and hundreds of crops, 30% of its frame when each read its
 // windows. Unsigned arithmetic wraps, so a window's sum is exact whenever the sum itself is below
@@ -437,64 +438,32 @@ struct SummedAreaTable {
     const std::uint32_t* at(int x, int y) const { return sums.data() + (static_cast<std::size_t>(y) * (width + 1) + x) * 3; }
 };
 
-// Memory for resample_area from a summed-area table, kept by a caller that resamples every frame
-// (once warm it allocates nothing).
-struct AreaResampleScratch {
-    std::vector<int> columns, first, last; // the window edges used; each output's two, as indices into columns
-    std::vector<std::uint32_t> column_sums, sums;
-    std::vector<float> widths, means;
-};
-
-// resample_area of the image region whose top-left pixel is (x0, y0), from its summed-area table,
-// a row at a time: put_row(y, means) with means[x * 3 + c] the window mean of output pixel x's
-// channel c, the image's channel source_channel[c]: resample_area's values, computed the same
-// way from the same integer sums. Per output row, the difference of the table's two rows at each
-// column that is some window's edge is that column's prefix sum over the window's rows; each
-// window's sum is then the difference of its two edges', and the divisions run as one vector loop
-// over the row. (Differencing the whole rows instead read up to 20x more of the table for the
-// cascade's crops, whose regions are wider than their 24 or 48 outputs.)
-template <class PutRow>
-inline void resample_area(const SummedAreaTable& table, int x0, int y0, const std::vector<AreaSpan>& xs,
-                          const std::vector<AreaSpan>& ys, const std::array<int, 3>& source_channel,
-                          AreaResampleScratch& scratch, PutRow&& put_row) {
-    const std::size_t out_w = xs.size();
-    // Both edges grow with x, so the used columns come sorted by merging the two sequences.
-    scratch.columns.clear();
-    scratch.first.resize(out_w);
-    scratch.last.resize(out_w);
-    const auto slot_of = [&](int column) {
-        if (scratch.columns.empty() || scratch.columns.back() != column) scratch.columns.push_back(column);
-        return static_cast<int>(scratch.columns.size()) - 1;
-    };
-    for (std::size_t x = 0, next_end = 0; x < out_w || next_end < out_w;) {
-        if (x < out_w && xs[x].begin <= xs[next_end].end) scratch.first[x] = slot_of(xs[x].begin), ++x;
-        else scratch.last[next_end] = slot_of(xs[next_end].end), ++next_end;
-    }
-    const std::size_t used = scratch.columns.size();
-    scratch.column_sums.resize(used * 3);
-    scratch.sums.resize(out_w * 3);
-    scratch.means.resize(out_w * 3);
-    scratch.widths.resize(out_w * 3);
-    for (std::size_t x = 0; x < out_w; ++x)
-        for (int c = 0; c < 3; ++c) scratch.widths[x * 3 + c] = static_cast<float>(xs[x].end - xs[x].begin);
-    const int* const columns = scratch.columns.data();
-    std::uint32_t* const column_sums = scratch.column_sums.data();
-    std::uint32_t* const sums = scratch.sums.data();
-    const float* const widths = scratch.widths.data();
-    float* const means = scratch.means.data();
-    for (std::size_t y = 0; y < ys.size(); ++y) {
-        const AreaSpan sy = ys[y];
-        const std::uint32_t* top = table.at(x0, y0 + sy.begin);
-        const std::uint32_t* bottom = table.at(x0, y0 + sy.end);
-        for (std::size_t k = 0; k < used; ++k)
-            for (int c = 0; c < 3; ++c) column_sums[k * 3 + c] = bottom[columns[k] * 3 + c] - top[columns[k] * 3 + c];
-        for (std::size_t x = 0; x < out_w; ++x)
-            for (int c = 0; c < 3; ++c)
-                sums[x * 3 + c] = column_sums[scratch.last[x] * 3 + source_channel[c]] - column_sums[scratch.first[x] * 3 + source_channel[c]];
-        const float rows = static_cast<float>(sy.end - sy.begin);
-        for (std::size_t i = 0; i < out_w * 3; ++i) means[i] = static_cast<float>(sums[i]) / rows / widths[i];
-        put_row(static_cast<int>(y), static_cast<const float*>(means));
-    }
+// The plan of the area-resampling row kernels (kernels/area_row_plan.hpp) for an image region
+// whose output columns have the windows xs (column offsets from the region's left edge): output
+// channel c reads the image's channel source_channel[c] and is normalised as (mean - mean[c]) *
+// scale[c]. Each row y is then kernels.area_row(table.at(x0, y0 + ys[y].begin), table.at(x0, y0 +
+// ys[y].end), ys[y].end - ys[y].begin, ...): resample_area's values, from the same integer sums
+// (four table entries a window, where the direct resample_area reads every pixel of it). plan
+// keeps its memory from region to region.
+inline void plan_area_row(const std::vector<AreaSpan>& xs, const std::array<int, 3>& source_channel,
+                          const std::array<float, 3>& mean, const std::array<float, 3>& scale, AreaRowPlan& plan) {
+    plan.values = static_cast<int>(xs.size()) * 3;
+    plan.entries = xs.empty() ? 0 : (xs.back().end + 1) * 3;
+    const std::size_t padded = static_cast<std::size_t>((plan.values + AreaRowPlan::kPad - 1) / AreaRowPlan::kPad * AreaRowPlan::kPad);
+    plan.first.assign(padded, 0);
+    plan.last.assign(padded, 0);
+    plan.width.assign(padded, 1.0f);
+    plan.mean.assign(padded, 0.0f);
+    plan.scale.assign(padded, 0.0f);
+    for (std::size_t x = 0; x < xs.size(); ++x)
+        for (int c = 0; c < 3; ++c) {
+            const std::size_t i = x * 3 + static_cast<std::size_t>(c);
+            plan.first[i] = xs[x].begin * 3 + source_channel[c];
+            plan.last[i] = xs[x].end * 3 + source_channel[c];
+            plan.width[i] = static_cast<float>(xs[x].end - xs[x].begin);
+            plan.mean[i] = mean[c];
+            plan.scale[i] = scale[c];
+        }
 }
 
 // Area resampling (see area_spans): each output pixel is the mean of the source pixels it covers.

@@ -22,6 +22,7 @@
 #include <xsimd/config/xsimd_cpuid.hpp>
 
 #include "../core/error.hpp"
+#include "area_row_plan.hpp"
 #include "conv_weights.hpp"
 #include "deform_conv_weights.hpp"
 #include "dense_weights.hpp"
@@ -45,6 +46,13 @@ using UpsampleAddKernel = void (*)(const FeatureMap& coarse, const FeatureMap& f
 using MaxPoolKernel = void (*)(const FeatureMap& in, const FeatureMap& out, int threads);
 using MaxPoolInt8Kernel = void (*)(const QuantizedMap& in, const QuantizedMap& out, int threads); // out keeps in.q
 using DenseKernel = void (*)(const FeatureMap& in, const PackedDense& w, const FeatureMap& out, int threads);
+// One row of an area resampling from a summed-area table's rows top and bottom, normalised
+// (area_row_plan.hpp); columns: plan.entries of scratch; out: plan.padded() values, floats or
+// bytes quantised by q.
+using AreaRowKernel = void (*)(const std::uint32_t* top, const std::uint32_t* bottom, float rows, const AreaRowPlan& plan,
+                               std::uint32_t* columns, float* out);
+using AreaRowInt8Kernel = void (*)(const std::uint32_t* top, const std::uint32_t* bottom, float rows, const AreaRowPlan& plan,
+                                   std::uint32_t* columns, QuantParams q, std::uint8_t* out);
 using SparseProductKernel = void (*)(const SparseMatrix& a, const GraphFeatures& x, const GraphFeatures& out, int threads);
 using ChebyshevConvKernel = void (*)(const SparseMatrix& laplacian, const GraphFeatures& x, const PackedChebConv& w,
                                      float* scratch, const GraphFeatures& out, int threads);
@@ -78,6 +86,7 @@ struct KernelSet {
     MaxPoolKernel maxpool2x2_s2;  // ceil mode, no padding (MTCNN)
     MaxPoolKernel maxpool3x3_s2;  // ceil mode, no padding (MTCNN)
     DenseKernel dense;            // fully connected, over a batch of inputs (MTCNN)
+    AreaRowKernel area_row;       // MTCNN's input: area resampling, normalised (area_resample.hpp)
     SparseProductKernel spmm_csr;         // CSR sparse x dense: mesh up-sampling (graph_conv.hpp)
     ChebyshevConvKernel chebyshev_conv;   // Chebyshev graph conv, bias, optional ELU (graph_conv.hpp)
     DeformConvKernel deform_conv2d;       // deformable conv, any geometry (deform_conv.hpp)
@@ -100,6 +109,7 @@ struct KernelSet {
     QuantizeKernel quantize_int8;         // float map -> uint8 map
     MaxPoolInt8Kernel maxpool2x2_s2_int8; // as maxpool2x2_s2 and maxpool3x3_s2, on uint8 maps (maxpool.hpp)
     MaxPoolInt8Kernel maxpool3x3_s2_int8;
+    AreaRowInt8Kernel area_row_int8;      // as area_row, quantised (an int8 first conv's input)
 
     // bf16 (kernels/*_bf16.hpp): AVX512-BF16 kernels for layers with bf16 weights (PackedConv::bf16),
     // null unless the set is AVX-512's, compiled for AVX512-BF16, and the CPU has it. Without them a

@@ -2,6 +2,7 @@
 // Included by include/facet/arch/isa_*.cpp, each compiled with its instruction set's flags, and
 // by kernel_set.hpp for a program built from the headers alone (its own flags' set).
 #pragma once
+#include "area_resample.hpp"
 #include "conv1x1_bf16.hpp"
 #include "conv_int8.hpp"
 #include "conv_nhwc.hpp"
@@ -58,6 +59,7 @@ const KernelSet& make_kernel_set() {
         &maxpool_nhwc<Arch, 2, 2, FeatureMap>,
         &maxpool_nhwc<Arch, 3, 2, FeatureMap>,
         &dense_nhwc<Arch>,
+        &area_row<Arch>,
         &spmm_csr<Arch>,
         &chebyshev_conv<Arch>,
         &deform_conv2d_nhwc<Arch>,
@@ -80,6 +82,7 @@ const KernelSet& make_kernel_set() {
         int8.quantize,
         &maxpool_nhwc<Arch, 2, 2, QuantizedMap>,
         &maxpool_nhwc<Arch, 3, 2, QuantizedMap>,
+        &area_row_int8<Arch>,
         // bf16 (kernels/*_bf16.hpp)
 #if defined(__AVX512BF16__)
         bf16_kernel<I>(&conv1x1_bf16_nhwc),

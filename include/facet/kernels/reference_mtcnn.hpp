@@ -1,13 +1,17 @@
 // facet: scalar references for the layers MTCNN adds (ceil-mode max-pool, dense with the (W, H, C)
-// flatten order), written from the definitions as reference.hpp's are: PyTorch weight layouts,
-// explicit bounds, real channels only, double accumulation.
+// flatten order) and for its input (a row of area resampling), written from the definitions as
+// reference.hpp's are: PyTorch weight layouts, explicit bounds, real channels only, double
+// accumulation (the resampling: its float operations in their defined order, so bit for bit).
 #pragma once
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <type_traits>
 
 #include "../core/tensor.hpp"
+#include "area_row_plan.hpp"
 #include "conv_weights.hpp"
+#include "int8_layout.hpp"
 
 namespace facet::ref {
 
@@ -45,6 +49,21 @@ inline void dense_whc(const FeatureMap& in, const float* w, const float* bias, i
                         acc += static_cast<double>(w[o * inputs + (x * h + y) * in.c + c]) * in.at(b * h + y, x)[c];
             out.at(b, 0)[o] = epilogue.apply(static_cast<float>(acc), o);
         }
+}
+
+// Value i of an area-resampled row (area_row_plan.hpp gives the formula).
+inline float area_value(const std::uint32_t* top, const std::uint32_t* bottom, float rows, const AreaRowPlan& p, int i) {
+    const std::uint32_t sum = (bottom[p.last[i]] - top[p.last[i]]) - (bottom[p.first[i]] - top[p.first[i]]);
+    return (static_cast<float>(sum) / rows / p.width[i] - p.mean[i]) * p.scale[i];
+}
+
+// The row's real values, as floats or as bytes quantised by q.
+inline void area_row(const std::uint32_t* top, const std::uint32_t* bottom, float rows, const AreaRowPlan& p, float* out) {
+    for (int i = 0; i < p.values; ++i) out[i] = area_value(top, bottom, rows, p, i);
+}
+inline void area_row_int8(const std::uint32_t* top, const std::uint32_t* bottom, float rows, const AreaRowPlan& p, QuantParams q,
+                          std::uint8_t* out) {
+    for (int i = 0; i < p.values; ++i) out[i] = q.quantize(area_value(top, bottom, rows, p, i));
 }
 
 } // namespace facet::ref

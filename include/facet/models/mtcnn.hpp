@@ -23,6 +23,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -465,10 +466,10 @@ private:
         FeatureBuffer heads;
         LayerRunner layers;
         std::vector<AreaSpan> spans_x, spans_y;
-        AreaResampleScratch area;
-        // set_input's normalisation of a row, value by value (x * 3 + c): each value's channel
-        // mean and scale, and for an int8 reader the row's bytes before they go to their pixels.
-        std::vector<float> lane_mean, lane_scale;
+        AreaRowPlan area;
+        std::vector<std::uint32_t> area_columns; // the row kernels' scratch
+        // set_input's row before it goes to the input map (the kernels write whole vectors).
+        std::vector<float> row_floats;
         std::vector<std::uint8_t> row_bytes;
         SortScratch<Proposal> sort;
     };
@@ -488,42 +489,38 @@ private:
     // area-resampled to out_w x out_h and normalised (colour order, mean, scale) straight from the
     // 8-bit pixels into the input map, as floats (three a pixel, packed) or, for an int8 reader,
     // as bytes in its input quantisation (a float map of three channels would have to be copied
-    // into a padded one before quantize_int8 could read it).
-    // The windows' sums come from the image's summed-area table, image_sums_.
+    // into a padded one before quantize_int8 could read it). The windows' sums come from the
+    // image's summed-area table, image_sums_, a row at a time (kernels/area_resample.hpp).
     void set_input(const mtcnn::CropRect& region, int out_w, int out_h, const ConvLayer& reader, NetScratch& s) const {
         const MtcnnModel& m = *model_;
         area_spans(region.w, out_w, s.spans_x);
         area_spans(region.h, out_h, s.spans_y);
-        // Each row is normalised by one loop over its values with per-value constants, which the
-        // compiler vectorises (per pixel and channel it stayed scalar, with a libm nearbyintf call
-        // per byte for an int8 reader; perf: the resampling 22% -> 19% of a frame).
-        const std::size_t values = static_cast<std::size_t>(out_w) * 3;
-        s.lane_mean.resize(values);
-        s.lane_scale.resize(values);
-        for (std::size_t i = 0; i < values; ++i) {
-            s.lane_mean[i] = m.mean[i % 3];
-            s.lane_scale[i] = m.scale[i % 3];
-        }
-        const float* const mean = s.lane_mean.data();
-        const float* const scale = s.lane_scale.data();
+        plan_area_row(s.spans_x, m.source_channel, m.mean, m.scale, s.area);
+        s.area_columns.resize(static_cast<std::size_t>(s.area.entries));
+        const auto table_rows = [&](int y) {
+            const AreaSpan sy = s.spans_y[static_cast<std::size_t>(y)];
+            return std::make_tuple(image_sums_.at(region.x, region.y + sy.begin), image_sums_.at(region.x, region.y + sy.end),
+                                   static_cast<float>(sy.end - sy.begin));
+        };
         s.input.quantized = reader.quantized();
         if (s.input.quantized) {
             s.input.bytes.resize(out_h, out_w, 3, reader.int8.input);
             const QuantizedMap& in = s.input.bytes.map();
-            const QuantParams q = in.q;
-            s.row_bytes.resize(values);
-            std::uint8_t* const bytes = s.row_bytes.data();
-            resample_area(image_sums_, region.x, region.y, s.spans_x, s.spans_y, m.source_channel, s.area, [&](int y, const float* means) {
-                for (std::size_t i = 0; i < values; ++i) bytes[i] = q.quantize((means[i] - mean[i]) * scale[i]);
-                for (int x = 0; x < out_w; ++x) std::memcpy(in.at(y, x), bytes + x * 3, 3);
-            });
+            s.row_bytes.resize(static_cast<std::size_t>(s.area.padded()));
+            for (int y = 0; y < out_h; ++y) {
+                const auto [top, bottom, rows] = table_rows(y);
+                kernels_->area_row_int8(top, bottom, rows, s.area, s.area_columns.data(), in.q, s.row_bytes.data());
+                for (int x = 0; x < out_w; ++x) std::memcpy(in.at(y, x), s.row_bytes.data() + x * 3, 3);
+            }
         } else {
             s.input.floats.resize(out_h, out_w, 3, 1);
             const FeatureMap& in = s.input.floats.map();
-            resample_area(image_sums_, region.x, region.y, s.spans_x, s.spans_y, m.source_channel, s.area, [&](int y, const float* means) {
-                float* const row = in.at(y, 0); // packed: three floats a pixel
-                for (std::size_t i = 0; i < values; ++i) row[i] = (means[i] - mean[i]) * scale[i];
-            });
+            s.row_floats.resize(static_cast<std::size_t>(s.area.padded()));
+            for (int y = 0; y < out_h; ++y) {
+                const auto [top, bottom, rows] = table_rows(y);
+                kernels_->area_row(top, bottom, rows, s.area, s.area_columns.data(), s.row_floats.data());
+                std::memcpy(in.at(y, 0), s.row_floats.data(), static_cast<std::size_t>(s.area.values) * sizeof(float)); // packed: three floats a pixel
+            }
         }
     }
 
@@ -602,15 +599,13 @@ private:
         };
         reserve_most([](NetScratch& s) -> auto& { return s.spans_x; });
         reserve_most([](NetScratch& s) -> auto& { return s.spans_y; });
-        reserve_most([](NetScratch& s) -> auto& { return s.area.columns; });
         reserve_most([](NetScratch& s) -> auto& { return s.area.first; });
         reserve_most([](NetScratch& s) -> auto& { return s.area.last; });
-        reserve_most([](NetScratch& s) -> auto& { return s.area.column_sums; });
-        reserve_most([](NetScratch& s) -> auto& { return s.area.sums; });
-        reserve_most([](NetScratch& s) -> auto& { return s.area.widths; });
-        reserve_most([](NetScratch& s) -> auto& { return s.area.means; });
-        reserve_most([](NetScratch& s) -> auto& { return s.lane_mean; });
-        reserve_most([](NetScratch& s) -> auto& { return s.lane_scale; });
+        reserve_most([](NetScratch& s) -> auto& { return s.area.width; });
+        reserve_most([](NetScratch& s) -> auto& { return s.area.mean; });
+        reserve_most([](NetScratch& s) -> auto& { return s.area.scale; });
+        reserve_most([](NetScratch& s) -> auto& { return s.area_columns; });
+        reserve_most([](NetScratch& s) -> auto& { return s.row_floats; });
         reserve_most([](NetScratch& s) -> auto& { return s.row_bytes; });
     }
 
