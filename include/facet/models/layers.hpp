@@ -153,7 +153,8 @@ public:
 
     // Runs `w` on `in` into `out`, sized here from the conv's shape.
     void conv(const PackedConv& w, const FeatureMap& in, FeatureBuffer& out) {
-        out.resize(conv_out_size(in.h, w.k, w.stride), conv_out_size(in.w, w.k, w.stride), w.cout);
+        const auto [oh, ow] = conv_out_shape(in, w.k, w.stride);
+        out.resize(oh, ow, w.cout);
         kernels_->conv_for(w)(in, w, out.map(), threads);
     }
 
@@ -162,11 +163,12 @@ public:
         out.quantized = layer.quantized() && layer.int8.requant.quantized_output;
         if (!layer.quantized()) {
             const FeatureMap x = read_region(in.floats.map(), layer.k(), padding);
-            out.floats.resize(conv_out_size(x.h, layer.k(), layer.stride()), conv_out_size(x.w, layer.k(), layer.stride()), layer.cout());
+            const auto [oh, ow] = conv_out_shape(x, layer.k(), layer.stride());
+            out.floats.resize(oh, ow, layer.cout());
             return run(layer, x, out.floats.map());
         }
         const QuantizedMap x = read_region(bytes_of(in, layer.int8.input), layer.k(), padding);
-        const int oh = conv_out_size(x.h, layer.k(), layer.stride()), ow = conv_out_size(x.w, layer.k(), layer.stride());
+        const auto [oh, ow] = conv_out_shape(x, layer.k(), layer.stride());
         if (out.quantized) {
             out.bytes.resize(oh, ow, layer.cout(), layer.int8.requant.output);
             run(layer, x, {&out.bytes.map(), nullptr});
@@ -211,6 +213,12 @@ public:
     }
 
 private:
+    // The output's height and width of a k x k conv of this stride on the map x (float or uint8).
+    template <class Map>
+    static std::pair<int, int> conv_out_shape(const Map& x, int k, int stride) {
+        return {conv_out_size(x.h, k, stride), conv_out_size(x.w, k, stride)};
+    }
+
     // The input of an int8 layer as bytes: the map's own (in `q` by construction: its producer
     // writes uint8 only for readers in that quantisation), or its float values quantised with `q`.
     const QuantizedMap& bytes_of(const LayerMap& in, const QuantParams& q) {
