@@ -41,6 +41,7 @@
 #include <exception>
 #include <fstream>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -149,8 +150,8 @@ void bm_dense(benchmark::State& state, const KernelSet* kernels, int items, int 
 // A w x h region of a random image resampled as MTCNN's set_input does, row by row.
 void bm_area_rows(benchmark::State& state, const KernelSet* kernels, int w, int h, int out_w, int out_h, bool int8) {
     Image image(w, h);
-    std::uint32_t seed = 1;
-    for (std::uint8_t& v : image.rgb) v = static_cast<std::uint8_t>((seed = seed * 1664525u + 1013904223u) >> 24);
+    std::mt19937 rng(1);
+    for (std::uint8_t& v : image.rgb) v = static_cast<std::uint8_t>(rng() % 256);
     SummedAreaTable table;
     table.build(image);
     std::vector<AreaSpan> xs, ys;

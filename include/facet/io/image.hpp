@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/tensor.hpp"
 #include "../kernels/area_row_plan.hpp"
 #include "files.hpp"
 #ifdef FACET_WITH_LIBJPEG
@@ -449,7 +450,7 @@ inline void plan_area_row(const std::vector<AreaSpan>& xs, const std::array<int,
                           const std::array<float, 3>& mean, const std::array<float, 3>& scale, AreaRowPlan& plan) {
     plan.values = static_cast<int>(xs.size()) * 3;
     plan.entries = xs.empty() ? 0 : (xs.back().end + 1) * 3;
-    const std::size_t padded = static_cast<std::size_t>((plan.values + AreaRowPlan::kPad - 1) / AreaRowPlan::kPad * AreaRowPlan::kPad);
+    const auto padded = static_cast<std::size_t>(round_up(plan.values, AreaRowPlan::kPad));
     plan.first.assign(padded, 0);
     plan.last.assign(padded, 0);
     plan.width.assign(padded, 1.0f);
