@@ -120,7 +120,10 @@ void bm_conv_prelu(benchmark::State& state, const KernelSet* kernels, int k, int
             benchmark::ClobberMemory();
         }
     } else {
-        FeatureBuffer in(h, w, cin), out(oh, ow, cout);
+        // A first conv reads Mtcnn::set_input's packed map (three floats a pixel), which the
+        // Winograd kernel hands to the direct one; other convs read padded channel vectors.
+        FeatureBuffer in, out(oh, ow, cout);
+        in.resize(h, w, cin, cin == 3 ? 1 : kChannelAlign);
         fill_random(in.map(), 1);
         const std::vector<float> weights(static_cast<std::size_t>(cout) * cin * k * k, 0.01f);
         const PackedConv packed = pack_conv(weights.data(), bias.data(), cout, cin, k, 1, prelu);
