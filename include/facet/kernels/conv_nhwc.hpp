@@ -64,25 +64,27 @@ inline void conv_tile(const FeatureMap& in, const PackedConv& w, int vec0, int o
     tile.store(w, vec0, out.at(oy, ox), out.cstride);
 }
 
-// conv_tile<Arch, 3, 1, P, 1> for an image's pixels (three floats a pixel, packed: MTCNN's first
+// conv_tile<Arch, 3, 1, P, V> for an image's pixels (three floats a pixel, packed: MTCNN's first
 // convs) on AVX-512. The generic tile broadcasts each input value once per output that reads it,
 // 27 broadcasts a pixel: with one channel vector (P-Net's 10 outputs) one broadcast per FMA, about
 // one FMA a cycle. Here a row's values are broadcast once each and FMA'd into the up to three
-// outputs whose windows hold them (kx = 0, 1, 2), the row's 9 weight vectors in registers, and
-// 12 pixels give 12 independent FMA chains. Each output still adds its taps in (ky, kx, ci)
-// order, the generic tile's: the same bits. (9 weights + 12 accumulators need AVX-512's 32
-// registers; with 16, SSE4.1 and AVX2 spill and run slower than the generic tile.)
-template <class Arch, int P>
+// outputs whose windows hold them (kx = 0, 1, 2), the row's 9 x V weight vectors in registers.
+// Each output still adds its taps in (ky, kx, ci) order, the generic tile's: the same bits. (The
+// weights and accumulators need AVX-512's 32 registers; with 16, SSE4.1 and AVX2 spill and run
+// slower than the generic tile.)
+template <class Arch, int P, int V>
 inline void conv3x3_image_tile(const FeatureMap& in, const PackedConv& w, int vec0, int oy, int ox, const FeatureMap& out) {
     using B = Batch<Arch>;
     constexpr int N = B::size, C = 3;
-    ConvTile<Arch, P, 1> tile(w, vec0);
+    ConvTile<Arch, P, V> tile(w, vec0);
     for (int ky = 0; ky < 3; ++ky) {
         const float* src = in.at(oy - 1 + ky, ox - 1);
-        B wv[3][C]; // [kx][ci]
+        B wv[3][C][V]; // [kx][ci]
         for (int kx = 0; kx < 3; ++kx)
             for (int ci = 0; ci < C; ++ci)
-                wv[kx][ci] = B::load_aligned(w.weights.get() + static_cast<std::ptrdiff_t>((ky * 3 + kx) * C + ci) * w.cout_pad + vec0 * N);
+                for (int v = 0; v < V; ++v)
+                    wv[kx][ci][v] = B::load_aligned(w.weights.get() + static_cast<std::ptrdiff_t>((ky * 3 + kx) * C + ci) * w.cout_pad +
+                                                    (vec0 + v) * N);
         // Unrolled whole, so that the accumulators stay registers (GCC's own limit leaves the
         // j loop rolled, the accumulators in memory indexed at run time: 3x slower).
 #pragma GCC unroll 16
@@ -91,7 +93,8 @@ inline void conv3x3_image_tile(const FeatureMap& in, const PackedConv& w, int ve
             for (int ci = 0; ci < C; ++ci) {
                 const B x(src[j * C + ci]);
                 for (int kx = 0; kx < 3; ++kx)
-                    if (j - kx >= 0 && j - kx < P) tile.acc[j - kx][0] = xsimd::fma(x, wv[kx][ci], tile.acc[j - kx][0]);
+                    if (j - kx >= 0 && j - kx < P)
+                        for (int v = 0; v < V; ++v) tile.acc[j - kx][v] = xsimd::fma(x, wv[kx][ci][v], tile.acc[j - kx][v]);
             }
     }
     tile.store(w, vec0, out.at(oy, ox), out.cstride);
@@ -122,13 +125,20 @@ void conv_nhwc(const FeatureMap& in, const PackedConv& w, const FeatureMap& out,
     constexpr int N = Batch<Arch>::size;
     const int vectors = w.cout_pad / N;
     constexpr bool image_tiles = K == 3 && S == 1 && std::is_same<Arch, xsimd::avx512f>::value;
-    if (image_tiles && in.cstride == 3 && w.cin == 3 && vectors == 1) {
-        constexpr int P = 2 * kTilePixels;
-        return parallel_for<Arch>(0, out.h, threads, [&](int oy) {
-            int x = 0;
-            for (; x + P <= out.w; x += P) conv3x3_image_tile<Arch, P>(in, w, 0, oy, x, out);
-            for_each_pixel_tile(out.w - x, [&](auto pixels, int ox) { conv3x3_image_tile<Arch, pixels>(in, w, 0, oy, x + ox, out); });
-        });
+    if (image_tiles && in.cstride == 3 && w.cin == 3 && vectors <= 2) {
+        const auto rows = [&](auto width, auto tile_pixels) {
+            constexpr int V = width, P = tile_pixels;
+            parallel_for<Arch>(0, out.h, threads, [&](int oy) {
+                int x = 0;
+                for (; x + P <= out.w; x += P) conv3x3_image_tile<Arch, P, V>(in, w, 0, oy, x, out);
+                for_each_pixel_tile(out.w - x, [&](auto pixels, int ox) { conv3x3_image_tile<Arch, pixels, V>(in, w, 0, oy, x + ox, out); });
+            });
+        };
+        // One vector: 12 pixels, 12 FMA chains; two (R-Net's 28 outputs): 6, as 18 weights and 12
+        // accumulators fill the registers.
+        if (vectors == 1) rows(std::integral_constant<int, 1>{}, std::integral_constant<int, 2 * kTilePixels>{});
+        else rows(std::integral_constant<int, 2>{}, std::integral_constant<int, kTilePixels>{});
+        return;
     }
     parallel_for<Arch>(0, out.h, threads, [&](int oy) {
         for_each_vector_block<Arch>(vectors, [&](auto width, int v) {
