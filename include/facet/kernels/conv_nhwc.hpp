@@ -66,25 +66,25 @@ inline void conv_tile(const FeatureMap& in, const PackedConv& w, int vec0, int o
 
 // conv_tile<Arch, 3, 1, P, V> for an image's pixels (three floats a pixel, packed: MTCNN's first
 // convs) on AVX-512. The generic tile broadcasts each input value once per output that reads it,
-// 27 broadcasts a pixel: with one channel vector (P-Net's 10 outputs) one broadcast per FMA, about
-// one FMA a cycle. Here a row's values are broadcast once each and FMA'd into the up to three
+// 27 broadcasts a pixel: with one channel vector (P-Net's 10 outputs) one broadcast per FMA, and
+// 7.7 ns a pixel whether the map fits L2 or not (Zen 5). Here a row's values are broadcast once each and FMA'd into the up to three
 // outputs whose windows hold them (kx = 0, 1, 2), the row's 9 x V weight vectors in registers.
 // Each output still adds its taps in (ky, kx, ci) order, the generic tile's: the same bits. (The
-// weights and accumulators need AVX-512's 32 registers; with 16, SSE4.1 and AVX2 spill and run
-// slower than the generic tile.)
+// weights and accumulators need AVX-512's 32 registers; with 16 they spill: SSE4.1 ran 1.2x
+// slower than the generic tile, AVX2 no faster.) V is every output vector of the layer (conv_nhwc takes it for
+// up to two), so the tile starts at channel 0.
 template <class Arch, int P, int V>
-inline void conv3x3_image_tile(const FeatureMap& in, const PackedConv& w, int vec0, int oy, int ox, const FeatureMap& out) {
+inline void conv3x3_image_tile(const FeatureMap& in, const PackedConv& w, int oy, int ox, const FeatureMap& out) {
     using B = Batch<Arch>;
     constexpr int N = B::size, C = 3;
-    ConvTile<Arch, P, V> tile(w, vec0);
+    ConvTile<Arch, P, V> tile(w, 0);
     for (int ky = 0; ky < 3; ++ky) {
         const float* src = in.at(oy - 1 + ky, ox - 1);
         B wv[3][C][V]; // [kx][ci]
         for (int kx = 0; kx < 3; ++kx)
             for (int ci = 0; ci < C; ++ci)
                 for (int v = 0; v < V; ++v)
-                    wv[kx][ci][v] = B::load_aligned(w.weights.get() + static_cast<std::ptrdiff_t>((ky * 3 + kx) * C + ci) * w.cout_pad +
-                                                    (vec0 + v) * N);
+                    wv[kx][ci][v] = B::load_aligned(w.weights.get() + static_cast<std::ptrdiff_t>((ky * 3 + kx) * C + ci) * w.cout_pad + v * N);
         // Unrolled whole, so that the accumulators stay registers (GCC's own limit leaves the
         // j loop rolled, the accumulators in memory indexed at run time: 3x slower).
 #pragma GCC unroll 16
@@ -97,7 +97,7 @@ inline void conv3x3_image_tile(const FeatureMap& in, const PackedConv& w, int ve
                         for (int v = 0; v < V; ++v) tile.acc[j - kx][v] = xsimd::fma(x, wv[kx][ci][v], tile.acc[j - kx][v]);
             }
     }
-    tile.store(w, vec0, out.at(oy, ox), out.cstride);
+    tile.store(w, 0, out.at(oy, ox), out.cstride);
 }
 
 // Calls tile(std::integral_constant<int, P>{}, x) over a row of `width` pixels (or the Winograd
@@ -130,8 +130,8 @@ void conv_nhwc(const FeatureMap& in, const PackedConv& w, const FeatureMap& out,
             constexpr int V = width, P = tile_pixels;
             parallel_for<Arch>(0, out.h, threads, [&](int oy) {
                 int x = 0;
-                for (; x + P <= out.w; x += P) conv3x3_image_tile<Arch, P, V>(in, w, 0, oy, x, out);
-                for_each_pixel_tile(out.w - x, [&](auto pixels, int ox) { conv3x3_image_tile<Arch, pixels, V>(in, w, 0, oy, x + ox, out); });
+                for (; x + P <= out.w; x += P) conv3x3_image_tile<Arch, P, V>(in, w, oy, x, out);
+                for_each_pixel_tile(out.w - x, [&](auto pixels, int ox) { conv3x3_image_tile<Arch, pixels, V>(in, w, oy, x + ox, out); });
             });
         };
         // One vector: 12 pixels, 12 FMA chains; two (R-Net's 28 outputs): 6, as 18 weights and 12
