@@ -126,7 +126,8 @@ void bm_conv_prelu(benchmark::State& state, const KernelSet* kernels, int k, int
         in.resize(h, w, cin, cin == 3 ? 1 : kChannelAlign);
         fill_random(in.map(), 1);
         const std::vector<float> weights(static_cast<std::size_t>(cout) * cin * k * k, 0.01f);
-        const PackedConv packed = pack_conv(weights.data(), bias.data(), cout, cin, k, 1, prelu);
+        PackedConv packed = pack_conv(weights.data(), bias.data(), cout, cin, k, 1, prelu);
+        if (packed.winograd) pack_winograd(packed, winograd_tile_for(oh, ow)); // as MtcnnModel picks it
         for (auto _ : state) {
             kernels->conv_for(packed)(in.map().pixels(inset, inset, h - 2 * inset, w - 2 * inset), packed, out.map(), 1);
             benchmark::ClobberMemory();

@@ -19,7 +19,7 @@ namespace {
 // Errors are measured against the output's scale (test::max_scaled_error) for dense convs: a sum of
 // 576 products that cancels to a small output carries rounding of the size of its terms.
 constexpr double kTolerance = 1e-5;
-// Winograd F(4x4, 3x3): rounding about 8x the direct kernel's.
+// Winograd F(4x4, 3x3): rounding about 8x the direct kernel's (F(3x3, 3x3): less).
 constexpr double kWinogradTolerance = 2e-5;
 
 // PReLU slopes for up to 256 channels, negative and > 1 included (PReLU is not a max).
@@ -40,19 +40,27 @@ void check_dense_conv(int k, int stride, int cin, int cout, int h, int w, Epilog
     FeatureBuffer expected(oh, ow, cout);
     ref::conv2d(in.map(), weights.data(), bias.data(), cout, k, stride, (k - 1) / 2, 1, epilogue, expected.map());
     const PackedConv packed = pack_conv(weights.data(), bias.data(), cout, cin, k, stride, epilogue);
+    // 3x3 stride 1 has three kernels, direct, Winograd F(4x4, 3x3) (pack_conv's) and F(3x3, 3x3);
+    // all must match.
+    PackedConv packed_f33 = pack_conv(weights.data(), bias.data(), cout, cin, k, stride, epilogue);
+    const bool three_by_three_s1 = k == 3 && stride == 1;
+    if (three_by_three_s1) pack_winograd(packed_f33, 3);
     for (const KernelSet* ks : all_kernel_sets()) {
-        // 3x3 stride 1 has two kernels, direct and Winograd; both must match.
-        std::vector<ConvKernel> kernels{ks->conv_for(packed)};
-        if (k == 3 && stride == 1) kernels = {ks->conv3x3_s1, ks->conv3x3_s1_winograd};
-        for (ConvKernel kernel : kernels) {
+        const auto check = [&](ConvKernel kernel, const PackedConv& weights_of, int winograd_tile) {
             FeatureBuffer out(oh, ow, cout);
-            kernel(in.map(), packed, out.map(), 1);
+            kernel(in.map(), weights_of, out.map(), 1);
             CAPTURE(std::string(ks->isa));
-            const bool winograd = kernel == ks->conv3x3_s1_winograd;
-            CAPTURE(winograd);
-            CHECK(test::max_scaled_error(out.map(), expected.map()) < (winograd ? kWinogradTolerance : kTolerance));
+            CAPTURE(winograd_tile);
+            CHECK(test::max_scaled_error(out.map(), expected.map()) < (winograd_tile ? kWinogradTolerance : kTolerance));
             CHECK(test::padding_is_zero(out.map()));
+        };
+        if (!three_by_three_s1) {
+            check(ks->conv_for(packed), packed, 0);
+            continue;
         }
+        check(ks->conv3x3_s1, packed, 0);
+        check(ks->conv3x3_s1_winograd, packed, 4);
+        check(ks->conv3x3_s1_winograd, packed_f33, 3);
     }
 }
 

@@ -76,17 +76,21 @@ void check_conv_valid(int k, int cin, int cout, int h, int w, Epilogue epilogue,
     ref::conv2d(in.floats.map(), weights.data(), bias.data(), cout, k, 1, 0, 1, epilogue, expected.map());
     // 3x3 stride 1 runs by Winograd where the input allows (a 16-aligned channel stride), else
     // directly: the interior view must suit both, so both are checked.
-    ConvLayer winograd, direct;
+    // Winograd comes in two tile sizes, F(4x4, 3x3) and F(3x3, 3x3) (R-Net's and O-Net's conv2).
+    ConvLayer winograd, winograd_f33, direct;
     winograd.fp32 = pack_conv(weights.data(), bias.data(), cout, cin, k, 1, epilogue);
+    winograd_f33.fp32 = pack_conv(weights.data(), bias.data(), cout, cin, k, 1, epilogue);
+    if (k == 3) pack_winograd(winograd_f33.fp32, 3);
     direct.fp32 = pack_conv(weights.data(), bias.data(), cout, cin, k, 1, epilogue);
     direct.fp32.winograd.reset();
+    direct.fp32.winograd_tile = 0;
     for (const KernelSet* ks : all_kernel_sets())
-        for (const ConvLayer* layer : {&winograd, &direct}) {
+        for (const ConvLayer* layer : {&winograd, &winograd_f33, &direct}) {
             LayerRunner runner(*ks);
             LayerMap out;
             runner.conv(*layer, in, out, Padding::none);
             CAPTURE(std::string(ks->isa));
-            CAPTURE(layer == &winograd);
+            CAPTURE(layer->fp32.winograd_tile);
             REQUIRE(out.floats.map().h == h - k + 1);
             REQUIRE(out.floats.map().w == w - k + 1);
             CHECK(test::max_scaled_error(out.floats.map(), expected.map()) < kWinogradTolerance);

@@ -17,7 +17,7 @@
 #include "mobilenet_stem.hpp"
 #include "pool.hpp"
 #include "upsample.hpp"
-#include "winograd_f43.hpp"
+#include "winograd.hpp"
 #include "winograd_f43_bf16.hpp"
 
 namespace facet::simd {

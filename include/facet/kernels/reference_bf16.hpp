@@ -67,7 +67,7 @@ inline void conv3x3_winograd_bf16(const FeatureMap& in, const float* w, const fl
     for (int o = 0; o < cout; ++o)
         for (int i = 0; i < cin; ++i) {
             double g[36];
-            winograd_f43_weight_transform(w + (static_cast<std::size_t>(o) * cin + i) * 9, g);
+            winograd_weight_transform(kWinogradG43, w + (static_cast<std::size_t>(o) * cin + i) * 9, g);
             for (int pos = 0; pos < 36; ++pos) u[(static_cast<std::size_t>(o) * 36 + pos) * cin + i] = static_cast<float>(g[pos]);
         }
     std::vector<float> v(static_cast<std::size_t>(36) * cin); // [pos][cin]

@@ -1,7 +1,7 @@
 // facet: Winograd F(4x4, 3x3) with its 36 per-position GEMMs in bf16 (AVX512-BF16 `vdpbf16ps`,
 // gemm_bf16.hpp), float32 everywhere else.
 //
-// The fp32 kernel's block loop (winograd_f43.hpp), with two changes: the transformed input tiles V
+// The fp32 kernel's block loop (winograd.hpp), with two changes: the transformed input tiles V
 // are stored as bf16 (rounded to nearest even as they leave the input transform, so V takes half
 // the scratch), and the GEMMs read U as bf16 pairs (add_bf16_weights, from the float U of the
 // layer's weights). M, the output transform, bias and activation stay float32.
@@ -12,7 +12,7 @@
 
 #include "conv_weights_bf16.hpp"
 #include "gemm_bf16.hpp"
-#include "winograd_f43.hpp"
+#include "winograd.hpp"
 
 namespace facet::simd {
 namespace { // internal linkage in every translation unit: kernel_set.hpp says why
@@ -52,7 +52,7 @@ void conv3x3_s1_winograd_bf16_nhwc(const FeatureMap& in, const PackedConv& w, co
     constexpr int N = Batch<Bf16Arch>::size;
     if (in.cstride % N != 0) return conv_nhwc<Bf16Arch, 3, 1>(in, w, out, threads); // as the fp32 kernel, on the widened weights
     const int row_pairs = in.cstride / 2, pairs = bf16_pairs(w.cin), cout_pad = w.cout_pad, vectors = cout_pad / N;
-    winograd_f43_blocks<Bf16Arch, std::uint16_t>(
+    winograd_blocks<Bf16Arch, F43, std::uint16_t>(
         in, w, out, threads,
         [](std::uint16_t* dst, const Batch<Bf16Arch>& r) { store_bf16_pairs(reinterpret_cast<std::uint32_t*>(dst), r); },
         [&](const std::uint16_t* vp, int pos, float* mp, int count) {

@@ -276,6 +276,19 @@ inline void MtcnnModel::load(const WeightFile& f) {
     const auto o = stack_heads(f, "onet", {{"dense6_1", 2}, {"dense6_2", 4}, {"dense6_3", 10}}, 256, false);
     onet.heads = pack_dense(o.weights.data(), o.bias.data(), o.rows, 1, 1, 256, Epilogue{});
 
+    // R-Net's and O-Net's convs always see a crop's maps, so each 3x3 one gets the Winograd tile
+    // that covers its fixed output with the fewest products (winograd_tile_for): R-Net conv2 makes
+    // 9 x 9 (24 -> 22 -> pool 11 -> 9), O-Net conv2 21 x 21 and conv3 8 x 8. Float layers only;
+    // a bf16 one keeps the F(4x4, 3x3) U its bf16 GEMMs read.
+    const auto fit_winograd = [](ConvLayer& layer, int out_size) {
+        PackedConv& p = layer.fp32;
+        const int tile = winograd_tile_for(out_size, out_size);
+        if (!layer.quantized() && p.winograd && !p.bf16 && p.winograd_tile != tile) pack_winograd(p, tile);
+    };
+    fit_winograd(rnet.conv2, 9);
+    fit_winograd(onet.conv2, 21);
+    fit_winograd(onet.conv3, 8);
+
     using detail::link_output;
     link_output(pnet.conv1, &pnet.conv2);
     link_output(pnet.conv2, &pnet.conv3);
