@@ -127,8 +127,14 @@ public:
             capacity_ = need;
         }
         lay_out_padded_map(map_, storage_.get(), h, w, c, cstride);
-        if (reshaped) fill_ring(map_, 0.0f);
+        if (reshaped && ring_read_) fill_ring(map_, 0.0f);
     }
+
+    // For a map no reader reads the ring of (unpadded convs and max-pools read only its pixels:
+    // MTCNN's), resize may leave the ring as it is: then it holds whatever earlier shapes left
+    // there. MTCNN re-shapes its maps several times a crop, and refilling their rings was ~3% of
+    // its frame.
+    void set_ring_read(bool read) { ring_read_ = read; }
 
     const FeatureMap& map() const { return map_; }
     std::size_t capacity_floats() const { return capacity_; }
@@ -146,6 +152,7 @@ private:
     AlignedFloats storage_;
     std::size_t capacity_ = 0;
     FeatureMap map_;
+    bool ring_read_ = true;
 };
 
 } // namespace facet

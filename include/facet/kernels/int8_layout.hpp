@@ -89,14 +89,17 @@ public:
         }
         lay_out_padded_map(map_, storage_.get(), h, w, c, cstride);
         map_.q = q;
-        if (reshaped) fill_ring(map_, static_cast<std::uint8_t>(q.zero_point));
+        if (reshaped && ring_read_) fill_ring(map_, static_cast<std::uint8_t>(q.zero_point));
     }
     const QuantizedMap& map() const { return map_; }
+    // As FeatureBuffer::set_ring_read.
+    void set_ring_read(bool read) { ring_read_ = read; }
 
 private:
     std::unique_ptr<std::uint8_t[]> storage_;
     std::size_t capacity_ = 0;
     QuantizedMap map_;
+    bool ring_read_ = true;
 };
 
 // The requantisation epilogue of every int8 kernel (top of file): acc -> uint8 or float.

@@ -49,6 +49,11 @@ struct LayerMap {
     bool quantized = false;
     int h() const { return quantized ? bytes.map().h : floats.map().h; }
     int w() const { return quantized ? bytes.map().w : floats.map().w; }
+    // FeatureBuffer::set_ring_read, for both maps.
+    void set_ring_read(bool read) {
+        floats.set_ring_read(read);
+        bytes.set_ring_read(read);
+    }
 };
 
 // What a conv reads, as it reads it: a float32 layer its float map, an int8 layer its uint8 map
