@@ -308,7 +308,10 @@ public:
     explicit Mtcnn(std::shared_ptr<const MtcnnModel> model, const KernelSet& kernels = default_kernel_set())
         : Mtcnn(model, model->defaults(), kernels) {}
     Mtcnn(std::shared_ptr<const MtcnnModel> model, MtcnnOptions options, const KernelSet& kernels = default_kernel_set())
-        : model_(std::move(model)), options_(options), kernels_(&kernels) {}
+        : model_(std::move(model)), options_(options), kernels_(&kernels) {
+        // Read by the dense layers, pixel by pixel: their rings never are (NetScratch says more).
+        for (FeatureBuffer* map : {&features_, &hidden_, &heads_}) map->set_ring_read(false);
+    }
     explicit Mtcnn(const std::string& weight_path) : Mtcnn(MtcnnModel::from_file(weight_path)) {}
 
     // Another detector on the same weights, with its own scratch memory (for another thread).
@@ -475,10 +478,12 @@ private:
     // its own scratch for a float map quantised for an int8 conv), the area-resampling tables of
     // its input and P-Net's per-level NMS.
     struct NetScratch {
-        // The nets' convs are unpadded and their pools clip partial windows: nothing reads the
-        // rings of these maps, so re-shaping them (every layer of every crop) leaves the rings be.
+        // The nets' convs are unpadded, their pools clip partial windows and P-Net's heads are
+        // read pixel by pixel: nothing reads the rings of these maps, so re-shaping them (every
+        // layer of every crop and pyramid level) leaves the rings be.
         explicit NetScratch(const KernelSet& kernels) : layers(kernels) {
             for (LayerMap* map : {&input, &a, &b}) map->set_ring_read(false);
+            heads.set_ring_read(false);
         }
         LayerMap input, a, b;
         FeatureBuffer heads;
