@@ -547,7 +547,8 @@ private:
         });
         if (candidates_.size() > static_cast<std::size_t>(std::max(0, options_.top_k)))
             candidates_.resize(static_cast<std::size_t>(std::max(0, options_.top_k)));
-        nms_sorted_in_place(candidates_, options_.nms_iou, NmsRule{1.0f, false}, static_cast<std::size_t>(std::max(0, options_.max_faces)));
+        nms_sorted_in_place(candidates_, options_.nms_iou, NmsRule{1.0f, false}, static_cast<std::size_t>(std::max(0, options_.max_faces)),
+                            kept_boxes_);
         faces.assign(candidates_.begin(), candidates_.end());
     }
 
@@ -566,6 +567,7 @@ private:
     std::vector<Prior> priors_;
     int priors_h_ = -1, priors_w_ = -1;
     std::vector<Candidate> candidates_;
+    KeptBoxes kept_boxes_; // the NMS's
     std::vector<BilinearTap> taps_x_, taps_y_;
     int taps_source_w_ = -1, taps_source_h_ = -1;
 };

@@ -93,12 +93,11 @@ bool overlaps_any_kept(const KeptBoxes& kept, const std::array<float, 4>& b, flo
 
 // Greedy NMS on candidates already sorted best first, in place: keeps each one that overlaps no
 // kept one by more than `threshold`, in order, up to `max_keep`. The kept ones form a growing
-// prefix of the vector and their boxes a KeptBoxes (per thread, reused: no allocation once warm);
+// prefix of the vector and their boxes `boxes` (the caller's, reused: no allocation once warm);
 // each candidate is compared with the kept faces only. Any type with Face's `box` and `score`
 // members works (a cascade's candidates carry their box regression through NMS).
 template <class Scored>
-void nms_sorted_in_place(std::vector<Scored>& sorted, float threshold, NmsRule rule, std::size_t max_keep) {
-    static thread_local KeptBoxes boxes;
+void nms_sorted_in_place(std::vector<Scored>& sorted, float threshold, NmsRule rule, std::size_t max_keep, KeptBoxes& boxes) {
     boxes.clear();
     const float o = rule.pixel_offset;
     std::size_t kept = 0;
@@ -114,12 +113,14 @@ void nms_sorted_in_place(std::vector<Scored>& sorted, float threshold, NmsRule r
     sorted.resize(kept);
 }
 
-// Memory for sort_descending_stable, kept by a caller that sorts every frame so that, once warm,
-// sorting allocates nothing (std::stable_sort takes a temporary buffer from the heap each call).
+// Memory for sort_descending_stable and nms, kept by a caller that sorts every frame so that, once
+// warm, sorting allocates nothing (std::stable_sort takes a temporary buffer from the heap each
+// call), nor does the NMS.
 template <class T>
 struct SortScratch {
     std::vector<std::uint32_t> order;
     std::vector<T> sorted;
+    KeptBoxes kept;
 };
 
 // Sorts `items` by descending key(item), ties kept in input order, as std::stable_sort would:
@@ -143,7 +144,7 @@ void sort_descending_stable(std::vector<T>& items, Key&& key, SortScratch<T>& sc
 template <class Scored>
 void nms(std::vector<Scored>& items, float threshold, NmsRule rule, std::size_t max_keep, SortScratch<Scored>& scratch) {
     sort_descending_stable(items, [](const Scored& s) { return s.score; }, scratch);
-    nms_sorted_in_place(items, threshold, rule, max_keep);
+    nms_sorted_in_place(items, threshold, rule, max_keep, scratch.kept);
 }
 
 // The same on a copy, with memory of its own.
