@@ -175,7 +175,6 @@ void bm_area_rows(benchmark::State& state, const KernelSet* kernels, int w, int 
         }
         benchmark::ClobberMemory();
     }
-    const double values = static_cast<double>(plan.values) * out_h;
     // Per row: the two table rows over the region and each value written.
     const double bytes = (2.0 * sizeof(std::uint32_t) * plan.entries + (int8 ? 1.0 : sizeof(float)) * plan.values) * out_h;
     state.counters["bytes"] = Rate(bytes, Rate::kIsIterationInvariantRate, Rate::kIs1000);
