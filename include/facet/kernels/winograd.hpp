@@ -85,7 +85,7 @@ struct F33 {
 };
 
 template <class T>
-constexpr int kPositions = T::kInputTile * T::kInputTile;
+constexpr int kPositions = winograd_positions(T::kTile); // conv_weights.hpp's, which packs U to match
 
 // V = B^T d B for one channel vector of the tile whose output corner is (oy, ox): calls
 // store(pos, vector) for each of the n x n positions.
