@@ -180,6 +180,43 @@ void bm_area_rows(benchmark::State& state, const KernelSet* kernels, int w, int 
     state.counters["bytes"] = Rate(bytes, Rate::kIsIterationInvariantRate, Rate::kIs1000);
 }
 
+// Greedy NMS (post/nms.hpp) on `count` candidates as P-Net leaves them on a pyramid level: boxes of
+// 12-60 px spread over a VGA frame, a few overlapping, so most are kept and each candidate is tested
+// against hundreds of kept boxes. "pairs": the candidate-kept pairs the greedy rule examines (up to
+// the first overlap that suppresses), counted once with box_overlap.
+void bm_nms(benchmark::State& state, int count, bool over_min_area) {
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> x(0.0f, 600.0f), y(0.0f, 440.0f), side(12.0f, 60.0f);
+    std::vector<Face> candidates(static_cast<std::size_t>(count));
+    for (int i = 0; i < count; ++i) {
+        const float x1 = x(rng), y1 = y(rng), s = side(rng);
+        candidates[i].box = {x1, y1, x1 + s, y1 + s};
+        candidates[i].score = 1.0f - static_cast<float>(i) / count;
+    }
+    const NmsRule rule{1.0f, over_min_area};
+    const float threshold = 0.5f;
+    double pairs = 0;
+    std::vector<Face> kept;
+    for (const Face& c : candidates) {
+        bool suppressed = false;
+        for (const Face& k : kept) {
+            ++pairs;
+            if ((suppressed = box_overlap(k.box, c.box, rule) > threshold)) break;
+        }
+        if (!suppressed) kept.push_back(c);
+    }
+    KeptBoxes boxes;
+    std::vector<Face> work;
+    for (auto _ : state) {
+        work = candidates;
+        nms_sorted_in_place(work, threshold, rule, work.size(), boxes);
+        benchmark::DoNotOptimize(work.data());
+    }
+    if (work.size() != kept.size()) state.SkipWithError("the NMS kept another number of boxes than box_overlap's greedy loop");
+    state.counters["kept"] = static_cast<double>(kept.size());
+    state.counters["pairs"] = Rate(pairs, Rate::kIsIterationInvariantRate, Rate::kIs1000);
+}
+
 std::string env_or(const char* name, const std::string& fallback) {
     const char* value = std::getenv(name);
     return value && *value ? std::string(value) : fallback;
@@ -306,6 +343,9 @@ const bool kRegistered = [] {
         register_case(std::string("BM_MTCNN_VGA_Int8/") + kernels->isa, bm_cascade, kernels, 1, false, true)
             ->Unit(benchmark::kMillisecond);
     }
+    // NMS is compiled once, in the models' baseline code (no kernel set).
+    for (bool over_min_area : {false, true})
+        register_case(std::string("nms/") + (over_min_area ? "min_area" : "union") + "/2000", bm_nms, 2000, over_min_area);
     if (!isas.empty()) {
         const KernelSet* best = &kernel_set(isas.back());
         register_case(std::string("BM_MTCNN_VGA/") + best->isa + "/threads:2", bm_cascade, best, 2, false, false)

@@ -2,7 +2,6 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
-#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -16,17 +15,31 @@ struct NmsRule {
     bool over_min_area = false;   // intersection over the smaller area instead of over the union
 };
 
-inline float box_overlap(const std::array<float, 4>& a, const std::array<float, 4>& b, NmsRule rule) {
-    const float o = rule.pixel_offset;
-    const float iw = std::min(a[2], b[2]) - std::max(a[0], b[0]) + o;
-    const float ih = std::min(a[3], b[3]) - std::max(a[1], b[1]) + o;
-    // Disjoint boxes overlap by exactly 0, decided without the areas and the division: most pairs
-    // an NMS compares (MTCNN's P-Net keeps hundreds of boxes a level, spread over the image).
-    if (!(iw > 0.0f) || !(ih > 0.0f)) return 0.0f;
+// A box's area under `offset`'s pixel convention (NmsRule::pixel_offset).
+inline float box_area(const std::array<float, 4>& b, float offset) { return (b[2] - b[0] + offset) * (b[3] - b[1] + offset); }
+
+// The overlap of boxes a and b (corners and areas given) by NmsRule's measure, branch-free so that a
+// loop of them vectorises (overlaps_any_kept): `ratio` divides whatever the boxes, and
+// `overlapping` says whether it counts: disjoint boxes (or a zero denominator) overlap by 0.
+struct Overlap {
+    float ratio;
+    bool overlapping;
+};
+template <bool kOverMinArea>
+inline Overlap overlap_of(float ax1, float ay1, float ax2, float ay2, float area_a, const std::array<float, 4>& b,
+                          float area_b, float offset) {
+    const float iw = std::min(ax2, b[2]) - std::max(ax1, b[0]) + offset;
+    const float ih = std::min(ay2, b[3]) - std::max(ay1, b[1]) + offset;
     const float inter = iw * ih;
-    const float area_a = (a[2] - a[0] + o) * (a[3] - a[1] + o), area_b = (b[2] - b[0] + o) * (b[3] - b[1] + o);
-    const float denom = rule.over_min_area ? std::min(area_a, area_b) : area_a + area_b - inter;
-    return denom > 0.0f ? inter / denom : 0.0f;
+    const float denom = kOverMinArea ? std::min(area_a, area_b) : area_a + area_b - inter;
+    return {inter / denom, bool((iw > 0.0f) & (ih > 0.0f) & (denom > 0.0f))};
+}
+
+inline float box_overlap(const std::array<float, 4>& a, const std::array<float, 4>& b, NmsRule rule) {
+    const float o = rule.pixel_offset, area_a = box_area(a, o), area_b = box_area(b, o);
+    const Overlap r = rule.over_min_area ? overlap_of<true>(a[0], a[1], a[2], a[3], area_a, b, area_b, o)
+                                         : overlap_of<false>(a[0], a[1], a[2], a[3], area_a, b, area_b, o);
+    return r.overlapping ? r.ratio : 0.0f;
 }
 
 // The kept boxes of a greedy NMS as arrays (structure of arrays) of corners and areas, padded to
@@ -35,38 +48,42 @@ inline float box_overlap(const std::array<float, 4>& a, const std::array<float, 
 // boxes a level and most of its candidates overlap none of them: each is compared with them all.
 struct KeptBoxes {
     static constexpr std::size_t kBlock = 16;
+    // A padding lane's corners: an empty box far outside any image (x1 > x2), so its width against
+    // any real box is about -2e18, never > 0. Finite, not infinities: the products stay finite
+    // (4e36 < FLT_MAX), so a program built with -ffinite-math-only decides the same.
+    static constexpr float kFar = 1e18f;
     std::vector<float> x1, y1, x2, y2, area;
     std::size_t count = 0;
 
     void clear() { count = 0; }
 
-    void push(const std::array<float, 4>& b, float box_area) {
+    void push(const std::array<float, 4>& b, float b_area) {
         if (count % kBlock == 0) {
-            // A new block, its lanes set to empty boxes: min(x2) - max(x1) is -inf, never > 0.
-            // (The arrays keep their size across frames: the block's lanes are set, not appended.)
-            const float inf = std::numeric_limits<float>::infinity();
+            // A new block, its lanes set to padding. (The arrays keep their size across frames: the
+            // block's lanes are set, not appended.)
             for (auto* v : {&x1, &y1, &x2, &y2, &area})
                 if (v->size() < count + kBlock) v->resize(count + kBlock);
-            std::fill_n(x1.begin() + count, kBlock, inf);
-            std::fill_n(y1.begin() + count, kBlock, inf);
-            std::fill_n(x2.begin() + count, kBlock, -inf);
-            std::fill_n(y2.begin() + count, kBlock, -inf);
+            std::fill_n(x1.begin() + count, kBlock, kFar);
+            std::fill_n(y1.begin() + count, kBlock, kFar);
+            std::fill_n(x2.begin() + count, kBlock, -kFar);
+            std::fill_n(y2.begin() + count, kBlock, -kFar);
             std::fill_n(area.begin() + count, kBlock, 0.0f);
         }
         x1[count] = b[0];
         y1[count] = b[1];
         x2[count] = b[2];
         y2[count] = b[3];
-        area[count] = box_area;
+        area[count] = b_area;
         ++count;
     }
 };
 
 // Whether `b` (of area b_area) overlaps one of `kept` by more than `threshold`: box_overlap(kept,
-// b, rule) > threshold lane by lane, the same float operations in the same order (the kept boxes'
-// areas are box_overlap's area_a, computed once), so the same decisions.
+// b, rule) > threshold lane by lane (the same overlap_of; the kept boxes' areas computed once).
 template <bool kOverMinArea>
 bool overlaps_any_kept(const KeptBoxes& kept, const std::array<float, 4>& b, float b_area, float threshold, float offset) {
+    // box_overlap's 0 for boxes that do not overlap, against the threshold (a negative one
+    // suppresses everything).
     const unsigned zero_exceeds = unsigned(0.0f > threshold);
     for (std::size_t block = 0; block < kept.count; block += KeptBoxes::kBlock) {
         const float* x1 = kept.x1.data() + block;
@@ -74,17 +91,13 @@ bool overlaps_any_kept(const KeptBoxes& kept, const std::array<float, 4>& b, flo
         const float* x2 = kept.x2.data() + block;
         const float* y2 = kept.y2.data() + block;
         const float* area = kept.area.data() + block;
-        // Branch-free, so that it vectorises: every lane divides, and box_overlap's zero for
-        // disjoint boxes (or a zero denominator) becomes a select of `zero_exceeds`.
+        // Branch-free, so that it vectorises: the choice between the ratio's verdict and
+        // zero_exceeds is a select.
         unsigned hit = 0;
         for (std::size_t l = 0; l < KeptBoxes::kBlock; ++l) {
-            const float iw = std::min(x2[l], b[2]) - std::max(x1[l], b[0]) + offset;
-            const float ih = std::min(y2[l], b[3]) - std::max(y1[l], b[1]) + offset;
-            const float inter = iw * ih;
-            const float denom = kOverMinArea ? std::min(area[l], b_area) : area[l] + b_area - inter;
-            const unsigned overlapping = unsigned(iw > 0.0f) & unsigned(ih > 0.0f) & unsigned(denom > 0.0f);
-            const unsigned exceeds = unsigned(inter / denom > threshold);
-            hit |= (overlapping & exceeds) | (~overlapping & zero_exceeds);
+            const Overlap r = overlap_of<kOverMinArea>(x1[l], y1[l], x2[l], y2[l], area[l], b, b_area, offset);
+            const unsigned overlapping = r.overlapping;
+            hit |= (overlapping & unsigned(r.ratio > threshold)) | (~overlapping & zero_exceeds);
         }
         if (hit & 1u) return true;
     }
@@ -103,7 +116,7 @@ void nms_sorted_in_place(std::vector<Scored>& sorted, float threshold, NmsRule r
     std::size_t kept = 0;
     for (std::size_t i = 0; i < sorted.size() && kept < max_keep; ++i) {
         const std::array<float, 4>& b = sorted[i].box;
-        const float b_area = (b[2] - b[0] + o) * (b[3] - b[1] + o);
+        const float b_area = box_area(b, o);
         const bool suppressed = rule.over_min_area ? overlaps_any_kept<true>(boxes, b, b_area, threshold, o)
                                                    : overlaps_any_kept<false>(boxes, b, b_area, threshold, o);
         if (suppressed) continue;
