@@ -351,7 +351,7 @@ public:
         }
         rnet_on_sums(proposed_, refined_);
         onet_on_sums(refined_, faces);
-        sort_descending_stable(faces, [](const Face& f) { return (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]); }, face_sort_);
+        sort_descending_stable(faces, [](const Face& f) { return box_area(f.box, 0.0f); }, face_sort_); // largest first
     }
 
     // The cascade stage by stage (detect() runs them in turn; public for tests and benchmarks).
