@@ -183,7 +183,7 @@ void bm_area_rows(benchmark::State& state, const KernelSet* kernels, int w, int 
 // Greedy NMS (post/nms.hpp) on `count` candidates as P-Net leaves them on a pyramid level: boxes of
 // 12-60 px spread over a VGA frame, a few overlapping, so most are kept and each candidate is tested
 // against hundreds of kept boxes. "pairs": the candidate-kept pairs the greedy rule examines (up to
-// the first overlap that suppresses), counted once with box_overlap.
+// the first overlap that suppresses), counted once by nms_sorted_reference.
 void bm_nms(benchmark::State& state, int count, bool over_min_area) {
     std::mt19937 rng(7);
     std::uniform_real_distribution<float> x(0.0f, 600.0f), y(0.0f, 440.0f), side(12.0f, 60.0f);
@@ -196,15 +196,7 @@ void bm_nms(benchmark::State& state, int count, bool over_min_area) {
     const NmsRule rule{1.0f, over_min_area};
     const float threshold = 0.5f;
     double pairs = 0;
-    std::vector<Face> kept;
-    for (const Face& c : candidates) {
-        bool suppressed = false;
-        for (const Face& k : kept) {
-            ++pairs;
-            if ((suppressed = box_overlap(k.box, c.box, rule) > threshold)) break;
-        }
-        if (!suppressed) kept.push_back(c);
-    }
+    const std::vector<Face> kept = nms_sorted_reference(candidates, threshold, rule, &pairs);
     KeptBoxes boxes;
     std::vector<Face> work;
     for (auto _ : state) {
@@ -212,7 +204,7 @@ void bm_nms(benchmark::State& state, int count, bool over_min_area) {
         nms_sorted_in_place(work, threshold, rule, work.size(), boxes);
         benchmark::DoNotOptimize(work.data());
     }
-    if (work.size() != kept.size()) state.SkipWithError("the NMS kept another number of boxes than box_overlap's greedy loop");
+    if (work.size() != kept.size()) state.SkipWithError("the NMS kept another number of boxes than nms_sorted_reference");
     state.counters["kept"] = static_cast<double>(kept.size());
     state.counters["pairs"] = Rate(pairs, Rate::kIsIterationInvariantRate, Rate::kIs1000);
 }

@@ -56,10 +56,6 @@ struct GateReport {
     bool passed() const { return found == reference_faces && extra_faces == 0; }
 };
 
-inline float box_iou(const std::array<float, 4>& a, const std::array<float, 4>& b) {
-    return box_overlap(a, b, NmsRule{0.0f, false});
-}
-
 // Limits of one fp32 face against the face that matches it best; worst figures updated.
 struct FaceMatch {
     float iou = 0.0f, score = 0.0f, landmark = 0.0f;

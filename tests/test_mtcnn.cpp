@@ -40,11 +40,11 @@ void check_against_golden(const std::string& image_name, const std::string& gold
             const Face& g = golden[i];
             const Face* best = nullptr;
             for (const Face& f : faces)
-                if (!best || test::iou(f.box, g.box) > test::iou(best->box, g.box)) best = &f;
+                if (!best || box_iou(f.box, g.box) > box_iou(best->box, g.box)) best = &f;
             REQUIRE(best != nullptr);
             CAPTURE(g.box[0]); CAPTURE(g.box[1]); CAPTURE(g.score);
             CHECK(best == &faces[std::min(i, faces.size() - 1)]); // same order
-            min_iou = std::min(min_iou, test::iou(best->box, g.box));
+            min_iou = std::min(min_iou, box_iou(best->box, g.box));
             max_score_diff = std::max(max_score_diff, std::fabs(best->score - g.score));
             for (int n = 0; n < 5; ++n)
                 for (int k = 0; k < 2; ++k)
@@ -187,7 +187,7 @@ TEST_CASE("a face cut by the image border is cropped with the padding rule, not 
         CHECK(f.score > 0.9f);
         // The clamped crop is the part of the square inside the image, stretched to 48 x 48 (no
         // zero padding, as upstream), so O-Net sees the face distorted: the box is close, not exact.
-        CHECK(test::iou(f.box, expected) > 0.7f);
+        CHECK(box_iou(f.box, expected) > 0.7f);
         CHECK((f.box[0] < 0 && f.box[1] < 0));
     }
 }

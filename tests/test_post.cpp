@@ -48,18 +48,9 @@ TEST_CASE("NMS keeps the best of each cluster, in score order, up to max_keep") 
 
 TEST_CASE("NMS over many boxes decides as box_overlap pair by pair does, on both rules, call after call") {
     // The kept boxes are tested in vectorised blocks of 16 (KeptBoxes); the reference is the plain
-    // greedy loop over box_overlap. Boxes cluster on a few centres so that hundreds are suppressed
+    // greedy loop over box_overlap (nms_sorted_reference). Boxes cluster on a few centres so that hundreds are suppressed
     // and dozens kept (several blocks, a partly filled last one); a smaller call after a larger one
     // checks that the previous call's kept boxes are not seen again.
-    auto reference = [](std::vector<Face> sorted, float threshold, NmsRule rule) {
-        std::vector<Face> kept;
-        for (const Face& f : sorted) {
-            bool suppressed = false;
-            for (const Face& k : kept) suppressed = suppressed || box_overlap(k.box, f.box, rule) > threshold;
-            if (!suppressed) kept.push_back(f);
-        }
-        return kept;
-    };
     std::uint32_t state = 12345;
     auto next = [&](float range) {
         state = state * 1664525u + 1013904223u;
@@ -79,7 +70,7 @@ TEST_CASE("NMS over many boxes decides as box_overlap pair by pair does, on both
                 CAPTURE(rule.pixel_offset);
                 CAPTURE(rule.over_min_area);
                 CAPTURE(threshold);
-                const std::vector<Face> expected = reference(faces, threshold, rule);
+                const std::vector<Face> expected = nms_sorted_reference(faces, threshold, rule);
                 std::vector<Face> kept = faces;
                 nms_sorted_in_place(kept, threshold, rule, faces.size(), boxes);
                 REQUIRE(kept.size() == expected.size());

@@ -36,10 +36,10 @@ void check_against_golden(const std::string& weights, const std::string& image_n
             ++checked;
             const Face* best = nullptr;
             for (const Face& f : faces)
-                if (!best || test::iou(f.box, g.box) > test::iou(best->box, g.box)) best = &f;
+                if (!best || box_iou(f.box, g.box) > box_iou(best->box, g.box)) best = &f;
             REQUIRE(best != nullptr);
             CAPTURE(g.box[0]); CAPTURE(g.box[1]); CAPTURE(g.score);
-            CHECK(test::iou(best->box, g.box) >= 0.98f);
+            CHECK(box_iou(best->box, g.box) >= 0.98f);
             CHECK(std::fabs(best->score - g.score) <= 0.002f);
             for (int n = 0; n < 5; ++n) {
                 CHECK(std::fabs(best->landmarks[n][0] - g.landmarks[n][0]) <= 0.5f);
@@ -50,7 +50,7 @@ void check_against_golden(const std::string& weights, const std::string& image_n
         for (const Face& f : faces) {
             if (f.score < 0.1f) continue;
             float best = 0;
-            for (const Face& g : golden) best = std::max(best, test::iou(f.box, g.box));
+            for (const Face& g : golden) best = std::max(best, box_iou(f.box, g.box));
             CAPTURE(f.box[0]); CAPTURE(f.box[1]); CAPTURE(f.score);
             CHECK(best >= 0.98f);
         }
@@ -139,7 +139,7 @@ TEST_CASE("max_side maps detections back to the original pixels") {
     REQUIRE(b.size() == 6);
     for (const Face& f : a) {
         float best = 0;
-        for (const Face& g : b) best = std::max(best, test::iou(f.box, g.box));
+        for (const Face& g : b) best = std::max(best, box_iou(f.box, g.box));
         CHECK(best > 0.8f);
     }
 }

@@ -15,7 +15,6 @@
 #include <facet/kernels/kernel_set.hpp>
 #include <facet/io/json.hpp>
 #include <facet/models/retinaface.hpp>
-#include <facet/post/nms.hpp>
 
 #include "../bench/bench_inputs.hpp"
 
@@ -128,8 +127,5 @@ inline std::vector<Face> load_golden_faces(const std::string& path) {
     }
     return faces;
 }
-
-// Plain intersection over union of two boxes (x1, y1, x2, y2).
-inline float iou(const std::array<float, 4>& a, const std::array<float, 4>& b) { return box_overlap(a, b, NmsRule{0.0f, false}); }
 
 } // namespace facet::test

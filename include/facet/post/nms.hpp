@@ -42,6 +42,10 @@ inline float box_overlap(const std::array<float, 4>& a, const std::array<float, 
     return r.overlapping ? r.ratio : 0.0f;
 }
 
+// Intersection over union in continuous coordinates (no "+1" pixel sizes): how detections are
+// compared with each other and with references.
+inline float box_iou(const std::array<float, 4>& a, const std::array<float, 4>& b) { return box_overlap(a, b, NmsRule{0.0f, false}); }
+
 // The kept boxes of a greedy NMS as arrays (structure of arrays) of corners and areas, padded to
 // whole blocks of kBlock with boxes that overlap nothing, so that a candidate is tested against a
 // block of them by one fixed-count loop the compiler vectorises. MTCNN's P-Net keeps hundreds of
@@ -124,6 +128,25 @@ void nms_sorted_in_place(std::vector<Scored>& sorted, float threshold, NmsRule r
         sorted[kept++] = sorted[i];
     }
     sorted.resize(kept);
+}
+
+// The same greedy rule written plainly, one box_overlap at a time: the reference nms_sorted_in_place's
+// blocks are tested (tests/test_post.cpp) and benchmarked (bench/bench_mtcnn.cpp) against.
+// `pairs_compared`, when given, counts the candidate-kept pairs compared, up to the first overlap that
+// suppresses a candidate.
+template <class Scored>
+std::vector<Scored> nms_sorted_reference(const std::vector<Scored>& sorted, float threshold, NmsRule rule,
+                                         double* pairs_compared = nullptr) {
+    std::vector<Scored> kept;
+    for (const Scored& candidate : sorted) {
+        bool suppressed = false;
+        for (std::size_t k = 0; k < kept.size() && !suppressed; ++k) {
+            if (pairs_compared) ++*pairs_compared;
+            suppressed = box_overlap(kept[k].box, candidate.box, rule) > threshold;
+        }
+        if (!suppressed) kept.push_back(candidate);
+    }
+    return kept;
 }
 
 // Memory for sort_descending_stable and nms, kept by a caller that sorts every frame so that, once
