@@ -48,9 +48,9 @@ TEST_CASE("NMS keeps the best of each cluster, in score order, up to max_keep") 
 
 TEST_CASE("NMS over many boxes decides as box_overlap pair by pair does, on both rules, call after call") {
     // The kept boxes are tested in vectorised blocks of 16 (KeptBoxes); the reference is the plain
-    // greedy loop over box_overlap (nms_sorted_reference). Boxes cluster on a few centres so that hundreds are suppressed
-    // and dozens kept (several blocks, a partly filled last one); a smaller call after a larger one
-    // checks that the previous call's kept boxes are not seen again.
+    // greedy loop over box_overlap (nms_sorted_reference). Boxes cluster on a few centres so that
+    // hundreds are suppressed and dozens kept (several blocks, a partly filled last one); a smaller
+    // call after a larger one checks that the previous call's kept boxes are not seen again.
     std::uint32_t state = 12345;
     auto next = [&](float range) {
         state = state * 1664525u + 1013904223u;
